@@ -1,0 +1,62 @@
+"""Scrubs Sentry events so no customer PII or secret leaves the service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+SENSITIVE_KEYS = frozenset(
+    {
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "birthday",
+        "drivers_license",
+        "medical_card_number",
+        "street",
+        "postal_code",
+        "raw",
+        "payload",
+        "pos_credentials",
+        "credentials",
+        "api_key",
+        "password",
+        "authorization",
+        "token",
+        "access_token",
+        "client_secret",
+        "private_key",
+        "data",
+    }
+)
+FILTERED = "[Filtered]"
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: FILTERED if str(k).lower() in SENSITIVE_KEYS else _scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def scrub_event(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
+    """Drop request bodies, query strings and local variables that may carry PII or secrets."""
+    request = event.get("request")
+    if isinstance(request, dict):
+        request.pop("data", None)
+        request.pop("cookies", None)
+        if request.get("query_string"):
+            request["query_string"] = FILTERED
+        headers = request.get("headers")
+        if isinstance(headers, dict):
+            request["headers"] = {
+                k: FILTERED if k.lower() in {"authorization", "x-api-key", "cookie", "idempotency-key"} else v
+                for k, v in headers.items()
+            }
+    for exc in (event.get("exception") or {}).get("values", []):
+        for frame in (exc.get("stacktrace") or {}).get("frames", []):
+            frame.pop("vars", None)
+    if "extra" in event:
+        event["extra"] = _scrub(event["extra"])
+    return event

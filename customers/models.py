@@ -1,0 +1,186 @@
+"""A store's customers, mirrored from its POS."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower, Upper
+
+from stores.models import Store
+
+_NON_DIGITS = re.compile(r"\D")
+
+
+def phone_digits(value: str | None) -> str:
+    """The digits of a phone number; a leading US country code is dropped from 11-digit numbers."""
+    digits = _NON_DIGITS.sub("", value or "")
+    if len(digits) == 11 and digits.startswith("1"):
+        digits = digits[1:]
+    return digits
+
+
+def licence_key(value: str | None) -> str:
+    """A licence number as compared: upper case, without spaces or dashes."""
+    return re.sub(r"[\s-]", "", value or "").upper()
+
+
+class CustomerType(models.TextChoices):
+    RECREATIONAL = "recreational", "Recreational"
+    MEDICAL = "medical", "Medical"
+
+
+class Gender(models.TextChoices):
+    MALE = "M", "Male"
+    FEMALE = "F", "Female"
+    OTHER = "X", "Other / non-binary"
+    UNKNOWN = "", "Unknown"
+
+
+class CustomerQuerySet(models.QuerySet["Customer"]):
+    """Named, side-effect-free filters; each is served by an index."""
+
+    def active(self) -> CustomerQuerySet:
+        return self.filter(active=True)
+
+    def for_store(self, store: Store) -> CustomerQuerySet:
+        return self.filter(store=store)
+
+    def name_like(self, text: str) -> CustomerQuerySet:
+        """Customers whose first or last name starts with each word of `text`, ignoring case."""
+        qs = self
+        for word in text.split():
+            w = word.lower()
+            qs = qs.alias(_fn=Lower("first_name"), _ln=Lower("last_name")).filter(
+                Q(_fn__startswith=w) | Q(_ln__startswith=w)
+            )
+        return qs
+
+    def first_name_equal(self, name: str) -> CustomerQuerySet:
+        return self.alias(_first=Lower("first_name")).filter(_first=name.strip().lower())
+
+    def last_name_equal(self, name: str) -> CustomerQuerySet:
+        return self.alias(_last=Lower("last_name")).filter(_last=name.strip().lower())
+
+    def email_equal(self, email: str) -> CustomerQuerySet:
+        return self.alias(_email=Lower("email")).filter(_email=email.strip().lower())
+
+    def phone_equal(self, phone: str) -> CustomerQuerySet:
+        digits = phone_digits(phone)
+        return self.filter(phone=digits) if digits else self.none()
+
+    def birthday_on(self, birthday: date) -> CustomerQuerySet:
+        return self.filter(birthday=birthday)
+
+    def licence_equal(self, licence: str) -> CustomerQuerySet:
+        key = licence_key(licence)
+        return self.alias(_dl=Upper("drivers_license")).filter(_dl=key) if key else self.none()
+
+    def modified_after(self, when: Any) -> CustomerQuerySet:
+        return self.filter(pos_updated_at__gt=when)
+
+
+class Customer(models.Model):
+    """A store's customer as its POS knows it; the POS is the source of truth for these fields."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="customers")
+    customer_id = models.CharField(max_length=64, help_text="The POS's own id for this customer.")
+    first_name = models.CharField(max_length=150, blank=True)
+    last_name = models.CharField(max_length=150, blank=True)
+    email = models.CharField(max_length=254, blank=True, help_text="As the POS gave it (it may be malformed).")
+    phone = models.CharField(max_length=20, blank=True, help_text="Digits only.")
+    birthday = models.DateField(null=True, blank=True)
+    gender = models.CharField(max_length=1, choices=Gender.choices, blank=True)
+    drivers_license = models.CharField(max_length=64, blank=True)
+    drivers_license_expiration = models.DateField(null=True, blank=True)
+    medical_card_number = models.CharField(max_length=64, blank=True)
+    medical_card_expiration = models.DateField(null=True, blank=True)
+    customer_type = models.CharField(max_length=20, choices=CustomerType.choices, default=CustomerType.RECREATIONAL)
+    active = models.BooleanField(default=True)
+    notes = models.TextField(blank=True)
+    street = models.CharField(max_length=255, blank=True)
+    city = models.CharField(max_length=120, blank=True)
+    state = models.CharField(max_length=64, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    loyalty_points = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal(0))
+    pos_created_at = models.DateTimeField(null=True, blank=True)
+    pos_updated_at = models.DateTimeField(null=True, blank=True, help_text="The POS's own last-modified time.")
+    raw = models.JSONField(default=dict, blank=True, help_text="The vendor's JSON, as received.")
+    synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CustomerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["store", "customer_id"], name="customer_unique_per_store"),
+        ]
+        indexes = [
+            models.Index(Lower("email"), name="customer_email_ci"),
+            models.Index(fields=["phone"], name="customer_phone"),
+            models.Index(Lower("last_name"), Lower("first_name"), name="customer_last_first_ci"),
+            models.Index(Lower("first_name"), name="customer_first_ci"),
+            models.Index(fields=["birthday"], name="customer_birthday"),
+            models.Index(Upper("drivers_license"), name="customer_licence_ci"),
+            models.Index(fields=["store", "pos_updated_at"], name="customer_store_updated"),
+        ]
+
+    def __str__(self) -> str:
+        name = f"{self.first_name} {self.last_name}".strip() or "(no name)"
+        return f"{name} · {self.customer_id}"
+
+    def to_peak_customer(self) -> dict[str, Any]:
+        """The one canonical representation the platform uses; the API returns exactly this."""
+        points = self.loyalty_points
+        return {
+            "id": self.pk,
+            "customer_id": self.customer_id,
+            "catalog_id": self.store.catalog_id,
+            "pos_vendor": self.store.pos_vendor,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "email": self.email or None,
+            "phone": self.phone or None,
+            "birthday": _iso(self.birthday),
+            "gender": self.gender or None,
+            "drivers_license": self.drivers_license or None,
+            "drivers_license_expiration": _iso(self.drivers_license_expiration),
+            "medical_card_number": self.medical_card_number or None,
+            "medical_card_expiration": _iso(self.medical_card_expiration),
+            "customer_type": self.customer_type,
+            "active": self.active,
+            "address": {
+                "street": self.street,
+                "city": self.city,
+                "state": self.state,
+                "postal_code": self.postal_code,
+            },
+            "loyalty_points": _number(points),
+            "notes": self.notes,
+            "pos_created_at": _iso_dt(self.pos_created_at),
+            "pos_updated_at": _iso_dt(self.pos_updated_at),
+            "synced_at": _iso_dt(self.synced_at),
+        }
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _iso_dt(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _number(value: Decimal | int | float | None) -> int | float:
+    if value is None:
+        return 0
+    d = Decimal(value)
+    return int(d) if d == d.to_integral_value() else float(d)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Creates .venv with Python 3.11 and installs the pinned dependencies (skipped when already current).
+# Usage: scripts/setup.sh [runtime|dev]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+lock=requirements.lock
+[ "${1:-runtime}" = dev ] && lock=requirements-dev.lock
+python=${PYTHON:-}
+if [ -z "$python" ]; then
+    for candidate in python3.11 python3; do
+        if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+            python=$candidate
+            break
+        fi
+    done
+fi
+[ -n "$python" ] || { echo "Python 3.11 is required (set PYTHON=/path/to/python3.11)." >&2; exit 1; }
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+stamp=".venv/.installed-$(sha256sum "$lock" | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+    echo "Installing $lock into .venv ..."
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$lock"
+    touch "$stamp"
+fi

@@ -1,0 +1,84 @@
+"""Admin form for stores: POS credentials are write-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from pos_integrations.vendors import OPTIONAL_CREDENTIALS, REQUIRED_CREDENTIALS, CredentialsError, validate_credentials
+from stores.models import Store
+
+
+def credential_keys() -> list[str]:
+    """Every credential key any vendor uses, in a stable order."""
+    keys: list[str] = []
+    for vendor, options in REQUIRED_CREDENTIALS.items():
+        for key in [k for option in options for k in option] + list(OPTIONAL_CREDENTIALS[vendor]):
+            if key not in keys:
+                keys.append(key)
+    return keys
+
+
+def _credential_field(key: str) -> forms.CharField:
+    widget: forms.Widget
+    if key == "private_key":
+        widget = forms.Textarea(attrs={"rows": 3, "autocomplete": "off"})
+    else:
+        widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+    return forms.CharField(label=key.replace("_", " "), required=False, widget=widget, strip=True)
+
+
+CREDENTIAL_FIELDS = [f"cred_{key}" for key in credential_keys()]
+
+
+class _StoreAdminFormBase(forms.ModelForm):
+    """One write-only field per credential key; a blank field keeps the stored value."""
+
+    pos_base_url = forms.URLField(
+        required=False,
+        assume_scheme="https",
+        help_text="Leave blank for the vendor's production API; the sandbox and tests point elsewhere.",
+    )
+    clear_credentials = forms.BooleanField(
+        required=False, help_text="Forget every stored credential before applying the fields above."
+    )
+
+    class Meta:
+        model = Store
+        fields = ["name", "catalog_id", "pos_vendor", "pos_base_url", "sync_enabled", "sync_interval_minutes"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        stored: dict[str, str] = self.instance.pos_credentials if self.instance.pk else {}
+        for key in credential_keys():
+            if stored.get(key):
+                self.fields[f"cred_{key}"].help_text = "Stored — leave blank to keep."
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        vendor = data.get("pos_vendor")
+        current: dict[str, str] = {} if data.get("clear_credentials") else dict(self.instance.pos_credentials or {})
+        for key in credential_keys():
+            value = data.get(f"cred_{key}")
+            if value:
+                current[key] = value
+        if vendor:
+            allowed = {k for option in REQUIRED_CREDENTIALS[vendor] for k in option} | set(OPTIONAL_CREDENTIALS[vendor])
+            current = {k: v for k, v in current.items() if k in allowed}
+            try:
+                validate_credentials(vendor, current)
+            except CredentialsError as exc:
+                for key in exc.missing:
+                    self.add_error(f"cred_{key}", "Required for this POS.")
+                self.add_error(None, str(exc))
+        self.instance.pos_credentials = current
+        return data
+
+
+StoreAdminForm = type(
+    "StoreAdminForm",
+    (_StoreAdminFormBase,),
+    {name: _credential_field(name.removeprefix("cred_")) for name in CREDENTIAL_FIELDS},
+)
+

@@ -1,0 +1,33 @@
+"""Create an API key and print it once."""
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from stores.models import Store
+from stores.services import api_key_create
+
+
+class Command(BaseCommand):
+    help = "Create an API key for REST clients. Without --store it reaches every store. The key is printed once."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name", help="Who the key is for, e.g. 'online menu'.")
+        parser.add_argument(
+            "--store", action="append", dest="stores", metavar="CATALOG_ID", help="Limit the key to this store."
+        )
+
+    def handle(self, *args: Any, name: str, stores: list[str] | None, **options: Any) -> None:
+        if not name.strip():
+            raise CommandError("NAME must not be blank.")
+        scoped = None
+        if stores:
+            found = {s.catalog_id: s for s in Store.objects.filter(catalog_id__in=stores)}
+            missing = [c for c in stores if c not in found]
+            if missing:
+                raise CommandError(f"Unknown store catalog id(s): {', '.join(missing)}")
+            scoped = list(found.values())
+        key, raw_key = api_key_create(name=name.strip(), stores=scoped)
+        reach = "all stores" if scoped is None else ", ".join(sorted(s.catalog_id for s in scoped))
+        self.stderr.write(f"Created API key {key.prefix}… '{key.name}' for {reach}. It is shown only once:")
+        self.stdout.write(raw_key)

@@ -1,0 +1,135 @@
+"""Stores (a dispensary and its POS connection) and the API keys of REST clients."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models, transaction
+
+from pos_integrations.vendors import VENDOR_LABELS, CredentialsError, validate_credentials
+from stores.fields import EncryptedJSONField
+
+if TYPE_CHECKING:
+    from django_q.models import Schedule
+
+SYNC_TASK = "syncs.tasks.sync_store_customers"
+SYNC_CLUSTER = "customer_sync"
+
+
+class PosVendor(models.TextChoices):
+    LEAFLOGIX = "leaflogix", VENDOR_LABELS["leaflogix"]
+    TREEZ = "treez", VENDOR_LABELS["treez"]
+    FLOWHUB = "flowhub", VENDOR_LABELS["flowhub"]
+    COVASOFT = "covasoft", VENDOR_LABELS["covasoft"]
+    BLAZE = "blaze", VENDOR_LABELS["blaze"]
+
+
+class Store(models.Model):
+    """One dispensary location and the POS it runs on."""
+
+    name = models.CharField(max_length=200)
+    catalog_id = models.SlugField(
+        max_length=100, unique=True, help_text="The id REST clients use for this store, e.g. greenleaf-oakland."
+    )
+    pos_vendor = models.CharField(max_length=20, choices=PosVendor.choices)
+    pos_base_url = models.URLField(
+        blank=True, help_text="Leave blank for the vendor's production API; the sandbox and tests point elsewhere."
+    )
+    pos_credentials = EncryptedJSONField(
+        blank=True, default=dict, help_text="The vendor's secrets, encrypted at rest and never shown back."
+    )
+    sync_enabled = models.BooleanField(default=True)
+    sync_interval_minutes = models.PositiveIntegerField(
+        default=60, validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)]
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.catalog_id})"
+
+    def clean(self) -> None:
+        try:
+            validate_credentials(self.pos_vendor, self.pos_credentials)
+        except CredentialsError as exc:
+            raise ValidationError({"pos_credentials": str(exc)}) from exc
+
+    @property
+    def schedule_name(self) -> str:
+        return f"customer-sync:store-{self.pk}"
+
+    def pos_client(self, **kwargs: Any) -> Any:
+        """This store's POS client, built from its own vendor, URL and credentials."""
+        from pos_integrations import get_client
+
+        return get_client(
+            self.pos_vendor,
+            base_url=self.pos_base_url or None,
+            credentials=self.pos_credentials,
+            store_label=self.catalog_id,
+            **kwargs,
+        )
+
+    def schedule_customer_sync(self) -> Schedule | None:
+        """Create or update this store's django-q2 schedule; remove it when sync is disabled."""
+        from django_q.models import Schedule
+
+        with transaction.atomic():
+            if not self.sync_enabled or self.pk is None:
+                Schedule.objects.filter(name=self.schedule_name).delete()
+                return None
+            schedule, _ = Schedule.objects.update_or_create(
+                name=self.schedule_name,
+                defaults={
+                    "func": SYNC_TASK,
+                    "args": repr(self.pk),
+                    "kwargs": "{'trigger': 'schedule'}",
+                    "schedule_type": Schedule.MINUTES,
+                    "minutes": self.sync_interval_minutes,
+                    "repeats": -1,
+                    "cluster": SYNC_CLUSTER,
+                },
+            )
+            return schedule
+
+
+def hash_api_key(raw_key: str) -> str:
+    """SHA-256 of a key: keys are long random strings, so a fast hash is enough and lookups stay cheap."""
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def usable(self) -> ApiKeyQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class ApiKey(models.Model):
+    """A REST client's key. Only a hash of the secret is stored; the secret is shown once, at creation."""
+
+    name = models.CharField(max_length=200)
+    prefix = models.CharField(max_length=12, unique=True, help_text="The visible start of the key.")
+    hashed_key = models.CharField(max_length=64, unique=True, editable=False)
+    all_stores = models.BooleanField(default=False, help_text="Reaches every store, present and future.")
+    stores = models.ManyToManyField(Store, blank=True, related_name="api_keys")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None

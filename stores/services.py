@@ -1,0 +1,43 @@
+"""Writes for stores and API keys."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.utils import timezone
+
+from stores.models import ApiKey, Store, hash_api_key
+
+KEY_PREFIX_LENGTH = 8
+
+
+def api_key_create(*, name: str, stores: Iterable[Store] | None = None) -> tuple[ApiKey, str]:
+    """Create a key for `stores` (None: every store) and return it with its secret, which is not stored."""
+    prefix = secrets.token_hex(KEY_PREFIX_LENGTH // 2)
+    raw_key = f"cf_{prefix}_{secrets.token_urlsafe(32)}"
+    store_list = list(stores) if stores is not None else None
+    with transaction.atomic():
+        key = ApiKey.objects.create(
+            name=name, prefix=prefix, hashed_key=hash_api_key(raw_key), all_stores=store_list is None
+        )
+        if store_list:
+            key.stores.set(store_list)
+    return key, raw_key
+
+
+def api_key_revoke(*, key: ApiKey) -> ApiKey:
+    """Revoke a key; requests with it are refused from now on."""
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+    return key
+
+
+def store_set_credentials(*, store: Store, credentials: dict[str, str]) -> Store:
+    """Replace a store's POS credentials after validating them for its vendor."""
+    store.pos_credentials = credentials
+    store.full_clean()
+    store.save(update_fields=["pos_credentials", "updated_at"])
+    return store

@@ -1,0 +1,29 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from tests.factories import StoreFactory
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked postgres_only are skipped when the suite runs on SQLite."""
+    from django.conf import settings
+
+    on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+    skip = pytest.mark.skip(reason="needs PostgreSQL (run the suite with DATABASE_URL=postgres://...)")
+    for item in items:
+        if "postgres_only" in item.keywords and not on_postgres:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def store(db):  # type: ignore[no-untyped-def]
+    return StoreFactory()
+
+
+@pytest.fixture
+def db_vendor(db) -> str:  # type: ignore[no-untyped-def]
+    return connection.vendor
