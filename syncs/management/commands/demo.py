@@ -14,7 +14,6 @@ from pos_integrations.sandbox import SANDBOX_CREDENTIALS
 from stores.models import SYNC_CLUSTER, SYNC_TASK, ApiKey, PosVendor, Store
 from stores.services import api_key_create, api_key_revoke
 
-
 DEMO_KEY_NAME = "demo"
 DEMO_STORES = {
     PosVendor.LEAFLOGIX: "Oakland Greens (LeafLogix)",
@@ -71,4 +70,6 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Demo ready: {len(stores)} stores on the sandbox at {sandbox_url}"))
         self.stdout.write(f"  staff login: {username} / {password}")
         self.stdout.write(f"  API key:     {raw_key}")
-        self.stdout.write(f"  try: curl -H 'Authorization: Api-Key {raw_key}' 'http://127.0.0.1:8000/api/v1/customers?catalog_id=demo-treez'")
+        self.stdout.write(
+            f"  try: curl -H 'Authorization: Api-Key {raw_key}' 'http://127.0.0.1:8000/api/v1/customers?catalog_id=demo-treez'"
+        )
