@@ -81,4 +81,3 @@ StoreAdminForm = type(
     (_StoreAdminFormBase,),
     {name: _credential_field(name.removeprefix("cred_")) for name in CREDENTIAL_FIELDS},
 )
-
