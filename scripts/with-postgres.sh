@@ -20,6 +20,8 @@ if [ "$(id -u)" = 0 ]; then
     chown postgres "$tmp"
     as_pg=(runuser -u postgres --)
 fi
+workdir=$PWD
+cd "$tmp"  # the server's user may not be able to enter the caller's directory
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 cleanup() {
@@ -35,6 +37,7 @@ trap cleanup EXIT INT TERM
     start >/dev/null || { cat "$tmp/server.log" >&2; exit 1; }
 echo "PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (data in $tmp)"
 export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
+cd "$workdir"
 set +e
 "$@"
 status=$?

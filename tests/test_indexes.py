@@ -1,0 +1,30 @@
+"""Every customer lookup the API offers is served by an index (checked in PostgreSQL's query plans)."""
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+
+from customers.models import Customer
+
+pytestmark = [pytest.mark.django_db, pytest.mark.postgres_only]
+
+LOOKUPS = {
+    "customer_email_ci": lambda qs: qs.email_equal("Sean@Example.com"),
+    "customer_phone": lambda qs: qs.phone_equal("(555) 123-4567"),
+    "customer_last_first_ci": lambda qs: qs.last_name_equal("Odegaard"),
+    "customer_first_ci": lambda qs: qs.first_name_equal("Sean"),
+    "customer_birthday": lambda qs: qs.birthday_on(dt.date(1988, 9, 12)),
+    "customer_licence_ci": lambda qs: qs.licence_equal("d4161227"),
+    "customer_store_updated": lambda qs: qs.filter(store_id=1).modified_after(dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
+}
+
+
+@pytest.mark.parametrize("index", list(LOOKUPS))
+def test_lookup_uses_its_index(index):
+    queryset = LOOKUPS[index](Customer.objects.all())
+    with connection.cursor() as cursor:
+        # An empty table always favours a sequential scan; forbid it to see whether an index can serve.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = queryset.explain()
+    assert index in plan, plan
