@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 
 from stores.crypto import decrypt_json, encrypt_json
 
+if TYPE_CHECKING:
+    # To type checkers the attribute is a dict; in the database it is text.
+    _TextField = models.TextField[dict[str, Any], dict[str, Any]]
+else:
+    _TextField = models.TextField
 
-class EncryptedJSONField(models.TextField):
+
+class EncryptedJSONField(_TextField):
     """Stores a JSON value as a Fernet token; Python code only ever sees the decrypted value."""
 
     description = "JSON encrypted with the POS credentials key"
