@@ -1,0 +1,41 @@
+"""Clients for the five POS vendors behind one interface; no Django models here."""
+
+from .base import PosClient
+from .errors import (
+    PosAuthError,
+    PosBadResponse,
+    PosDuplicate,
+    PosError,
+    PosNotFound,
+    PosNotSupported,
+    PosRateLimited,
+    PosUnavailable,
+    PosValidationError,
+)
+from .records import Capabilities, CustomerInput, CustomerPage, CustomerRecord, RecordError
+from .registry import CLIENTS, get_client
+from .vendors import VENDOR_LABELS, VENDORS, CredentialsError, validate_credentials
+
+__all__ = [
+    "CLIENTS",
+    "VENDORS",
+    "VENDOR_LABELS",
+    "Capabilities",
+    "CredentialsError",
+    "CustomerInput",
+    "CustomerPage",
+    "CustomerRecord",
+    "PosAuthError",
+    "PosBadResponse",
+    "PosClient",
+    "PosDuplicate",
+    "PosError",
+    "PosNotFound",
+    "PosNotSupported",
+    "PosRateLimited",
+    "PosUnavailable",
+    "PosValidationError",
+    "RecordError",
+    "get_client",
+    "validate_credentials",
+]

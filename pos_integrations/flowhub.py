@@ -1,0 +1,97 @@
+"""Flowhub: clientId/key headers, page/page_size pages until a short one, a single `name`, date-only filter."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from . import parsing
+from .base import PosClient, ensure_list
+from .errors import PosBadResponse
+from .http import Auth, StaticAuth
+from .mapping import Source, absent, computed, joined, key
+from .pagination import Position, RawPage, list_from
+from .records import Capabilities
+from .vendors import FLOWHUB
+
+PAGE_SIZE = 500
+ENVELOPE_KEYS = ("data", "customers")
+
+FIELD_SOURCES: dict[str, Source] = {
+    "customer_id": key("id"),
+    "first_name": computed("`name` (all but the last word)", lambda raw: parsing.split_full_name(raw.get("name"))[0]),
+    "last_name": computed("`name` (last word)", lambda raw: parsing.split_full_name(raw.get("name"))[1]),
+    "email": key("email"),
+    "phone": key("phone"),
+    "birthday": key("birthDate"),
+    "gender": absent(),
+    "drivers_license": key("stateId", doc="`stateId` (if present)"),
+    "drivers_license_expiration": key("stateIdExpiration", doc="`stateIdExpiration` (if present)"),
+    "medical_card_number": key("medId", doc="`medId` (if present)"),
+    "medical_card_expiration": key("medIdExpiration", doc="`medIdExpiration` (if present)"),
+    "customer_type": key("type"),
+    "active": absent("— (always active)"),
+    "notes": absent(),
+    "street": joined("streetAddress1", "streetAddress2"),
+    "city": key("city"),
+    "state": key("state"),
+    "postal_code": key("zip"),
+    "loyalty_points": key("loyaltyPoints"),
+    "pos_created_at": key("createdAt"),
+    "pos_updated_at": key("updatedAt"),
+    "merged_into_customer_id": absent(),
+    "drivers_license_hash": absent(),
+}
+
+
+class FlowhubClient(PosClient):
+    """Flowhub; customers are read-only here (create is not offered)."""
+
+    vendor = FLOWHUB
+    default_base_url = "https://api.flowhub.co"
+    capabilities = Capabilities(can_create=False, search_fields=frozenset({"phone"}), incremental=True)
+    FIELD_SOURCES = FIELD_SOURCES
+    id_key = "id"
+    # `updated_after` is a store-local date, so go back a whole day.
+    overlap = timedelta(days=1)
+
+    def build_auth(self) -> Auth:
+        return StaticAuth({"clientId": self.credential("client_id"), "key": self.credential("api_key")})
+
+    def first_position(self, modified_since: datetime | None) -> Position:
+        return {"page": 1, "updated_after": modified_since.date().isoformat() if modified_since else None}
+
+    def fetch_page(self, position: Position) -> RawPage:
+        body = self.http.get_json(
+            "/v1/customers/",
+            params={"page": position["page"], "page_size": PAGE_SIZE, "updated_after": position.get("updated_after")},
+        )
+        items = list_from(body, *ENVELOPE_KEYS)
+        if items is None:
+            raise PosBadResponse(f"{self.label} sent a customer page without a customer list", vendor=self.vendor)
+        done = len(items) < PAGE_SIZE
+        return RawPage(items, None if done else {**position, "page": position["page"] + 1})
+
+    def _one(self, body: Any) -> Any:
+        if isinstance(body, Mapping) and isinstance(body.get("data"), Mapping):
+            return body["data"]
+        return body
+
+    def lookup(self, filters: Mapping[str, str]) -> tuple[list[Any], set[str]]:
+        body = self.http.get_json("/v1/customers/findByPhoneNumber", params={"phone_number": filters["phone"]})
+        return ensure_list(self._one(body), self.label, self.vendor, *ENVELOPE_KEYS), {"phone"}
+
+    def fetch_customer(self, customer_id: str) -> Any:
+        return (
+            self._one(
+                self.http.get_json(
+                    f"/v1/customers/{quote(customer_id, safe='')}", params={"store_id": self.credential("store_id")}
+                )
+            )
+            or None
+        )
+
+    def connection_target(self) -> str:
+        return f"store {self.credential('store_id')}"

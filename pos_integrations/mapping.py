@@ -1,0 +1,191 @@
+"""Declarative field mapping: each vendor declares FIELD_SOURCES (our field -> where it comes from).
+
+The same declarations drive the record parser and the README's field-mapping table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import parsing
+from .errors import RecordParseError
+from .records import CANONICAL_FIELDS, MEDICAL, RECREATIONAL, CustomerRecord
+
+Getter = Callable[[Mapping[str, Any]], Any]
+Converter = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where one canonical field comes from in a vendor record; `doc` is what the README shows."""
+
+    doc: str
+    get: Getter
+    convert: Converter | None = None
+    keys: tuple[str, ...] = ()  # top-level vendor keys, used to translate vendor field errors back
+
+
+def dig(raw: Any, *path: str | int) -> Any:
+    """raw[path[0]][path[1]]…, or None where any step is missing."""
+    current = raw
+    for step in path:
+        if isinstance(step, int):
+            if not isinstance(current, list) or len(current) <= step:
+                return None
+            current = current[step]
+        else:
+            if not isinstance(current, Mapping):
+                return None
+            current = current.get(step)
+    return current
+
+
+def key(*names: str, convert: Converter | None = None, doc: str | None = None) -> Source:
+    """The first non-empty of these top-level keys."""
+
+    def get(raw: Mapping[str, Any]) -> Any:
+        for name in names:
+            value = raw.get(name)
+            if value not in (None, ""):
+                return value
+        return None
+
+    text = doc or " / ".join(f"`{n}`" for n in names)
+    return Source(text, get, convert, names)
+
+
+def nested(path: str, *, convert: Converter | None = None) -> Source:
+    """A dotted path into nested objects, e.g. `address.city`."""
+    steps = path.split(".")
+    return Source(f"`{path}`", lambda raw: dig(raw, *steps), convert)
+
+
+def computed(doc: str, get: Getter, *, convert: Converter | None = None) -> Source:
+    """Anything that needs code: the doc says what it reads."""
+    return Source(doc, get, convert)
+
+
+def absent(doc: str = "—", value: Any = None) -> Source:
+    """The vendor has no such field; the record gets `value` (or the field's default)."""
+    return Source(doc, lambda raw: value)
+
+
+def customer_type_from(is_medical: Callable[[Any], bool]) -> Converter:
+    """A converter turning a vendor value into "medical"/"recreational"."""
+    return lambda value: MEDICAL if is_medical(value) else RECREATIONAL
+
+
+def contains_medical(value: Any) -> bool:
+    """True for vendor types such as "Medical", "MEDICAL_MMID", "medCustomer"."""
+    text = parsing.clean_str(value).lower()
+    return text.startswith("med")
+
+
+# How each canonical field is converted unless the vendor source says otherwise.
+CONVERTERS: dict[str, Converter] = {
+    "customer_id": parsing.require_id,
+    "phone": parsing.parse_phone,
+    "birthday": parsing.parse_date,
+    "drivers_license_expiration": parsing.parse_date,
+    "medical_card_expiration": parsing.parse_date,
+    "gender": parsing.normalize_gender,
+    "customer_type": customer_type_from(contains_medical),
+    "active": parsing.parse_bool,
+    "loyalty_points": parsing.parse_decimal,
+    "pos_created_at": parsing.parse_datetime,
+    "pos_updated_at": parsing.parse_datetime,
+    "merged_into_customer_id": parsing.optional_str,
+}
+
+
+def _defaulted(name: str, value: Any) -> Any:
+    """Let the dataclass default stand in for a missing active flag or customer type."""
+    if value is None and name in ("active", "customer_type"):
+        return CustomerRecord.__dataclass_fields__[name].default
+    return value
+
+
+def build_record(raw: Any, sources: Mapping[str, Source]) -> CustomerRecord:
+    """Turn one vendor record into a CustomerRecord, or raise RecordParseError naming the field."""
+    if not isinstance(raw, Mapping):
+        raise RecordParseError(f"expected an object, got {type(raw).__name__}", payload=raw)
+    try:
+        customer_id: str | None = parsing.require_id(sources["customer_id"].get(raw))
+    except ValueError:
+        customer_id = None
+    values: dict[str, Any] = {}
+    for name in CANONICAL_FIELDS:
+        source = sources[name]
+        try:
+            value = source.get(raw)
+            if value is None and name not in ("customer_id", "active", "customer_type"):
+                continue
+            convert = source.convert or CONVERTERS.get(name, parsing.clean_str)
+            values[name] = _defaulted(name, convert(value))
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            raise RecordParseError(f"{name}: {exc}", customer_id=customer_id, payload=raw) from None
+    return CustomerRecord(**values, raw=dict(raw))
+
+
+def vendor_keys_to_ours(sources: Mapping[str, Source]) -> dict[str, str]:
+    """Vendor top-level key -> our field name, to report vendor field errors in our terms."""
+    return {vendor_key: ours for ours, source in sources.items() for vendor_key in source.keys}
+
+
+def check_sources(vendor: str, sources: Mapping[str, Source]) -> None:
+    """Every canonical field must be declared, and nothing else (an import-time guard)."""
+    missing = set(CANONICAL_FIELDS) - set(sources)
+    extra = set(sources) - set(CANONICAL_FIELDS)
+    if missing or extra:
+        raise AssertionError(f"{vendor} FIELD_SOURCES: missing {sorted(missing)}, unknown {sorted(extra)}")
+
+
+def render_table(columns: Mapping[str, Mapping[str, Source]], labels: Mapping[str, str]) -> str:
+    """The Markdown field-mapping table: one row per canonical field, one column per vendor."""
+    header = "| our field | " + " | ".join(labels[v] for v in columns) + " |"
+    rule = "|---" * (len(columns) + 1) + "|"
+    rows = [f"| `{name}` | " + " | ".join(columns[v][name].doc for v in columns) + " |" for name in CANONICAL_FIELDS]
+    return "\n".join([header, rule, *rows])
+
+
+def joined(*paths: str, sep: str = ", ") -> Source:
+    """Several (dotted) fields joined, e.g. street line 1 and line 2."""
+    steps = [p.split(".") for p in paths]
+    return Source(
+        " + ".join(f"`{p}`" for p in paths),
+        lambda raw: parsing.join_nonempty(*(dig(raw, *s) for s in steps), sep=sep),
+    )
+
+
+def status_active(
+    status: str | None,
+    *,
+    active: tuple[str, ...] = (),
+    inactive: tuple[str, ...] = (),
+    merged: str | None = None,
+    deleted: str | None = None,
+    disabled: str | None = None,
+) -> Source:
+    """Active unless the status says otherwise (listed `active` values, or not an `inactive` one),
+    the record is merged into another, deleted or disabled."""
+    parts = []
+    if status:
+        rule = " / ".join(active) if active else "not " + " / ".join(inactive)
+        parts.append(f"`{status}` ({rule})")
+    parts += [f"no `{k}`" for k in (merged,) if k] + [f"not `{k}`" for k in (deleted, disabled) if k]
+
+    def get(raw: Mapping[str, Any]) -> bool:
+        if any(parsing.parse_bool(raw.get(k), default=False) for k in (deleted, disabled) if k):
+            return False
+        if merged and parsing.clean_str(raw.get(merged)):
+            return False
+        value = parsing.clean_str(raw.get(status)).lower() if status else ""
+        if not value:
+            return True
+        if active:
+            return value in {a.lower() for a in active}
+        return value not in {i.lower() for i in inactive}
+
+    return Source(", ".join(parts), get, lambda value: value)

@@ -1,0 +1,114 @@
+"""Dataclasses that cross the package boundary: records, pages, inputs, capabilities."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+RECREATIONAL = "recreational"
+MEDICAL = "medical"
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRecord:
+    """One customer as the POS knows it, in our canonical fields; `raw` is the vendor JSON as received.
+
+    Strings are "" when empty. `gender` is "M", "F", "X" (other / non-binary) or "" (unknown).
+    `phone` holds digits only. Datetimes are aware UTC. `drivers_license_hash` carries a vendor's
+    licence hash (Dutchie) — never a licence number, which stays in `drivers_license`.
+    """
+
+    customer_id: str
+    first_name: str = ""
+    last_name: str = ""
+    email: str = ""
+    phone: str = ""
+    birthday: date | None = None
+    gender: str = ""
+    drivers_license: str = ""
+    drivers_license_expiration: date | None = None
+    medical_card_number: str = ""
+    medical_card_expiration: date | None = None
+    customer_type: str = RECREATIONAL
+    active: bool = True
+    notes: str = ""
+    street: str = ""
+    city: str = ""
+    state: str = ""
+    postal_code: str = ""
+    loyalty_points: Decimal = Decimal(0)
+    pos_created_at: datetime | None = None
+    pos_updated_at: datetime | None = None
+    merged_into_customer_id: str | None = None
+    drivers_license_hash: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+# Canonical fields every vendor module maps (FIELD_SOURCES), in README table order.
+CANONICAL_FIELDS: tuple[str, ...] = tuple(name for name in CustomerRecord.__dataclass_fields__ if name != "raw")
+
+
+@dataclass(frozen=True, slots=True)
+class RecordError:
+    """A vendor record we could not parse: its POS id where readable, why, and the payload as received."""
+
+    customer_id: str | None
+    reason: str
+    payload: Any = field(repr=False, default=None)
+
+
+@dataclass(slots=True)
+class CustomerPage:
+    """One page of a customer listing; pass `position` as `start=` to resume with the page after it."""
+
+    records: list[CustomerRecord]
+    errors: list[RecordError]
+    position: dict[str, Any]
+
+    @property
+    def is_last(self) -> bool:
+        """True when the listing ended with this page."""
+        return bool(self.position.get("done"))
+
+    @property
+    def newest_updated_at(self) -> datetime | None:
+        """The latest pos_updated_at on the page (pages may come newest first, so don't use the last row)."""
+        stamps = [r.pos_updated_at for r in self.records if r.pos_updated_at is not None]
+        return max(stamps) if stamps else None
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerInput:
+    """What we send to a POS to create a customer."""
+
+    first_name: str
+    last_name: str
+    gender: str = ""
+    birthday: date | None = None
+    email: str = ""
+    phone: str = ""
+    drivers_license: str = ""
+    notes: str = ""
+    customer_type: str = RECREATIONAL
+    medical_card_number: str = ""
+    medical_card_expiration: date | None = None
+    drivers_license_expiration: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a vendor's client can do."""
+
+    can_create: bool
+    search_fields: frozenset[str]
+    incremental: bool
+
+    @property
+    def can_search(self) -> bool:
+        """True when at least one field can be searched live at the POS."""
+        return bool(self.search_fields)
+
+
+SEARCH_FIELDS: tuple[str, ...] = ("phone", "email", "drivers_license", "first_name", "last_name", "birthday")

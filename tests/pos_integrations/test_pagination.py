@@ -1,0 +1,63 @@
+"""The shared pagination loop refuses to loop and resumes after a checkpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import responses
+
+from pos_integrations import PosBadResponse, PosClient
+from pos_integrations.pagination import RawPage, paginate
+
+from .conftest import flowhub_record, leaflogix_record
+
+MakeClient = Callable[..., PosClient]
+
+
+def test_a_page_that_comes_back_again_stops_with_an_error(
+    rsps: responses.RequestsMock, make_client: MakeClient
+) -> None:
+    # A server ignoring PageNumber: page 2 is page 1 again.
+    rsps.add(
+        responses.GET, "https://ll.test/customer/customers-paginated", json=[leaflogix_record(i) for i in range(100)]
+    )
+    pages = make_client("leaflogix").iter_customers()
+    assert len(next(pages).records) == 100
+    with pytest.raises(PosBadResponse, match="loop"):
+        next(pages)
+
+
+def test_flowhub_full_pages_repeating(rsps: responses.RequestsMock, make_client: MakeClient) -> None:
+    rsps.add(responses.GET, "https://fh.test/v1/customers/", json=[flowhub_record(i) for i in range(500)])
+    with pytest.raises(PosBadResponse):
+        list(make_client("flowhub").iter_customers())
+
+
+def test_a_repeated_position_stops_with_an_error() -> None:
+    calls = iter(
+        [
+            RawPage([{"id": 1}], {"cursor": "b"}),
+            RawPage([{"id": 2}], {"cursor": "a"}),
+            RawPage([{"id": 3}], {"cursor": "b"}),
+        ]
+    )
+    with pytest.raises(PosBadResponse, match="repeated"):
+        list(paginate(lambda position: next(calls), {"cursor": "a"}, vendor="x", label="X", id_key="id"))
+
+
+def test_page_cap() -> None:
+    counter = iter(range(10))
+
+    def fetch(position: dict) -> RawPage:
+        n = next(counter)
+        return RawPage([{"id": n}], {"n": n + 1})
+
+    with pytest.raises(PosBadResponse, match="did not end"):
+        list(paginate(fetch, {"n": 0}, vendor="x", label="X", id_key="id", max_pages=3))
+
+
+def test_done_position_yields_nothing() -> None:
+    assert (
+        list(paginate(lambda p: RawPage([], None), {"page": 3, "done": True}, vendor="x", label="X", id_key="id")) == []
+    )
