@@ -77,25 +77,33 @@ class Store(models.Model):
         )
 
     def schedule_customer_sync(self) -> Schedule | None:
-        """Create or update this store's django-q2 schedule; remove it when sync is disabled."""
+        """Create or update this store's django-q2 schedule (exactly one); remove it when sync is disabled."""
         from django_q.models import Schedule
 
         with transaction.atomic():
+            existing = list(Schedule.objects.select_for_update().filter(name=self.schedule_name).order_by("id"))
             if not self.sync_enabled or self.pk is None:
-                Schedule.objects.filter(name=self.schedule_name).delete()
+                Schedule.objects.filter(pk__in=[s.pk for s in existing]).delete()
                 return None
-            schedule, _ = Schedule.objects.update_or_create(
-                name=self.schedule_name,
-                defaults={
-                    "func": SYNC_TASK,
-                    "args": repr(self.pk),
-                    "kwargs": "{'trigger': 'schedule'}",
-                    "schedule_type": Schedule.MINUTES,
-                    "minutes": self.sync_interval_minutes,
-                    "repeats": -1,
-                    "cluster": SYNC_CLUSTER,
-                },
-            )
+            wanted = {
+                "func": SYNC_TASK,
+                "args": repr(self.pk),
+                "kwargs": "{'trigger': 'schedule'}",
+                "schedule_type": Schedule.MINUTES,
+                "minutes": self.sync_interval_minutes,
+                "repeats": -1,
+                "cluster": SYNC_CLUSTER,
+            }
+            if not existing:
+                return Schedule.objects.create(name=self.schedule_name, **wanted)
+            schedule, extra = existing[0], existing[1:]
+            if extra:
+                Schedule.objects.filter(pk__in=[s.pk for s in extra]).delete()
+            changed = [name for name, value in wanted.items() if getattr(schedule, name) != value]
+            if changed:
+                for name in changed:
+                    setattr(schedule, name, wanted[name])
+                schedule.save()
             return schedule
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.db import models
@@ -75,6 +76,14 @@ class CustomerSync(models.Model):
     )
     error_type = models.CharField(max_length=100, blank=True)
     error_message = models.TextField(blank=True)
+    resumed_from = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The failed sync whose checkpoint this one carried on from.",
+    )
 
     objects = CustomerSyncQuerySet.as_manager()
 
@@ -106,6 +115,12 @@ class CustomerSync(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    def do_process(self, *, progress: Callable[[CustomerSync], None] | None = None) -> CustomerSync:
+        """Run this (pending) sync in this process; see syncs.engine."""
+        from syncs.engine import run_sync
+
+        return run_sync(sync=self, progress=progress)
 
 
 class SyncRecordError(models.Model):

@@ -1,0 +1,449 @@
+"""The customer sync engine: streams a store's POS listing page by page into the mirror.
+
+Lifecycle: a pending sync is claimed (pending -> in_progress, atomically, so a task delivered twice runs
+once), its window is fixed (incremental: the last finished sync's cursor minus the vendor's overlap, up
+to a bound frozen now), then each POS page is fetched (HTTP, outside any transaction), validated, written
+in a few bulk statements and checkpointed with the counts and a heartbeat in one short transaction. A
+full sync finally marks the customers the POS no longer returns as inactive. The sync ends `finished`
+with `cursor_to` = the bound, or `failed` with the error's type and message (and a Sentry event).
+
+A crash loses at most the page in flight: the next sync of the store resumes at the failed one's
+checkpoint (see selectors.resumable_sync), inside the same window.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import sentry_sdk
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from customers.models import Customer
+from pos_integrations.errors import PosError, PosNotSupported, PosRateLimited, PosUnavailable
+from syncs.models import CustomerSync, SyncKind, SyncRecordError, SyncStatus
+from syncs.selectors import last_finished_sync
+from syncs.writer import PageResult, PageWriter, Rejected, Row, validate
+
+logger = logging.getLogger("syncs.engine")
+
+Progress = Callable[[CustomerSync], None]
+Sleep = Callable[[float], None]
+
+# Transient POS failures (after the HTTP layer's own retries) are retried from the last checkpoint this
+# many times in a row before the sync gives up.
+PAGE_RETRIES = 3
+PAGE_RETRY_BACKOFF = 2.0
+# Rejected records beyond this many per sync are counted but not stored (a broken mapping would
+# otherwise copy the whole POS into the error table).
+MAX_STORED_RECORD_ERRORS = 1000
+# Customers a full sync did not see are checked one by one at the POS when there are at most this many:
+# a listing that shifted while we paged through it must not deactivate anyone by mistake.
+VERIFY_MISSING_LIMIT = 100
+# A handful of bad records never fails a sync, whatever the ratio (a small incremental sync re-lists the same
+# malformed record until the POS fixes it; failing every run for it would stall the store).
+INVALID_ALLOWANCE = 10
+# An invalid-record ratio this high after this many records is a broken mapping: stop early.
+EARLY_INVALID_RATIO = 0.5
+EARLY_INVALID_MIN_RECORDS = 500
+
+
+class SyncLost(Exception):
+    """The sync is no longer ours: it was marked failed (abandoned) while we were working."""
+
+
+class WaitBudgetExhausted(PosRateLimited):
+    """The POS kept us waiting (Retry-After, backoff) longer than the sync's budget allows."""
+
+
+class SyncFailure(Exception):
+    """A sync failure that is not a POS error (too many invalid records, a safety guard)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def run_sync(*, sync: CustomerSync, progress: Progress | None = None, sleep: Sleep | None = None) -> CustomerSync:
+    """Claim a pending sync and run it to `finished` or `failed`; returns the refreshed sync."""
+    if not claim(sync=sync):
+        logger.info("sync %s: not pending any more (status %s); nothing to do", sync.pk, sync.status)
+        sync.refresh_from_db()
+        return sync
+    runner = SyncRunner(sync=sync, progress=progress, sleep=sleep)
+    try:
+        runner.run()
+    except SyncLost:
+        logger.warning("sync %s store=%s: lost its lease while running; stopped", sync.pk, sync.store.catalog_id)
+    except SyncFailure as exc:
+        runner.fail(exc.error_type, exc.message, exc)
+    except WaitBudgetExhausted as exc:
+        runner.fail("RateLimited", str(exc), exc)
+    except PosError as exc:
+        runner.fail(type(exc).__name__, exc.message, exc)
+    except Exception as exc:
+        logger.exception("sync %s store=%s crashed", sync.pk, sync.store.catalog_id)
+        runner.fail(type(exc).__name__, str(exc) or type(exc).__name__, exc)
+    except BaseException as exc:  # SIGTERM from the task queue's timeout, Ctrl-C: record it, then go.
+        runner.fail("Interrupted", f"The sync was interrupted ({type(exc).__name__}); the next run resumes.", exc)
+        raise
+    sync.refresh_from_db()
+    return sync
+
+
+def claim(*, sync: CustomerSync) -> bool:
+    """pending -> in_progress, atomically: exactly one worker gets to run a sync."""
+    now = timezone.now()
+    claimed = CustomerSync.objects.filter(pk=sync.pk, status=SyncStatus.PENDING).update(
+        status=SyncStatus.IN_PROGRESS, started_at=now, heartbeat_at=now
+    )
+    if claimed:
+        sync.status, sync.started_at, sync.heartbeat_at = SyncStatus.IN_PROGRESS, now, now
+    return bool(claimed)
+
+
+class SyncRunner:
+    """Runs one claimed sync; keeps its counts in memory and commits them with every page."""
+
+    def __init__(self, *, sync: CustomerSync, progress: Progress | None, sleep: Sleep | None) -> None:
+        self.sync = sync
+        self.store = sync.store
+        self.progress = progress
+        self._sleep = sleep or _sleep
+        self.budget = float(settings.SYNC_RATE_LIMIT_BUDGET_SECONDS)
+        self.waited = 0.0
+        self.writer = PageWriter.for_connection(store_id=self.store.pk)
+        self.stored_errors = 0
+        self.position: dict[str, Any] | None = None
+        self.mark: datetime | None = None  # rows stamped since then were seen by this sync
+
+    # ---- the run --------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        sync = self.sync
+        client = self.store.pos_client(sleep=self.wait, max_wait_seconds=self.budget)
+        self.start_window(overlap=getattr(client, "overlap", timedelta(0)))
+        logger.info(
+            "sync %s store=%s vendor=%s kind=%s trigger=%s started (from=%s bound=%s%s)",
+            sync.pk,
+            self.store.catalog_id,
+            self.store.pos_vendor,
+            sync.kind,
+            sync.trigger,
+            _iso(sync.cursor_from),
+            _iso(sync.cursor_bound),
+            f", resuming sync {sync.resumed_from_id}" if sync.resumed_from_id else "",
+        )
+        self.stream(client)
+        if sync.kind == SyncKind.FULL:
+            self.deactivate_missing(client)
+        self.check_invalid_ratio(final=True)
+        self.finish()
+
+    def start_window(self, *, overlap: timedelta) -> None:
+        """Fix where the listing starts and the bound this sync will reach (carried over when resuming)."""
+        sync = self.sync
+        now = sync.started_at or timezone.now()
+        if sync.resumed_from_id and sync.cursor_bound is not None:
+            self.position = sync.checkpoint.get("position")
+        else:
+            sync.cursor_bound = now
+            if sync.kind == SyncKind.FULL:
+                sync.cursor_from = None
+            else:
+                previous = last_finished_sync(store=self.store)
+                cursor = previous.cursor_to if previous else None
+                sync.cursor_from = cursor - overlap if cursor is not None else None
+            sync.checkpoint = {}
+        # Rows stamped since the mark were seen by this sync (or the one it resumes).
+        self.mark = _parse_dt(sync.checkpoint.get("mark")) or now
+        sync.checkpoint["mark"] = self.mark.isoformat()
+        self.save_state(fields=["cursor_from", "cursor_bound", "checkpoint"])
+
+    def stream(self, client: Any) -> None:
+        """Fetch and write every page, resuming from the last checkpoint on transient POS failures."""
+        retries = 0
+        while True:
+            try:
+                pages = client.iter_customers(self.sync.cursor_from, start=self.position)
+                for page in pages:
+                    self.write_page(page.records, page.errors, position=page.position)
+                    retries = 0
+                return
+            except (PosRateLimited, PosUnavailable) as exc:
+                if isinstance(exc, WaitBudgetExhausted) or retries >= PAGE_RETRIES:
+                    raise
+                retries += 1
+                delay = getattr(exc, "retry_after", None) or PAGE_RETRY_BACKOFF * 2 ** (retries - 1)
+                logger.warning(
+                    "sync %s store=%s: %s; retrying from the checkpoint in %.1f s (%d/%d)",
+                    self.sync.pk,
+                    self.store.catalog_id,
+                    type(exc).__name__,
+                    delay,
+                    retries,
+                    PAGE_RETRIES,
+                )
+                self.wait(delay)
+
+    def write_page(self, records: list[Any], errors: list[Any], *, position: dict[str, Any] | None) -> None:
+        """Validate and write one page, its rejected records and the checkpoint, in one transaction."""
+        sync = self.sync
+        rows, rejected, duplicates = validate(records)
+        rejected = [Rejected(str(e.customer_id or "")[:64], str(e.reason), e.payload) for e in errors] + rejected
+        now = timezone.now()
+        with transaction.atomic():
+            assert self.mark is not None
+            result = self.writer.write(rows, now=now, mark=self.mark)
+            if result.moved_from is not None:
+                held = _parse_dt(sync.checkpoint.get("hold"))
+                if held is None or result.moved_from < held:
+                    sync.checkpoint["hold"] = result.moved_from.isoformat()
+                    logger.info(
+                        "sync %s store=%s: a customer moved in the POS listing while we paged; the cursor will "
+                        "not pass %s",
+                        sync.pk,
+                        self.store.catalog_id,
+                        result.moved_from.isoformat(),
+                    )
+            self.store_rejected(rejected)
+            sync.pages += 1
+            sync.fetched += len(records) + len(errors)
+            sync.created += result.created
+            sync.updated += result.updated
+            sync.unchanged += result.unchanged + duplicates
+            sync.invalid += len(rejected)
+            sync.deactivated += result.deactivated
+            sync.heartbeat_at = now
+            if position is not None:
+                self.position = position
+                sync.checkpoint["position"] = position
+            self.save_state(
+                fields=[
+                    "pages",
+                    "fetched",
+                    "created",
+                    "updated",
+                    "unchanged",
+                    "invalid",
+                    "deactivated",
+                    "heartbeat_at",
+                    "checkpoint",
+                ]
+            )
+        self.writer.grew(result.created)
+        if self.progress is not None:
+            self.progress(sync)
+        self.check_invalid_ratio(final=False)
+
+    def store_rejected(self, rejected: list[Rejected]) -> None:
+        room = MAX_STORED_RECORD_ERRORS - self.stored_errors
+        if not rejected or room <= 0:
+            return
+        SyncRecordError.objects.bulk_create(
+            [
+                SyncRecordError(sync=self.sync, customer_id=r.customer_id, reason=r.reason[:2000], payload=r.payload)
+                for r in rejected[:room]
+            ]
+        )
+        self.stored_errors += min(room, len(rejected))
+
+    def deactivate_missing(self, client: Any) -> None:
+        """Full sync: customers the POS did not return are marked inactive (few are double-checked first)."""
+        assert self.mark is not None
+        missing = Customer.objects.filter(store=self.store, active=True, created_at__lt=self.mark).filter(
+            Q(synced_at__lt=self.mark) | Q(synced_at__isnull=True)
+        )
+        sample = list(missing.order_by("id").values_list("customer_id", flat=True)[: VERIFY_MISSING_LIMIT + 1])
+        if not sample:
+            return
+        if self.sync.fetched == 0:
+            raise SyncFailure(
+                "MissingCustomersGuard",
+                "The POS listed no customers at all; refusing to mark this store's customers inactive.",
+            )
+        if len(sample) > VERIFY_MISSING_LIMIT and self.sync.checkpoint.get("hold"):
+            # Customers moved in the listing while we paged, so some of the many unseen may just have been
+            # skipped: too many to check one by one, so leave them for the next full sync.
+            logger.warning(
+                "sync %s store=%s: the POS listing shifted during the sync; not marking %d+ unseen customers "
+                "inactive this time",
+                self.sync.pk,
+                self.store.catalog_id,
+                VERIFY_MISSING_LIMIT,
+            )
+            return
+        if len(sample) <= VERIFY_MISSING_LIMIT:
+            found = []
+            for customer_id in sample:
+                try:
+                    record = client.get_customer(customer_id)
+                except (PosNotSupported, NotImplementedError):
+                    found = []  # the POS cannot look one customer up: trust the listing
+                    break
+                if record is not None:
+                    found.append(record)
+            if found:
+                # Still at the POS: the listing shifted under us. Write them like any page.
+                self.write_page(found, [], position=None)
+        now = timezone.now()
+        with transaction.atomic():
+            count = missing.update(active=False, updated_at=now)
+            self.sync.deactivated += count
+            self.sync.heartbeat_at = now
+            self.save_state(fields=["deactivated", "heartbeat_at"])
+        if count:
+            logger.info(
+                "sync %s store=%s: %d customers gone from the POS marked inactive",
+                self.sync.pk,
+                self.store.catalog_id,
+                count,
+            )
+
+    def check_invalid_ratio(self, *, final: bool) -> None:
+        sync = self.sync
+        if not sync.fetched:
+            return
+        ratio = sync.invalid / sync.fetched
+        limit = settings.SYNC_MAX_INVALID_RATIO
+        if sync.invalid <= INVALID_ALLOWANCE:
+            return
+        if final and ratio > limit:
+            raise SyncFailure(
+                "InvalidRecordThreshold",
+                f"{sync.invalid} of {sync.fetched} records were invalid ({ratio:.1%}, over the {limit:.1%} limit).",
+            )
+        if not final and sync.fetched >= EARLY_INVALID_MIN_RECORDS and ratio > max(limit, EARLY_INVALID_RATIO):
+            raise SyncFailure(
+                "InvalidRecordThreshold",
+                f"{sync.invalid} of the first {sync.fetched} records were invalid ({ratio:.1%}); stopped early.",
+            )
+
+    def finish(self) -> None:
+        sync = self.sync
+        now = timezone.now()
+        sync.status = SyncStatus.FINISHED
+        sync.finished_at = now
+        sync.heartbeat_at = now
+        sync.cursor_to = reached_cursor(sync)
+        self.save_state(fields=["status", "finished_at", "heartbeat_at", "cursor_to"])
+        logger.info(
+            "sync %s store=%s vendor=%s finished in %.1f s: pages=%d fetched=%d created=%d updated=%d "
+            "unchanged=%d invalid=%d deactivated=%d",
+            sync.pk,
+            self.store.catalog_id,
+            self.store.pos_vendor,
+            (now - sync.started_at).total_seconds() if sync.started_at else 0.0,
+            sync.pages,
+            sync.fetched,
+            sync.created,
+            sync.updated,
+            sync.unchanged,
+            sync.invalid,
+            sync.deactivated,
+        )
+
+    # ---- state, waiting, failure -----------------------------------------------------------------
+
+    def save_state(self, *, fields: list[str]) -> None:
+        """Save these fields if the sync is still ours (in progress); SyncLost otherwise."""
+        values = {name: getattr(self.sync, name) for name in fields}
+        if not CustomerSync.objects.filter(pk=self.sync.pk, status=SyncStatus.IN_PROGRESS).update(**values):
+            raise SyncLost
+
+    def wait(self, seconds: float) -> None:
+        """Sleep for the POS (rate limits, backoff) within the sync's budget, renewing the heartbeat first."""
+        seconds = max(0.0, float(seconds))
+        if self.waited + seconds > self.budget:
+            raise WaitBudgetExhausted(
+                f"Rate limited by the POS: waiting {seconds:.0f} s more would pass the {self.budget:.0f} s budget "
+                f"({self.waited:.0f} s waited); stopped at page {self.sync.pages}, the next sync resumes there.",
+                vendor=self.store.pos_vendor,
+                retry_after=seconds,
+            )
+        self.sync.heartbeat_at = timezone.now()
+        self.save_state(fields=["heartbeat_at"])
+        self._sleep(seconds)
+        self.waited += seconds
+
+    def fail(self, error_type: str, message: str, exc: BaseException | None) -> None:
+        sync = self.sync
+        now = timezone.now()
+        sync.status = SyncStatus.FAILED
+        sync.finished_at = now
+        sync.error_type = error_type[:100]
+        sync.error_message = message[:4000]
+        try:
+            CustomerSync.objects.filter(pk=sync.pk, status=SyncStatus.IN_PROGRESS).update(
+                status=SyncStatus.FAILED, finished_at=now, error_type=sync.error_type, error_message=sync.error_message
+            )
+        except Exception:
+            logger.exception("sync %s: could not record its failure", sync.pk)
+        logger.warning(
+            "sync %s store=%s vendor=%s failed after %d pages: %s: %s",
+            sync.pk,
+            self.store.catalog_id,
+            self.store.pos_vendor,
+            sync.pages,
+            sync.error_type,
+            sync.error_message,
+        )
+        report_failure(sync=sync, exc=exc)
+
+
+def reached_cursor(sync: CustomerSync) -> datetime | None:
+    """Where the next incremental sync may start (before the overlap): the frozen bound, unless a customer
+    moved in the listing during the sync, in which case no further than that customer's previous time."""
+    cursor = sync.cursor_bound
+    hold = _parse_dt(sync.checkpoint.get("hold"))
+    if hold is not None and cursor is not None and hold < cursor:
+        cursor = hold if sync.cursor_from is None else max(hold, sync.cursor_from)
+    return cursor
+
+
+def report_failure(*, sync: CustomerSync, exc: BaseException | None) -> None:
+    """Send a failed sync to Sentry with the store and vendor as context and no customer data."""
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("store", sync.store.catalog_id)
+        scope.set_tag("pos_vendor", sync.store.pos_vendor)
+        scope.set_tag("sync_kind", sync.kind)
+        scope.set_tag("sync_trigger", sync.trigger)
+        scope.set_context(
+            "customer_sync",
+            {
+                "id": sync.pk,
+                "store_id": sync.store_id,
+                "error_type": sync.error_type,
+                "pages": sync.pages,
+                "fetched": sync.fetched,
+                "invalid": sync.invalid,
+            },
+        )
+        if exc is not None and not isinstance(exc, SyncFailure):
+            sentry_sdk.capture_exception(exc)
+        else:
+            sentry_sdk.capture_message(f"Customer sync failed: {sync.error_type}: {sync.error_message}", level="error")
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat() if value else "-"
+
+
+def _parse_dt(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value)
+
+
+__all__ = ["PageResult", "Row", "SyncLost", "SyncRunner", "WaitBudgetExhausted", "claim", "run_sync"]

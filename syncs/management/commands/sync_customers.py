@@ -1,0 +1,90 @@
+"""Run customer syncs now, in the foreground, with a progress bar."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from stores.models import Store
+from syncs.models import CustomerSync, SyncKind, SyncStatus, SyncTrigger
+from syncs.services import sync_create, sync_run
+
+
+class Command(BaseCommand):
+    help = (
+        "Sync customers from the POS now, in this process: one store (--store CATALOG_ID) or every store with "
+        "sync enabled (--all). Prints the counts; exits non-zero when a sync failed or could not start."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument("--store", metavar="CATALOG_ID", help="The store's catalog id.")
+        target.add_argument("--all", action="store_true", help="Every store with sync enabled.")
+        parser.add_argument(
+            "--full", action="store_true", help="A full sync (also marks customers gone from the POS inactive)."
+        )
+        parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+
+    def handle(self, *args: Any, store: str | None, all: bool, full: bool, no_progress: bool, **options: Any) -> None:
+        if store is not None:
+            found = Store.objects.filter(catalog_id=store).first()
+            if found is None:
+                raise CommandError(f"No store with catalog id {store!r}.")
+            stores = [found]
+        else:
+            stores = list(Store.objects.filter(sync_enabled=True).order_by("catalog_id"))
+            if not stores:
+                self.stdout.write("No store has sync enabled.")
+                return
+        kind = SyncKind.FULL if full else SyncKind.INCREMENTAL
+        problems = []
+        for target in stores:
+            sync, created = sync_create(store=target, kind=kind, trigger=SyncTrigger.MANUAL)
+            if not created:
+                state = sync.get_status_display().lower()
+                message = f"{target.catalog_id}: sync #{sync.pk} is already {state}; not started"
+                self.stderr.write(message)
+                problems.append(message)
+                continue
+            sync = self.run_one(sync, progress=not no_progress and options.get("verbosity", 1) > 0)
+            self.report(sync)
+            if sync.status != SyncStatus.FINISHED:
+                problems.append(f"{target.catalog_id}: {sync.error_type}")
+        if problems:
+            raise CommandError(f"{len(problems)} of {len(stores)} sync(s) did not finish: " + "; ".join(problems))
+
+    def run_one(self, sync: CustomerSync, *, progress: bool) -> CustomerSync:
+        bar = tqdm(
+            desc=f"{sync.store.catalog_id} ({sync.kind})",
+            unit=" customers",
+            disable=not progress,
+            file=self.stderr._out,
+            dynamic_ncols=True,
+        )
+        seen = 0
+
+        def advance(current: CustomerSync) -> None:
+            nonlocal seen
+            bar.update(current.fetched - seen)
+            seen = current.fetched
+            bar.set_postfix(pages=current.pages, created=current.created, updated=current.updated)
+
+        try:
+            return sync_run(sync=sync, progress=advance)
+        finally:
+            bar.close()
+
+    def report(self, sync: CustomerSync) -> None:
+        duration = sync.duration.total_seconds() if sync.duration else 0.0
+        counts = (
+            f"fetched={sync.fetched} created={sync.created} updated={sync.updated} unchanged={sync.unchanged} "
+            f"invalid={sync.invalid} deactivated={sync.deactivated} pages={sync.pages} in {duration:.1f} s"
+        )
+        line = f"{sync.store.catalog_id}: {sync.kind} sync #{sync.pk} {sync.status}: {counts}"
+        if sync.status == SyncStatus.FINISHED:
+            self.stdout.write(self.style.SUCCESS(line))
+        else:
+            self.stdout.write(self.style.ERROR(line))
+            self.stdout.write(f"  {sync.error_type}: {sync.error_message}")

@@ -1,0 +1,61 @@
+"""Reads about customer syncs (services write, selectors read)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from stores.models import Store
+from syncs.models import CustomerSync, SyncStatus
+
+# Failures after which the next sync must start over instead of resuming at the checkpoint.
+NOT_RESUMABLE_ERRORS = frozenset({"InvalidRecordThreshold", "MissingCustomersGuard"})
+# A checkpoint older than this is not trusted: a POS listing position may not stay valid for days.
+RESUME_MAX_AGE = timedelta(hours=24)
+
+
+def last_finished_sync(*, store: Store) -> CustomerSync | None:
+    """The store's most recent finished sync (its cursor is where the next incremental sync starts)."""
+    return CustomerSync.objects.finished().filter(store=store).order_by("-finished_at", "-id").first()
+
+
+def running_sync(*, store: Store) -> CustomerSync | None:
+    """The store's pending or in-progress sync, if any."""
+    return CustomerSync.objects.running().filter(store=store).order_by("-id").first()
+
+
+def resumable_sync(*, store: Store, kind: str) -> CustomerSync | None:
+    """The store's latest sync when it failed part-way and a new sync of `kind` should carry on from its checkpoint.
+
+    Only the very latest sync qualifies (a later success makes it moot), of the same kind, recent, with a
+    committed checkpoint and a failure that does not ask for a fresh start. A resumed sync that failed
+    again without committing a page is not resumed once more, so a position the POS no longer accepts
+    cannot wedge a store.
+    """
+    latest = CustomerSync.objects.filter(store=store).exclude(status__in=[SyncStatus.PENDING, SyncStatus.IN_PROGRESS])
+    latest_sync = latest.order_by("-created_at", "-id").first()
+    if latest_sync is None or latest_sync.status != SyncStatus.FAILED or latest_sync.kind != kind:
+        return None
+    if latest_sync.error_type in NOT_RESUMABLE_ERRORS or not latest_sync.checkpoint.get("position"):
+        return None
+    if latest_sync.cursor_bound is None or latest_sync.started_at is None:
+        return None
+    if latest_sync.started_at < timezone.now() - RESUME_MAX_AGE:
+        return None
+    if latest_sync.resumed_from_id is not None and latest_sync.pages == 0:
+        return None
+    return latest_sync
+
+
+def abandoned_syncs(*, store: Store | None = None) -> QuerySet[CustomerSync]:
+    """Active syncs whose lease ran out: no heartbeat within it (or, never started, created before it)."""
+    cutoff = timezone.now() - timedelta(seconds=settings.SYNC_LEASE_SECONDS)
+    condition = Q(status__in=[SyncStatus.PENDING, SyncStatus.IN_PROGRESS]) & (
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
+    )
+    if store is not None:
+        condition &= Q(store=store)
+    return CustomerSync.objects.filter(condition)

@@ -1,0 +1,484 @@
+# ruff: noqa: S608 -- SQL is assembled from model metadata (table and column names) only; values are bound.
+"""Writes one POS page into the customer mirror in a few bulk statements.
+
+Per page: one SELECT of the page's ids already held, one upsert on (store, customer_id) that only
+touches rows the POS really changed and never lets an older POS version overwrite a newer one, and on a
+full sync one UPDATE of `synced_at` for the rows that were seen but unchanged (so the sync can tell who
+the POS no longer returns). The caller wraps the call, the record errors and its checkpoint in one
+transaction. PostgreSQL gets the rows as arrays (`unnest`), one statement whatever the page size;
+SQLite gets multi-row VALUES in batches that respect its bound-parameter limit.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from operator import attrgetter
+from typing import Any
+
+from django.db import connection
+from django.db.models import CharField
+
+from customers.models import Customer, CustomerType, Gender
+
+# The canonical fields a sync copies from a POS record, in column order. Changing any of them (or `raw`)
+# makes a record "changed"; `synced_at`, `created_at` and `updated_at` are ours.
+DATA_FIELDS: tuple[str, ...] = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "birthday",
+    "gender",
+    "drivers_license",
+    "drivers_license_expiration",
+    "medical_card_number",
+    "medical_card_expiration",
+    "customer_type",
+    "active",
+    "notes",
+    "street",
+    "city",
+    "state",
+    "postal_code",
+    "loyalty_points",
+    "pos_created_at",
+    "pos_updated_at",
+)
+DATE_FIELDS = frozenset({"birthday", "drivers_license_expiration", "medical_card_expiration"})
+DATETIME_FIELDS = frozenset({"pos_created_at", "pos_updated_at"})
+PG_TYPES: dict[str, str] = {
+    **{name: "text" for name in DATA_FIELDS},
+    **{name: "date" for name in DATE_FIELDS},
+    **{name: "timestamptz" for name in DATETIME_FIELDS},
+    "active": "boolean",
+    "loyalty_points": "numeric",
+}
+MAX_LENGTHS: dict[str, int] = {
+    f.name: f.max_length
+    for f in Customer._meta.get_fields()
+    if isinstance(f, CharField) and f.max_length and f.name in {"customer_id", *DATA_FIELDS}
+}
+GENDERS = frozenset(Gender.values)
+CUSTOMER_TYPES = frozenset(CustomerType.values)
+_POINTS_FIELD = Customer._meta.get_field("loyalty_points")
+POINTS_LIMIT = Decimal(10) ** (_POINTS_FIELD.max_digits - _POINTS_FIELD.decimal_places)  # type: ignore[operator]
+POINTS_QUANTUM = Decimal(1).scaleb(-_POINTS_FIELD.decimal_places)  # type: ignore[arg-type]
+# SQLite's compile-time default since 3.32; older builds allow 999. We ask the connection and cap here.
+SQLITE_DEFAULT_MAX_VARIABLES = 32766
+SQLITE_FALLBACK_MAX_VARIABLES = 999
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A validated record, ready to write: its POS id, merged flag and canonical values in DATA_FIELDS order."""
+
+    customer_id: str
+    values: tuple[Any, ...]
+    raw_json: str
+    merged: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record we refuse to store, with the reason (kept as a SyncRecordError)."""
+
+    customer_id: str
+    reason: str
+    payload: Any
+
+
+@dataclass(slots=True)
+class PageResult:
+    """What one page did to the mirror."""
+
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deactivated: int = 0
+    moved_from: datetime | None = None
+
+
+def validate(records: Iterable[Any]) -> tuple[list[Row], list[Rejected], int]:
+    """Check records against the mirror's columns: rows to write, records rejected with a reason, and how
+    many were duplicates within the page (the newest version of a customer wins)."""
+    rows: dict[str, Row] = {}
+    stamps: dict[str, datetime | None] = {}
+    rejected: list[Rejected] = []
+    duplicates = 0
+    for record in records:
+        try:
+            row = _row(record)
+        except _Invalid as exc:
+            rejected.append(Rejected(str(getattr(record, "customer_id", "") or "")[:64], exc.reason, _payload(record)))
+            continue
+        stamp = record.pos_updated_at
+        if row.customer_id in rows:
+            duplicates += 1
+            held = stamps[row.customer_id]
+            if held is not None and (stamp is None or stamp < held):
+                continue
+        rows[row.customer_id] = row
+        stamps[row.customer_id] = stamp
+    return list(rows.values()), rejected, duplicates
+
+
+class _Invalid(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _payload(record: Any) -> Any:
+    raw = getattr(record, "raw", None)
+    try:
+        json.dumps(raw)
+    except (TypeError, ValueError):
+        return repr(raw)[:10_000]
+    return raw
+
+
+_GET_VALUES = attrgetter(*DATA_FIELDS)
+_INDEX = {name: i for i, name in enumerate(DATA_FIELDS)}
+_TEXT_FIELDS = tuple(
+    (i, name, MAX_LENGTHS.get(name, 1 << 30))
+    for i, name in enumerate(DATA_FIELDS)
+    if name not in DATE_FIELDS | DATETIME_FIELDS | {"active", "loyalty_points"}
+)
+_DATE_INDEXES = tuple((_INDEX[name], name) for name in DATA_FIELDS if name in DATE_FIELDS)
+_DATETIME_INDEXES = tuple((_INDEX[name], name) for name in DATA_FIELDS if name in DATETIME_FIELDS)
+_ACTIVE, _POINTS, _GENDER, _TYPE = (_INDEX[n] for n in ("active", "loyalty_points", "gender", "customer_type"))
+_ID_LIMIT = MAX_LENGTHS["customer_id"]
+
+
+def _row(record: Any) -> Row:
+    """One record as a Row; _Invalid says why it cannot be stored. Kept lean: it runs for every record."""
+    customer_id = record.customer_id
+    if customer_id is None:
+        raise _Invalid("customer_id is missing")
+    customer_id = str(customer_id).strip()
+    if not customer_id:
+        raise _Invalid("customer_id is missing")
+    if len(customer_id) > _ID_LIMIT or "\x00" in customer_id:
+        raise _Invalid(f"customer_id is longer than {_ID_LIMIT} characters or not printable")
+    values = list(_GET_VALUES(record))
+    merged = bool(record.merged_into_customer_id)
+    for i, name, limit in _TEXT_FIELDS:
+        value = values[i]
+        if value is None:
+            values[i] = ""
+        elif type(value) is not str and not isinstance(value, str):
+            raise _Invalid(f"{name} is not text")
+        elif len(value) > limit:
+            raise _Invalid(f"{name} is longer than {limit} characters")
+        elif "\x00" in value:
+            raise _Invalid(f"{name} contains a NUL character")
+    for i, name in _DATE_INDEXES:
+        value = values[i]
+        if value is not None and (
+            type(value) is not date and (not isinstance(value, date) or isinstance(value, datetime))
+        ):
+            raise _Invalid(f"{name} is not a date")
+    for i, name in _DATETIME_INDEXES:
+        value = values[i]
+        if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+            raise _Invalid(f"{name} is not an aware datetime")
+    if values[_GENDER] not in GENDERS:
+        raise _Invalid(f"gender {values[_GENDER]!r} is not one of {sorted(GENDERS)}")
+    if values[_TYPE] not in CUSTOMER_TYPES:
+        raise _Invalid(f"customer_type {values[_TYPE]!r} is not one of {sorted(CUSTOMER_TYPES)}")
+    values[_ACTIVE] = bool(values[_ACTIVE]) and not merged
+    values[_POINTS] = _points(values[_POINTS])
+    raw = record.raw
+    try:
+        raw_json = json.dumps(raw if raw is not None else {})
+    except (TypeError, ValueError) as exc:
+        raise _Invalid("the vendor JSON cannot be stored") from exc
+    if "\\u0000" in raw_json:
+        raise _Invalid("the vendor JSON contains a NUL character")
+    return Row(customer_id, tuple(values), raw_json, merged)
+
+
+def _points(value: Any) -> Decimal:
+    if type(value) is Decimal and value.is_finite() and -POINTS_LIMIT < value < POINTS_LIMIT:
+        return value.quantize(POINTS_QUANTUM)
+    try:
+        points = Decimal(value if value is not None else 0)
+    except (InvalidOperation, TypeError, ValueError) as exc:
+        raise _Invalid("loyalty_points is not a number") from exc
+    if not points.is_finite() or abs(points) >= POINTS_LIMIT:
+        raise _Invalid("loyalty_points is out of range")
+    return points.quantize(POINTS_QUANTUM)
+
+
+class PageWriter:
+    """Bulk writes for one store; pick the flavour with `PageWriter.for_connection()`."""
+
+    table = Customer._meta.db_table
+
+    def __init__(self, *, store_id: int) -> None:
+        self.store_id = store_id
+        self.columns = [Customer._meta.get_field(name).column for name in DATA_FIELDS]
+
+    @staticmethod
+    def for_connection(*, store_id: int) -> PageWriter:
+        """The writer for the default database's backend."""
+        if connection.vendor == "postgresql":
+            return PostgresPageWriter(store_id=store_id)
+        if connection.vendor == "sqlite":
+            return SqlitePageWriter(store_id=store_id)
+        raise NotImplementedError(f"no bulk page writer for {connection.vendor}")
+
+    def write(self, rows: Sequence[Row], *, now: datetime, mark: datetime) -> PageResult:
+        """Upsert a page of rows; the rows seen but not rewritten get `synced_at` stamped.
+
+        `mark` is when this sync (or the sync it resumes) started: a row already stamped since then was
+        seen earlier in this very sync. If the POS now hands it over again, changed, it moved within the
+        listing while we paged through it, which can shift a neighbour into a page already read; the
+        result's `moved_from` is the oldest such row's previous POS time, below which the sync's cursor
+        must not advance.
+        """
+        result = PageResult()
+        if not rows:
+            return result
+        ids = [row.customer_id for row in rows]
+        held = self.existing(ids)
+        written = self.upsert(rows, now=now)
+        mark_key = self.stamp_key(mark)
+        for row in rows:
+            before = held.get(row.customer_id)
+            if row.customer_id not in written:
+                result.unchanged += 1
+            elif before is None:
+                result.created += 1
+            else:
+                result.updated += 1
+                active, pos_updated_at, synced_at = before
+                if row.merged and active:
+                    result.deactivated += 1
+                if synced_at is not None and self.stamp_key(synced_at) >= mark_key and pos_updated_at is not None:
+                    moved = self.as_datetime(pos_updated_at)
+                    if result.moved_from is None or moved < result.moved_from:
+                        result.moved_from = moved
+        seen = [cid for cid in ids if cid not in written]
+        if seen:
+            self.touch(seen, now=now)
+        return result
+
+    def stamp_key(self, value: Any) -> Any:
+        """A value comparable with a stored `synced_at`."""
+        return value
+
+    def as_datetime(self, value: Any) -> datetime:
+        """A stored datetime as an aware datetime."""
+        return value
+
+    def grew(self, created: int) -> None:
+        """Note rows added (a hook for planner statistics)."""
+
+    def existing(self, ids: Sequence[str]) -> dict[str, tuple[bool, Any, Any]]:
+        """{customer_id: (active, pos_updated_at, synced_at)} for the ids this store already holds."""
+        raise NotImplementedError
+
+    def upsert(self, rows: Sequence[Row], *, now: datetime) -> set[str]:
+        """Insert new rows and update changed ones that are not older than ours; the ids written."""
+        raise NotImplementedError
+
+    def touch(self, ids: Sequence[str], *, now: datetime) -> None:
+        """Stamp `synced_at` on these rows without rewriting their data."""
+        raise NotImplementedError
+
+    def _guard(self, target: str, new: str) -> str:
+        """The upsert's WHERE: the POS version is not older than ours, and something differs."""
+        ours = ", ".join(f'{target}."{c}"' for c in [*self.columns, "raw"])
+        theirs = ", ".join(f'{new}."{c}"' for c in [*self.columns, "raw"])
+        return (
+            f'({target}."pos_updated_at" IS NULL OR {new}."pos_updated_at" IS NULL '
+            f'OR {new}."pos_updated_at" >= {target}."pos_updated_at") '
+            f"AND ({ours}) IS DISTINCT FROM ({theirs})"
+        )
+
+    def _insert_columns(self) -> str:
+        names = ["store_id", "customer_id", *self.columns, "raw", "synced_at", "created_at", "updated_at"]
+        return ", ".join(f'"{name}"' for name in names)
+
+    def _set_clause(self) -> str:
+        return ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in [*self.columns, "raw", "synced_at", "updated_at"])
+
+
+class PostgresPageWriter(PageWriter):
+    """One statement per step, whatever the page size: the page travels as one array per column.
+
+    Django's PostgreSQL cursors bind parameters client-side (the arrays would be quoted into the SQL
+    text in Python); these statements use a server-side-binding cursor on the same connection, with
+    binary parameters (`%b`), so arrays are sent as they are.
+    """
+
+    # A first sync can grow the table from nothing to a million rows long before autovacuum re-analyzes
+    # it; with statistics saying "tiny table" the planner scans the whole store for every page (quadratic).
+    # So we ANALYZE each time the rows this writer added double, from this many on.
+    ANALYZE_FROM_ROWS = 5000
+
+    def __init__(self, *, store_id: int) -> None:
+        super().__init__(store_id=store_id)
+        self.added = 0
+        self.next_analyze = self.ANALYZE_FROM_ROWS
+
+    def grew(self, created: int) -> None:
+        self.added += created
+        if self.added >= self.next_analyze:
+            self._run(f'ANALYZE "{self.table}"', [])
+            self.next_analyze = self.added * 2
+
+    def _run(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        connection.ensure_connection()
+        connection.validate_no_broken_transaction()
+        started = time.monotonic()
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall() if cursor.description else []
+        if connection.queries_logged:  # what Django's debug cursor would record (query counting in tests)
+            connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+        return rows
+
+    def existing(self, ids: Sequence[str]) -> dict[str, tuple[bool, Any, Any]]:
+        rows = self._run(
+            f'SELECT "customer_id", "active", "pos_updated_at", "synced_at" FROM "{self.table}" '
+            f'WHERE "store_id" = %b AND "customer_id" = ANY(%b::varchar[])',
+            [self.store_id, list(ids)],
+        )
+        return {cid: (active, updated, synced) for cid, active, updated, synced in rows}
+
+    def upsert(self, rows: Sequence[Row], *, now: datetime) -> set[str]:
+        arrays: list[list[Any]] = [[row.customer_id for row in rows]]
+        arrays += [[row.values[i] for row in rows] for i in range(len(DATA_FIELDS))]
+        arrays.append([row.raw_json for row in rows])
+        casts = ", ".join(["%b::text[]"] + [f"%b::{PG_TYPES[name]}[]" for name in DATA_FIELDS] + ["%b::text[]"])
+        names = ", ".join(['"customer_id"', *(f'"{c}"' for c in self.columns), '"raw"'])
+        insert_columns = self._insert_columns()
+        picked = [f'i."{c}"' for c in self.columns]
+        select = ", ".join(["%b", "i.customer_id", *picked, "i.raw::jsonb", "%b", "%b", "%b"])
+        sql = (
+            f'INSERT INTO "{self.table}" AS c ({insert_columns}) '
+            f"SELECT {select} FROM unnest({casts}) AS i({names}) "
+            f'ON CONFLICT ("store_id", "customer_id") DO UPDATE SET {self._set_clause()} '
+            f"WHERE {self._guard('c', 'EXCLUDED')} "
+            f'RETURNING c."customer_id"'
+        )
+        return {cid for (cid,) in self._run(sql, [self.store_id, now, now, now, *arrays])}
+
+    def touch(self, ids: Sequence[str], *, now: datetime) -> None:
+        self._run(
+            f'UPDATE "{self.table}" SET "synced_at" = %b WHERE "store_id" = %b AND "customer_id" = ANY(%b::varchar[])',
+            [now, self.store_id, list(ids)],
+        )
+
+
+class SqlitePageWriter(PageWriter):
+    """Multi-row statements in batches sized to SQLite's bound-parameter limit."""
+
+    def __init__(self, *, store_id: int) -> None:
+        super().__init__(store_id=store_id)
+        self.max_variables = sqlite_max_variables()
+        self.row_width = 2 + len(self.columns) + 4  # store, id, data, raw, synced/created/updated
+        # An explicit batch size: the most rows whose parameters fit one statement.
+        self.batch_size = max(1, self.max_variables // self.row_width)
+        self.id_batch_size = max(1, self.max_variables - 1)
+
+    def existing(self, ids: Sequence[str]) -> dict[str, tuple[bool, Any, Any]]:
+        found: dict[str, tuple[bool, Any, Any]] = {}
+        with connection.cursor() as cursor:
+            for chunk in _chunks(ids, self.id_batch_size):
+                marks = ", ".join("%s" for _ in chunk)
+                cursor.execute(
+                    f'SELECT "customer_id", "active", "pos_updated_at", "synced_at" FROM "{self.table}" '
+                    f'WHERE "store_id" = %s AND "customer_id" IN ({marks})',
+                    [self.store_id, *chunk],
+                )
+                found.update((cid, (bool(active), updated, synced)) for cid, active, updated, synced in cursor)
+        return found
+
+    # Django's SQLite connection hands datetimes back naive (UTC) or, on a raw path, as text.
+    def stamp_key(self, value: Any) -> Any:
+        return _sqlite_datetime(self.as_datetime(value))
+
+    def as_datetime(self, value: Any) -> datetime:
+        moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+    def upsert(self, rows: Sequence[Row], *, now: datetime) -> set[str]:
+        stamp = _sqlite_datetime(now)
+        columns = self._insert_columns()
+        written: set[str] = set()
+        placeholder = "(" + ", ".join("%s" for _ in range(self.row_width)) + ")"
+        target = f'"{self.table}"'
+        with connection.cursor() as cursor:
+            for chunk in _chunks(rows, self.batch_size):
+                params: list[Any] = []
+                store_id = self.store_id
+                for row in chunk:
+                    values = list(row.values)
+                    for i, convert in _SQLITE_CONVERTERS:
+                        if values[i] is not None:
+                            values[i] = convert(values[i])
+                    params.append(store_id)
+                    params.append(row.customer_id)
+                    params.extend(values)
+                    params.extend((row.raw_json, stamp, stamp, stamp))
+                sql = (
+                    f'INSERT INTO "{self.table}" ({columns}) VALUES {", ".join(placeholder for _ in chunk)} '
+                    f'ON CONFLICT ("store_id", "customer_id") DO UPDATE SET {self._set_clause()} '
+                    f"WHERE {self._guard(target, 'excluded')} "
+                    f'RETURNING "customer_id"'
+                )
+                cursor.execute(sql, params)
+                written.update(cid for (cid,) in cursor.fetchall())
+        return written
+
+    def touch(self, ids: Sequence[str], *, now: datetime) -> None:
+        stamp = _sqlite_datetime(now)
+        with connection.cursor() as cursor:
+            for chunk in _chunks(ids, self.id_batch_size - 2):
+                marks = ", ".join("%s" for _ in chunk)
+                cursor.execute(
+                    f'UPDATE "{self.table}" SET "synced_at" = %s WHERE "store_id" = %s AND "customer_id" IN ({marks})',
+                    [stamp, self.store_id, *chunk],
+                )
+
+
+def sqlite_max_variables() -> int:
+    """How many bound parameters one SQLite statement may carry on this connection (capped)."""
+    connection.ensure_connection()
+    raw = connection.connection
+    try:
+        limit = int(raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    except (AttributeError, sqlite3.Error):
+        limit = SQLITE_FALLBACK_MAX_VARIABLES
+    return max(1, min(limit, SQLITE_DEFAULT_MAX_VARIABLES))
+
+
+def _sqlite_datetime(value: datetime) -> str:
+    # Django stores aware datetimes on SQLite as naive UTC text (str() of the datetime); match it exactly
+    # so comparisons with values written by the ORM stay correct.
+    return str(value.astimezone(UTC).replace(tzinfo=None))
+
+
+# How Django stores these columns on SQLite, per column index (text columns go as they are).
+_SQLITE_CONVERTERS: tuple[tuple[int, Callable[[Any], Any]], ...] = (
+    *((i, date.isoformat) for i, _ in _DATE_INDEXES),
+    *((i, _sqlite_datetime) for i, _ in _DATETIME_INDEXES),
+    (_POINTS, str),
+    (_ACTIVE, int),
+)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,212 @@
+"""The engine against the POS sandbox over real HTTP: faults, a killed process, every vendor."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from customers.models import Customer
+from syncs.models import SyncKind, SyncRecordError, SyncStatus
+from syncs.services import sync_create, sync_run
+from syncs.writer import DATA_FIELDS
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+FAULTS = "5xx=0.1,429=0.05,retry_after=1,drop=0.02,malformed_record=1/10000,token_ttl=40"
+
+
+def run(store, kind: str = SyncKind.FULL):
+    return sync_run(sync=sync_create(store=store, kind=kind, trigger="manual")[0])
+
+
+def assert_mirror_equals_pos(server, store, *, skip: set[str] = frozenset()) -> int:
+    """Every customer the POS has (but `skip`) is in the mirror with exactly the POS's data; nothing else is."""
+    client = store.pos_client()
+    mirror = {c.customer_id: c for c in Customer.objects.filter(store=store).iterator(chunk_size=2000)}
+    expected = 0
+    for raw in server.vendor_records(store.pos_vendor):
+        record = client.parse_record(raw)
+        if record.customer_id in skip:
+            continue
+        expected += 1
+        customer = mirror.pop(record.customer_id)
+        for name in DATA_FIELDS:
+            want = getattr(record, name)
+            if name == "active":
+                want = want and not record.merged_into_customer_id
+            assert getattr(customer, name) == want, (record.customer_id, name)
+        assert customer.raw == raw, record.customer_id
+    assert not mirror, f"{len(mirror)} customers the POS does not have"
+    return expected
+
+
+def test_a_sync_through_every_fault_ends_with_the_mirror_equal_to_the_pos(sandbox_store, no_sleep):
+    # Seed 3 makes exactly one of the 10,000 records malformed; tokens expire every 40 requests.
+    server, store = sandbox_store("treez", customers=10_000, seed=3, faults=FAULTS)
+    [malformed] = server.malformed_ids("treez")
+
+    sync = run(store)
+
+    assert sync.status == SyncStatus.FINISHED, (sync.error_type, sync.error_message)
+    assert (sync.fetched, sync.created, sync.invalid) == (10_000, 9_999, 1)
+    [bad] = SyncRecordError.objects.filter(sync=sync)
+    assert bad.customer_id == malformed and bad.payload
+    assert no_sleep  # it did wait out 429s and backoffs
+    assert assert_mirror_equals_pos(server, store, skip={malformed}) == 9_999
+
+    # The POS keeps changing; an incremental sync under the same faults catches up exactly.
+    server.modify("treez", 25)
+    server.create("treez", 5)
+    again = run(store, kind=SyncKind.INCREMENTAL)
+    assert again.status == SyncStatus.FINISHED, (again.error_type, again.error_message)
+    assert again.created == 5 and again.updated >= 25
+    assert_mirror_equals_pos(server, store, skip={malformed})
+
+
+def _database_for_subprocesses(tmp_path) -> tuple[str, object]:
+    """A database of its own (an SQLite file, or a new PostgreSQL database) that other processes can open."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        return f"sqlite:///{tmp_path / 'crash.sqlite3'}", None
+    import psycopg
+
+    name = f"crash_{uuid.uuid4().hex[:12]}"
+    admin = psycopg.connect(url.replace("postgres://", "postgresql://"), autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    base = url.rsplit("/", 1)[0]
+
+    def drop() -> None:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+    return f"{base}/{name}", drop
+
+
+def _manage(env: dict[str, str], *args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, **kwargs
+    )
+
+
+def _rows(url: str, sql: str) -> list[tuple]:
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            return conn.execute(sql).fetchall()
+    import psycopg
+
+    with psycopg.connect(url.replace("postgres://", "postgresql://")) as conn:
+        return conn.execute(sql).fetchall()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_killed_with_sigkill_loses_nothing_and_the_next_fetches_at_most_one_page_again(sandbox_store, tmp_path):
+    server, _ = sandbox_store("leaflogix", customers=3000, seed=5, faults="slow=30ms")
+    pages: list[tuple[int, int]] = []  # (worker number, page requested)
+    worker = {"n": 0, "pid": 0}
+    dispatch = server.app.dispatch
+
+    def spy(method, target, headers, body):
+        response = dispatch(method, target, headers, body)
+        if "customers-paginated" in target:
+            page = int(parse_qs(urlsplit(target).query)["PageNumber"][0])
+            pages.append((worker["n"], page))
+            if worker["n"] == 1 and page == 12:
+                # Killed a moment after page 12 is on its way: mid-parse or mid-write.
+                threading.Timer(0.01, os.kill, (worker["pid"], signal.SIGKILL)).start()
+        return response
+
+    server.app.dispatch = spy
+    url, drop = _database_for_subprocesses(tmp_path)
+    try:
+        env = {**os.environ, "DATABASE_URL": url, "SYNC_LEASE_SECONDS": "1", "LOG_LEVEL": "WARNING"}
+        assert _manage(env, "migrate", "--no-input").returncode == 0
+        create = (
+            "from stores.models import Store;"
+            "from pos_integrations.sandbox import SANDBOX_CREDENTIALS as C;"
+            f"Store.objects.create(name='Crash', catalog_id='crash', pos_vendor='leaflogix',"
+            f"pos_base_url='{server.vendor_url('leaflogix')}', pos_credentials=dict(C['leaflogix']))"
+        )
+        assert _manage(env, "shell", "-c", create).returncode == 0
+
+        worker["n"] = 1
+        first = subprocess.Popen(
+            [sys.executable, "manage.py", "sync_customers", "--store", "crash", "--full", "--no-progress"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        worker["pid"] = first.pid
+        assert first.wait(timeout=60) == -signal.SIGKILL
+        [(status, committed)] = _rows(url, "SELECT status, pages FROM syncs_customersync")
+        assert status == "in_progress" and 10 <= committed <= 12  # it really died mid-way
+
+        time.sleep(1.1)  # past the 1 s lease: the dead sync is abandoned
+        worker["n"] = 2
+        second = _manage(env, "sync_customers", "--store", "crash", "--full", "--no-progress")
+        assert second.returncode == 0, second.stdout + second.stderr
+
+        syncs = _rows(url, "SELECT id, status, error_type, resumed_from_id FROM syncs_customersync ORDER BY id")
+        assert [s[1:3] for s in syncs] == [("failed", "Abandoned"), ("finished", "")]
+        assert syncs[1][3] == syncs[0][0]  # resumed from the dead one's checkpoint
+        fetched_by = {n: [p for w, p in pages if w == n] for n in (1, 2)}
+        assert len(set(fetched_by[1]) & set(fetched_by[2])) <= 1
+        assert fetched_by[2][0] in (12, 13)
+
+        rows = _rows(url, "SELECT customer_id, raw FROM customers_customer")
+        mirror = {cid: (json.loads(raw) if isinstance(raw, str) else raw) for cid, raw in rows}
+        assert len(mirror) == len(rows) == 3000  # nothing duplicated
+        for raw in server.vendor_records("leaflogix"):
+            assert mirror.pop(str(raw["customerId"])) == raw  # nothing lost, nothing stale
+        assert not mirror
+    finally:
+        if drop is not None:
+            drop()
+
+
+@pytest.mark.parametrize("vendor", ["leaflogix", "treez", "flowhub", "covasoft", "blaze"])
+def test_every_vendor_converges_through_changes_made_during_and_between_syncs(sandbox_store, no_sleep, vendor):
+    server, store = sandbox_store(vendor, customers=1500, seed=11, faults="5xx=0.05,429=0.03,drop=0.02")
+    dispatch = server.app.dispatch
+    calls = {"n": 0}
+
+    def spy(method, target, headers, body):
+        response = dispatch(method, target, headers, body)
+        calls["n"] += 1
+        if calls["n"] == 4:
+            server.modify(vendor, 20)  # while the first sync pages through
+            server.create(vendor, 3)
+        return response
+
+    server.app.dispatch = spy
+    first = run(store)
+    assert first.status == SyncStatus.FINISHED, (first.error_type, first.error_message)
+    server.app.dispatch = dispatch
+
+    server.modify(vendor, 10)
+    gone = server.delete(vendor, 2)
+    incremental = run(store, kind=SyncKind.INCREMENTAL)
+    assert incremental.status == SyncStatus.FINISHED, (incremental.error_type, incremental.error_message)
+    were_active = Customer.objects.filter(store=store, customer_id__in=gone, active=True).count()
+    full = run(store)
+    assert full.status == SyncStatus.FINISHED, (full.error_type, full.error_message)
+
+    assert full.deactivated == were_active
+    assert set(
+        Customer.objects.filter(store=store, active=False, customer_id__in=gone).values_list("customer_id", flat=True)
+    ) == set(gone)
+    Customer.objects.filter(store=store, customer_id__in=gone).delete()
+    assert assert_mirror_equals_pos(server, store) == 1501
