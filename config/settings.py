@@ -119,21 +119,34 @@ if not POS_CREDENTIALS_KEYS:
     POS_CREDENTIALS_KEYS = [base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()]
 
 # --- REST API -------------------------------------------------------------------------------------
+# Every endpoint needs an API key (stores.authentication); views opt out explicitly (health, schema, docs).
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": [],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["stores.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["stores.authentication.HasApiKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["stores.authentication.ApiKeyRateThrottle"],
+    # Counted in the default cache: per process with the local-memory cache, shared once CACHES points at Redis.
+    "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_THROTTLE_RATE", default="1200/min")},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "customers.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Customer Flow API",
-    "DESCRIPTION": "Customers of every store, mirrored from their POS.",
+    "DESCRIPTION": (
+        "Customers of every store, mirrored from their POS. Every endpoint needs an API key, sent as "
+        "`Authorization: Api-Key <key>` (or `X-API-Key: <key>`); a key reaches only its stores. "
+        'Every error has the same shape: `{"error": {"code", "message", "fields"?, "retry_after"?}}`.'
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_AUTHENTICATION": [],
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Task queue (django-q2) -----------------------------------------------------------------------

@@ -1,11 +1,29 @@
 """URL routes."""
 
+from pathlib import Path
+
+import drf_spectacular_sidecar
+from django.conf import settings
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path, re_path
+from django.views.static import serve
 
 from config.health import health
+
+# The API docs' JavaScript and CSS ship inside drf-spectacular-sidecar, so the docs work with no internet.
+# Served from the package here so they work without collectstatic or a static file server too.
+SIDECAR_STATIC = Path(drf_spectacular_sidecar.__file__).parent / "static"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/", health, name="health"),
+    path("", include("customers.api.urls")),
+    re_path(
+        rf"^{settings.STATIC_URL.lstrip('/')}(?P<path>drf_spectacular_sidecar/.*)$",
+        serve,
+        {"document_root": SIDECAR_STATIC},
+    ),
 ]
+
+handler404 = "customers.api.errors.not_found"
+handler500 = "customers.api.errors.server_error"

@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower, Upper
 
-from stores.models import Store
+from stores.models import ApiKey, Store
 
 _NON_DIGITS = re.compile(r"\D")
 
@@ -52,13 +52,13 @@ class CustomerQuerySet(models.QuerySet["Customer"]):
 
     def name_like(self, text: str) -> CustomerQuerySet:
         """Customers whose first or last name starts with each word of `text`, ignoring case."""
-        qs = self
-        for word in text.split():
-            w = word.lower()
-            qs = qs.alias(_fn=Lower("first_name"), _ln=Lower("last_name")).filter(
-                Q(_fn__startswith=w) | Q(_ln__startswith=w)
-            )
-        return qs
+        words = [word.lower() for word in text.split()]
+        if not words:
+            return self
+        qs = self.alias(_fn=Lower("first_name"), _ln=Lower("last_name"))
+        for word in words:
+            qs = qs.filter(Q(_fn__startswith=word) | Q(_ln__startswith=word))
+        return qs  # type: ignore[return-value]
 
     def first_name_equal(self, name: str) -> CustomerQuerySet:
         return self.alias(_first=Lower("first_name")).filter(_first=name.strip().lower())
@@ -82,6 +82,20 @@ class CustomerQuerySet(models.QuerySet["Customer"]):
 
     def modified_after(self, when: Any) -> CustomerQuerySet:
         return self.filter(pos_updated_at__gt=when)
+
+    def customer_id_equal(self, customer_id: str) -> CustomerQuerySet:
+        """Customers with this POS id (one per store at most)."""
+        return self.filter(customer_id=customer_id.strip())
+
+    def search(self, text: str) -> CustomerQuerySet:
+        """Free text: an email address, a phone number (7+ digits) or the starts of names."""
+        text = text.strip()
+        if "@" in text:
+            return self.email_equal(text)
+        digits = phone_digits(text)
+        if len(digits) >= 7 and len(digits) >= len(text.replace(" ", "")) * 0.6:
+            return self.phone_equal(text)
+        return self.name_like(text) if text else self.none()
 
 
 class Customer(models.Model):
@@ -129,6 +143,13 @@ class Customer(models.Model):
             models.Index(fields=["birthday"], name="customer_birthday"),
             models.Index(Upper("drivers_license"), name="customer_licence_ci"),
             models.Index(fields=["store", "pos_updated_at"], name="customer_store_updated"),
+            # The API pages by id, within a store or across all: keyset pages stay cheap however deep.
+            models.Index(fields=["store", "id"], name="customer_store_id"),
+            # Names within one store: without it PostgreSQL intersects the name index with all the store's rows.
+            models.Index("store", Lower("last_name"), Lower("first_name"), name="customer_store_last_first_ci"),
+            models.Index(fields=["customer_id"], name="customer_pos_id"),
+            models.Index(fields=["pos_updated_at"], name="customer_updated"),
+            models.Index(fields=["id"], condition=Q(active=False), name="customer_inactive"),
         ]
 
     def __str__(self) -> str:
@@ -184,3 +205,30 @@ def _number(value: Decimal | int | float | None) -> int | float:
         return 0
     d = Decimal(value)
     return int(d) if d == d.to_integral_value() else float(d)
+
+
+class IdempotencyStatus(models.TextChoices):
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETED = "completed", "Completed"
+
+
+class IdempotencyRecord(models.Model):
+    """A create request made with an Idempotency-Key: a retry replays `response` instead of creating again."""
+
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64, help_text="SHA-256 of the request body, canonicalised.")
+    status = models.CharField(max_length=20, choices=IdempotencyStatus.choices, default=IdempotencyStatus.IN_PROGRESS)
+    response = models.JSONField(null=True, blank=True, help_text="The outcome to replay, once completed.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # Two concurrent requests with one key: the second insert fails, and that request gets 409.
+            models.UniqueConstraint(fields=["api_key", "key"], name="idempotency_key_unique_per_api_key"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
+
+    def __str__(self) -> str:
+        return f"{self.key} ({self.status})"

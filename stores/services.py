@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
+from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from stores.models import ApiKey, Store, hash_api_key
@@ -41,3 +43,19 @@ def store_set_credentials(*, store: Store, credentials: dict[str, str]) -> Store
     store.full_clean()
     store.save(update_fields=["pos_credentials", "updated_at"])
     return store
+
+
+# A key's last use is recorded at most this often, so busy clients don't cost a write per request.
+API_KEY_TOUCH_INTERVAL = timedelta(minutes=1)
+
+
+def api_key_record_use(*, key: ApiKey) -> None:
+    """Record that a key was just used, unless that was already recorded within the last minute."""
+    now = timezone.now()
+    if key.last_used_at is not None and now - key.last_used_at < API_KEY_TOUCH_INTERVAL:
+        return
+    # Conditional, so concurrent requests with the same key write once.
+    ApiKey.objects.filter(pk=key.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - API_KEY_TOUCH_INTERVAL)
+    ).update(last_used_at=now)
+    key.last_used_at = now

@@ -18,6 +18,14 @@ LOOKUPS = {
     "customer_licence_ci": lambda qs: qs.licence_equal("d4161227"),
     "customer_store_updated": lambda qs: qs.filter(store_id=1).modified_after(dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
 }
+# Indexes that may serve a lookup as well as the one named for it (an empty table gives the planner no reason
+# to prefer one): the store's cursor index also leads with the store, and on PostgreSQL the name-prefix
+# (text_pattern_ops) indexes serve equality too.
+ALTERNATIVES = {
+    "customer_store_updated": {"customer_store_id"},
+    "customer_last_first_ci": {"customer_last_prefix", "customer_store_last_first_ci"},
+    "customer_first_ci": {"customer_first_prefix"},
+}
 
 
 @pytest.mark.parametrize("index", list(LOOKUPS))
@@ -27,4 +35,4 @@ def test_lookup_uses_its_index(index):
         # An empty table always favours a sequential scan; forbid it to see whether an index can serve.
         cursor.execute("SET LOCAL enable_seqscan = off")
         plan = queryset.explain()
-    assert index in plan, plan
+    assert any(name in plan for name in {index, *ALTERNATIVES.get(index, ())}), plan

@@ -1,0 +1,250 @@
+"""API latency at 1M customers: PostgreSQL, gunicorn on this machine, 16 concurrent clients on loopback.
+
+    scripts/with-postgres.sh .venv/bin/python bench/bench_api.py --customers 1000000
+
+Loads the customers with COPY (once per database), starts gunicorn, warms up, then drives each scenario
+with bench/api_load.py in a separate process and prints requests/s and latency percentiles per scenario,
+with /health/ (no database, no auth) as the framework's own floor measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+TARGET_P50_MS = 15.0
+TARGET_P99_MS = 100.0
+
+
+def configure_env(port: int) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ["DEBUG"] = "false"
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
+    # A fixed, bench-only key, so a database loaded by an earlier run can be reused.
+    bench_key = base64.urlsafe_b64encode(hashlib.sha256(b"customer-flow bench only").digest()).decode()
+    os.environ.setdefault("POS_CREDENTIALS_KEYS", bench_key)
+    os.environ["ALLOWED_HOSTS"] = "127.0.0.1,localhost"
+    os.environ["API_THROTTLE_RATE"] = "100000000/min"  # measure the API, not the throttle's refusals
+    os.environ["LOG_LEVEL"] = "WARNING"
+
+
+def prepare(customers: int, stores: int) -> tuple[str, list[str], int]:
+    """Migrate, load the customers if they are not there yet, and make a key; (key, catalog ids, first id)."""
+    import django
+
+    django.setup()
+    from api_data import copy_customers
+    from django.core.management import call_command
+    from django.db import connection
+
+    from customers.models import Customer
+    from stores.models import Store
+    from stores.services import api_key_create
+
+    if connection.vendor != "postgresql":
+        sys.exit("Run under scripts/with-postgres.sh (or with DATABASE_URL pointing at PostgreSQL).")
+    call_command("migrate", verbosity=0)
+    store_objs = list(Store.objects.filter(catalog_id__startswith="bench-").defer("pos_credentials").order_by("id"))
+    if not store_objs:
+        store_objs = [
+            Store.objects.create(
+                name=f"Bench store {i}",
+                catalog_id=f"bench-{i:02d}",
+                pos_vendor="treez",
+                pos_credentials={"dispensary": "bench", "client_id": "bench", "api_key": "bench"},
+                sync_enabled=False,
+            )
+            for i in range(stores)
+        ]
+    have = Customer.objects.count()
+    if have < customers:
+        Customer.objects.all().delete()
+        print(f"Loading {customers:,} customers over {len(store_objs)} stores with COPY ...", flush=True)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT setval(pg_get_serial_sequence('customers_customer', 'id'), 1, false)")
+        seconds = copy_customers(connection.connection, [s.pk for s in store_objs], customers)
+        connection.commit() if not connection.get_autocommit() else None
+        print(f"  loaded in {seconds:.1f} s ({customers / seconds:,.0f} rows/s, indexes included)", flush=True)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE customers_customer")
+    first_id = Customer.objects.order_by("id").values_list("id", flat=True).first()
+    _, raw = api_key_create(name="bench")
+    connection.close()
+    return raw, [s.catalog_id for s in store_objs], int(first_id or 1)
+
+
+def cursor_for(after: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{after}".encode()).decode().rstrip("=")
+
+
+def scenarios(customers: int, catalog_ids: list[str], first_id: int, n: int, seed: int = 7) -> dict[str, list[str]]:
+    """Each scenario's request paths (deterministic, spread over the whole table)."""
+    from api_data import FIRST_NAMES, LAST_NAMES, customer_identity
+
+    rnd = random.Random(seed)
+
+    def sample() -> tuple[int, dict[str, str]]:
+        i = rnd.randrange(customers)
+        return i, customer_identity(i)
+
+    def q(**params: object) -> str:
+        return "/api/v1/customers?" + urlencode(params)
+
+    def phone_fmt(p: str) -> str:
+        return f"({p[:3]}) {p[3:6]}-{p[6:]}"
+
+    out: dict[str, list[str]] = {
+        "health (floor: no auth, trivial queries)": ["/health/"] * n,
+        "list: store, first page (20)": [q(catalog_id=rnd.choice(catalog_ids), page_size=20) for _ in range(n)],
+        "list: store, first page (50, default)": [q(catalog_id=rnd.choice(catalog_ids)) for _ in range(n)],
+        "filter: store + last_name (20)": [
+            q(catalog_id=rnd.choice(catalog_ids), last_name=rnd.choice(LAST_NAMES).upper(), page_size=20)
+            for _ in range(n)
+        ],
+        "filter: first_name + last_name": [
+            q(first_name=rnd.choice(FIRST_NAMES).lower(), last_name=rnd.choice(LAST_NAMES), page_size=20)
+            for _ in range(n)
+        ],
+        "filter: birthday (20)": [q(birthday=sample()[1]["birthday"], page_size=20) for _ in range(n)],
+        "search: name start (20)": [
+            q(search=rnd.choice(LAST_NAMES)[:5].lower(), catalog_id=rnd.choice(catalog_ids), page_size=20)
+            for _ in range(n)
+        ],
+        "lookup: phone (any format)": [q(phone=phone_fmt(sample()[1]["phone"])) for _ in range(n)],
+        "lookup: email (any case)": [q(email=sample()[1]["email"].title()) for _ in range(n)],
+        "lookup: driver_license": [q(driver_license=sample()[1]["drivers_license"].lower()) for _ in range(n)],
+        "deep cursor: store (20)": [
+            q(catalog_id=rnd.choice(catalog_ids), page_size=20, cursor=cursor_for(first_id + rnd.randrange(customers)))
+            for _ in range(n)
+        ],
+        "deep cursor: all stores (20)": [
+            q(page_size=20, cursor=cursor_for(first_id + rnd.randrange(customers))) for _ in range(n)
+        ],
+        "fetch: /customers/{id}": [f"/api/v1/customers/{first_id + rnd.randrange(customers)}" for _ in range(n)],
+    }
+    out["mixed (all of the above but health)"] = [
+        path for name, paths in out.items() if not name.startswith("health") for path in paths[: n // 8]
+    ]
+    rnd.shuffle(out["mixed (all of the above but health)"])
+    return out
+
+
+def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen[bytes]:
+    cmd = [
+        str(ROOT / ".venv/bin/gunicorn"),
+        "config.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--worker-class",
+        "gthread" if threads > 1 else "sync",
+        "--threads",
+        str(threads),
+        "--keep-alive",
+        "30",
+        "--backlog",
+        "256",
+        "--log-level",
+        "warning",
+    ]
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/", timeout=1) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.terminate()
+    sys.exit("gunicorn did not come up")
+
+
+def drive(port: int, key: str, paths: list[str], concurrency: int) -> dict[str, object]:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(paths, f)
+    try:
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "bench/api_load.py"),
+                "--port",
+                str(port),
+                "--key",
+                key,
+                "--concurrency",
+                str(concurrency),
+                "--paths",
+                f.name,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        os.unlink(f.name)
+    return json.loads(out.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--stores", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=4000, help="Requests per scenario.")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes.")
+    parser.add_argument("--threads", type=int, default=1, help="Threads per worker (>1 uses gthread).")
+    parser.add_argument("--port", type=int, default=8031)
+    args = parser.parse_args()
+
+    configure_env(args.port)
+    key, catalog_ids, first_id = prepare(args.customers, args.stores)
+    plan = scenarios(args.customers, catalog_ids, first_id, args.requests)
+    server = start_gunicorn(args.port, args.workers, args.threads)
+    try:
+        print(f"Warming up ({sum(min(300, len(p)) for p in plan.values()):,} requests) ...", flush=True)
+        for paths in plan.values():
+            drive(args.port, key, paths[:300], args.concurrency)
+        cpu = os.cpu_count()
+        print(
+            f"\n{args.customers:,} customers in PostgreSQL, {len(catalog_ids)} stores; gunicorn {args.workers} "
+            f"worker(s) x {args.threads} thread(s); {args.concurrency} concurrent clients; {cpu} CPUs; "
+            f"{args.requests:,} requests per scenario\n"
+        )
+        print("| scenario | requests/s | p50 ms | p90 ms | p99 ms | max ms | errors | target |")
+        print("|---|---:|---:|---:|---:|---:|---:|---|")
+        failed = False
+        for name, paths in plan.items():
+            stats = drive(args.port, key, paths, args.concurrency)
+            ok = stats["p50_ms"] <= TARGET_P50_MS and stats["p99_ms"] <= TARGET_P99_MS and not stats["errors"]
+            failed |= not ok and not name.startswith("health")
+            print(
+                f"| {name} | {stats['rps']:,.0f} | {stats['p50_ms']} | {stats['p90_ms']} | {stats['p99_ms']} | "
+                f"{stats['max_ms']} | {stats['errors']} | {'ok' if ok else 'MISSED'} |",
+                flush=True,
+            )
+        print(f"\nTargets: p50 <= {TARGET_P50_MS} ms, p99 <= {TARGET_P99_MS} ms, no errors.")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

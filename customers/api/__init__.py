@@ -1,0 +1,1 @@
+"""The REST API: serializers, filters, views and routes for customers, plus sync status and triggers."""

@@ -1,0 +1,230 @@
+"""Request and response examples for the OpenAPI schema (the README shows the same ones)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiExample
+
+CUSTOMER: dict[str, Any] = {
+    "id": 123,
+    "customer_id": "5027",
+    "catalog_id": "greenleaf-oakland",
+    "pos_vendor": "treez",
+    "first_name": "Sean",
+    "last_name": "Odegaard",
+    "email": "sean@example.com",
+    "phone": "5551234567",
+    "birthday": "1988-09-12",
+    "gender": "M",
+    "drivers_license": "D4161227",
+    "drivers_license_expiration": "2029-05-12",
+    "medical_card_number": None,
+    "medical_card_expiration": None,
+    "customer_type": "recreational",
+    "active": True,
+    "address": {"street": "18 Elm St", "city": "Oakland", "state": "CA", "postal_code": "94601"},
+    "loyalty_points": 27,
+    "notes": "",
+    "pos_created_at": "2024-02-24T12:00:00Z",
+    "pos_updated_at": "2026-03-27T03:36:04Z",
+    "synced_at": "2026-11-24T10:00:00Z",
+}
+
+SYNC: dict[str, Any] = {
+    "id": 88,
+    "status": "finished",
+    "kind": "incremental",
+    "trigger": "schedule",
+    "created_at": "2026-11-24T10:00:00Z",
+    "started_at": "2026-11-24T10:00:01Z",
+    "finished_at": "2026-11-24T10:00:04Z",
+    "duration_seconds": 3.2,
+    "counts": {"fetched": 120, "created": 4, "updated": 9, "unchanged": 107, "invalid": 0, "deactivated": 0},
+    "error": None,
+}
+
+
+def error(code: str, message: str, **more: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **more}}
+
+
+def ex(name: str, value: Any, *, request: bool = False, status: int | None = None, summary: str = "") -> OpenApiExample:
+    return OpenApiExample(
+        name,
+        value=value,
+        summary=summary or name,
+        request_only=request,
+        response_only=not request,
+        status_codes=[str(status)] if status else None,
+    )
+
+
+UNAUTHORIZED = ex(
+    "Missing or wrong key",
+    error("not_authenticated", "An API key is required: send 'Authorization: Api-Key <key>'."),
+    status=401,
+)
+THROTTLED = ex(
+    "Too many requests",
+    error("rate_limited", "Too many requests for this API key.", retry_after=12),
+    status=429,
+)
+BAD_PARAMS = ex(
+    "Unknown or malformed parameter",
+    error(
+        "invalid_parameters",
+        "Invalid query parameters: birthday, colour.",
+        fields={"birthday": ["Enter a valid date."], "colour": ["Unknown parameter."]},
+    ),
+    status=400,
+)
+STORE_NOT_FOUND = ex(
+    "Store unknown or outside the key's reach",
+    error("store_not_found", "No store 'greenleaf-berkeley' for this API key."),
+    status=404,
+)
+
+LIST_OK = ex(
+    "A page of customers",
+    {
+        "customers": [CUSTOMER],
+        "next": "https://api.example.com/api/v1/customers?catalog_id=greenleaf-oakland&cursor=aWQ6MTIz",
+        "source": "mirror",
+    },
+    status=200,
+)
+LIST_LIVE = ex(
+    "Found by asking the POS live",
+    {"customers": [CUSTOMER], "next": None, "source": "pos"},
+    status=200,
+)
+CUSTOMER_OK = ex("The customer", {"customer": CUSTOMER}, status=200)
+CUSTOMER_NOT_FOUND = ex(
+    "No such customer", error("customer_not_found", "No such customer for this API key."), status=404
+)
+
+CREATE_REQUEST = ex(
+    "A new customer",
+    {
+        "catalog_id": "greenleaf-oakland",
+        "customer": {
+            "first_name": "Sean",
+            "last_name": "Odegaard",
+            "gender": "M",
+            "birthday": "1988-09-12",
+            "email": "sean@example.com",
+            "phone": "(555) 123-4567",
+            "drivers_license": "D4161227",
+            "notes": "Prefers text messages",
+        },
+    },
+    request=True,
+)
+CREATED = ex("Created at the POS and here", {"customer": CUSTOMER}, status=201)
+CREATE_INVALID = ex(
+    "Invalid fields",
+    error(
+        "invalid_request",
+        "The request has invalid fields.",
+        fields={
+            "customer.birthday": ["A birthday must be in the past."],
+            "customer.phone": ["Enter a 10-digit phone number (any format)."],
+        },
+    ),
+    status=400,
+)
+CREATE_NOT_SUPPORTED = ex(
+    "The store's POS cannot create customers",
+    error("pos_not_supported", "Flowhub customers cannot be created through this API"),
+    status=405,
+)
+CREATE_DUPLICATE = ex(
+    "The POS already has this customer",
+    {**error("duplicate_customer", "The store's POS already has this customer."), "customer": CUSTOMER},
+    status=409,
+)
+CREATE_IN_PROGRESS = ex(
+    "Same Idempotency-Key, still in progress",
+    error(
+        "idempotency_in_progress",
+        "A request with this Idempotency-Key is still in progress; retry later.",
+        retry_after=2,
+    ),
+    status=409,
+)
+CREATE_KEY_REUSED = ex(
+    "Same Idempotency-Key, another body",
+    error("idempotency_key_reused", "This Idempotency-Key was used with a different request body."),
+    status=422,
+)
+POS_BAD_GATEWAY = ex(
+    "The POS failed",
+    error("pos_error", "The store's POS failed: Treez sent an unexpected answer", retry_after=30),
+    status=502,
+)
+POS_UNAVAILABLE = ex(
+    "The POS is unavailable",
+    error("pos_unavailable", "The store's POS is unavailable; retry later.", retry_after=30),
+    status=503,
+)
+
+LEGACY_OK = ex("Customers with that POS id", {"customers": [CUSTOMER]}, status=200)
+LEGACY_BAD = ex(
+    "customer_id missing",
+    error(
+        "invalid_parameters",
+        "Invalid query parameters: customer_id.",
+        fields={"customer_id": ["This field is required."]},
+    ),
+    status=400,
+)
+
+SYNCS_OK = ex(
+    "Sync status of the key's stores",
+    {
+        "syncs": [
+            {
+                "catalog_id": "greenleaf-oakland",
+                "name": "Green Leaf Oakland",
+                "pos_vendor": "treez",
+                "sync_enabled": True,
+                "last_sync": SYNC,
+                "last_finished_at": "2026-11-24T10:00:04Z",
+            }
+        ]
+    },
+    status=200,
+)
+SYNC_REQUEST = ex("Sync a store now", {"catalog_id": "greenleaf-oakland", "kind": "incremental"}, request=True)
+SYNC_STARTED = ex(
+    "A new sync was queued",
+    {
+        "catalog_id": "greenleaf-oakland",
+        "created": True,
+        "sync": {
+            **SYNC,
+            "status": "pending",
+            "trigger": "api",
+            "started_at": None,
+            "finished_at": None,
+            "duration_seconds": None,
+            "counts": dict.fromkeys(SYNC["counts"], 0),
+        },
+    },
+    status=202,
+)
+SYNC_RUNNING = ex(
+    "A sync was already running",
+    {
+        "catalog_id": "greenleaf-oakland",
+        "created": False,
+        "sync": {**SYNC, "status": "in_progress", "finished_at": None, "duration_seconds": None},
+    },
+    status=200,
+)
+SYNC_INVALID = ex(
+    "Invalid body",
+    error("invalid_request", "The request has invalid fields.", fields={"kind": ['"weekly" is not a valid choice.']}),
+    status=400,
+)

@@ -1,0 +1,88 @@
+"""Keyset (cursor) pagination by id: every page costs the same, however deep."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from django.http import QueryDict
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework.request import Request
+from rest_framework.utils.urls import replace_query_param
+
+from customers.api.errors import InvalidParameters
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+CURSOR_PREFIX = "id:"
+MAX_ID = 2**63 - 1
+PAGE_PARAMS = frozenset({"cursor", "page_size"})
+
+PAGINATION_PARAMETERS = [
+    OpenApiParameter(
+        "cursor",
+        OpenApiTypes.STR,
+        description="Opaque: the `next` link of the previous page carries it.",
+    ),
+    OpenApiParameter(
+        "page_size",
+        OpenApiTypes.INT,
+        description=f"Customers per page, 1 to {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE}).",
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """Where a page starts (after this id) and how long it is."""
+
+    after: int | None
+    size: int
+
+
+def encode_cursor(after: int) -> str:
+    return base64.urlsafe_b64encode(f"{CURSOR_PREFIX}{after}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The id a cursor points after; ValueError when it is not one of ours."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValueError(cursor) from None
+    if not text.startswith(CURSOR_PREFIX) or not text[len(CURSOR_PREFIX) :].isdigit():
+        raise ValueError(cursor)
+    after = int(text[len(CURSOR_PREFIX) :])
+    if after > MAX_ID:
+        raise ValueError(cursor)
+    return after
+
+
+def page_request(query: QueryDict) -> PageRequest:
+    """The page asked for; InvalidParameters naming a malformed cursor or page_size."""
+    errors: dict[str, list[str]] = {}
+    after = None
+    cursor = query.get("cursor")
+    if cursor is not None:
+        try:
+            after = decode_cursor(cursor)
+        except ValueError:
+            errors["cursor"] = ["Invalid cursor: use the `next` link of a previous page."]
+    size = DEFAULT_PAGE_SIZE
+    raw_size = query.get("page_size")
+    if raw_size is not None:
+        if not raw_size.isascii() or not raw_size.isdigit() or not 1 <= int(raw_size) <= MAX_PAGE_SIZE:
+            errors["page_size"] = [f"Enter a whole number from 1 to {MAX_PAGE_SIZE}."]
+        else:
+            size = int(raw_size)
+    if errors:
+        raise InvalidParameters(f"Invalid query parameters: {', '.join(sorted(errors))}.", fields=errors)
+    return PageRequest(after=after, size=size)
+
+
+def next_link(request: Request, after: int | None) -> str | None:
+    if after is None:
+        return None
+    return replace_query_param(request.build_absolute_uri(), "cursor", encode_cursor(after))

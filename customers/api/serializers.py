@@ -1,0 +1,234 @@
+"""Request validation and documented response shapes. Responses are built with Customer.to_peak_customer()."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_serializer
+from rest_framework import serializers
+
+from customers.models import Gender, licence_key, phone_digits
+from pos_integrations.records import CustomerInput
+
+# Letters of any script, with spaces, apostrophes (straight or typographic), hyphens and periods between.
+_NAME = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ '\-.\u2019])*$")
+_LICENCE = re.compile(r"^[A-Z0-9]{4,20}$")
+OLDEST_BIRTHDAY_YEARS = 120
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects keys it does not know, so a misspelt field is an error rather than silently dropped."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class NewCustomerSerializer(StrictSerializer):
+    first_name = serializers.CharField(max_length=150)
+    last_name = serializers.CharField(max_length=150)
+    gender = serializers.ChoiceField(
+        choices=[Gender.MALE, Gender.FEMALE, Gender.OTHER],
+        required=False,
+        allow_blank=True,
+        help_text="M, F or X (other / non-binary); blank or absent for unknown.",
+    )
+    birthday = serializers.DateField(required=False, allow_null=True, help_text="YYYY-MM-DD, in the past.")
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
+    phone = serializers.CharField(
+        max_length=40, required=False, allow_blank=True, help_text="Any format; stored as its 10 digits."
+    )
+    drivers_license = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        help_text="4 to 20 letters and digits (spaces and dashes are dropped).",
+    )
+    notes = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+
+    def _name(self, value: str) -> str:
+        value = " ".join(value.split())
+        if not _NAME.match(value):
+            raise serializers.ValidationError("Use letters, spaces, apostrophes, hyphens and periods.")
+        return value
+
+    def validate_first_name(self, value: str) -> str:
+        return self._name(value)
+
+    def validate_last_name(self, value: str) -> str:
+        return self._name(value)
+
+    def validate_birthday(self, value: date | None) -> date | None:
+        if value is None:
+            return None
+        today = timezone.localdate()
+        if value >= today:
+            raise serializers.ValidationError("A birthday must be in the past.")
+        if value.year < today.year - OLDEST_BIRTHDAY_YEARS:
+            raise serializers.ValidationError(f"A birthday must be within the last {OLDEST_BIRTHDAY_YEARS} years.")
+        return value
+
+    def validate_email(self, value: str) -> str:
+        return value.strip().lower()
+
+    def validate_phone(self, value: str) -> str:
+        if not value.strip():
+            return ""
+        digits = phone_digits(value)
+        if len(digits) != 10:
+            raise serializers.ValidationError("Enter a 10-digit phone number (any format).")
+        return digits
+
+    def validate_drivers_license(self, value: str) -> str:
+        if not value.strip():
+            return ""
+        key = licence_key(value)
+        if not _LICENCE.match(key):
+            raise serializers.ValidationError("Enter 4 to 20 letters and digits.")
+        return key
+
+    @staticmethod
+    def to_input(data: dict[str, Any]) -> CustomerInput:
+        """Validated customer data as the POS client takes it."""
+        return CustomerInput(
+            first_name=data["first_name"],
+            last_name=data["last_name"],
+            gender=data.get("gender", ""),
+            birthday=data.get("birthday"),
+            email=data.get("email", ""),
+            phone=data.get("phone", ""),
+            drivers_license=data.get("drivers_license", ""),
+            notes=data.get("notes", ""),
+        )
+
+
+class CustomerCreateSerializer(StrictSerializer):
+    catalog_id = serializers.CharField(max_length=100, help_text="The store to create the customer at.")
+    customer = NewCustomerSerializer()
+
+
+class SyncTriggerSerializer(StrictSerializer):
+    catalog_id = serializers.CharField(max_length=100, help_text="The store to sync.")
+    kind = serializers.ChoiceField(
+        choices=["incremental", "full"], default="incremental", help_text="incremental (default) or full."
+    )
+
+
+# ---- response shapes (documentation; the data comes from to_peak_customer) ---------------------------
+
+
+class AddressSerializer(serializers.Serializer):
+    street = serializers.CharField()
+    city = serializers.CharField()
+    state = serializers.CharField()
+    postal_code = serializers.CharField()
+
+
+class PeakCustomerSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    customer_id = serializers.CharField(help_text="The POS's own id.")
+    catalog_id = serializers.CharField()
+    pos_vendor = serializers.ChoiceField(choices=["leaflogix", "treez", "flowhub", "covasoft", "blaze"])
+    first_name = serializers.CharField()
+    last_name = serializers.CharField()
+    email = serializers.CharField(allow_null=True)
+    phone = serializers.CharField(allow_null=True, help_text="Digits only.")
+    birthday = serializers.DateField(allow_null=True)
+    gender = serializers.ChoiceField(choices=["M", "F", "X"], allow_null=True)
+    drivers_license = serializers.CharField(allow_null=True)
+    drivers_license_expiration = serializers.DateField(allow_null=True)
+    medical_card_number = serializers.CharField(allow_null=True)
+    medical_card_expiration = serializers.DateField(allow_null=True)
+    customer_type = serializers.ChoiceField(choices=["recreational", "medical"])
+    active = serializers.BooleanField()
+    address = AddressSerializer()
+    loyalty_points = serializers.FloatField()
+    notes = serializers.CharField()
+    pos_created_at = serializers.DateTimeField(allow_null=True)
+    pos_updated_at = serializers.DateTimeField(allow_null=True)
+    synced_at = serializers.DateTimeField(allow_null=True)
+
+
+@extend_schema_serializer(many=False)
+class CustomerListResponseSerializer(serializers.Serializer):
+    customers = PeakCustomerSerializer(many=True)
+    next = serializers.URLField(allow_null=True, help_text="The next page, or null on the last one.")
+    source = serializers.ChoiceField(
+        choices=["mirror", "pos"], help_text="mirror: the local copy; pos: found by asking the store's POS live."
+    )
+    warning = serializers.CharField(required=False, help_text="Present when a live POS lookup failed.")
+
+
+class CustomerResponseSerializer(serializers.Serializer):
+    customer = PeakCustomerSerializer()
+
+
+class LegacySearchResponseSerializer(serializers.Serializer):
+    customers = PeakCustomerSerializer(many=True)
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable, machine-readable, e.g. invalid_request, store_not_found.")
+    message = serializers.CharField(help_text="For people.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Per field (or query parameter), what is wrong.",
+    )
+    retry_after = serializers.IntegerField(required=False, help_text="Seconds to wait before retrying.")
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = ErrorDetailSerializer()
+
+
+class DuplicateErrorSerializer(ErrorSerializer):
+    customer = PeakCustomerSerializer(allow_null=True, help_text="The customer the POS already has, where known.")
+
+
+class SyncCountsSerializer(serializers.Serializer):
+    fetched = serializers.IntegerField()
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    invalid = serializers.IntegerField()
+    deactivated = serializers.IntegerField()
+
+
+class SyncSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["pending", "in_progress", "failed", "finished"])
+    kind = serializers.ChoiceField(choices=["incremental", "full"])
+    trigger = serializers.ChoiceField(choices=["schedule", "manual", "admin", "api"])
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    duration_seconds = serializers.FloatField(allow_null=True)
+    counts = SyncCountsSerializer()
+    error = serializers.CharField(allow_null=True)
+
+
+class StoreSyncStatusSerializer(serializers.Serializer):
+    catalog_id = serializers.CharField()
+    name = serializers.CharField()
+    pos_vendor = serializers.CharField()
+    sync_enabled = serializers.BooleanField()
+    last_sync = SyncSerializer(allow_null=True, help_text="The latest sync, whatever its outcome.")
+    last_finished_at = serializers.DateTimeField(allow_null=True, help_text="When a sync last finished well.")
+
+
+@extend_schema_serializer(many=False)
+class SyncListResponseSerializer(serializers.Serializer):
+    syncs = StoreSyncStatusSerializer(many=True)
+
+
+class SyncTriggerResponseSerializer(serializers.Serializer):
+    sync = SyncSerializer()
+    created = serializers.BooleanField(help_text="false: a sync was already running; this is that one.")
+    catalog_id = serializers.CharField()

@@ -1,0 +1,22 @@
+"""Routes of the REST API."""
+
+from __future__ import annotations
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.routers import SimpleRouter
+
+from customers.api.views import CustomerViewSet, LegacyCustomerSearchView, SyncViewSet
+
+router = SimpleRouter(trailing_slash=False)
+router.include_format_suffixes = False
+router.register("customers", CustomerViewSet, basename="customer")
+router.register("syncs", SyncViewSet, basename="sync")
+
+urlpatterns = [
+    path("api/v1/", include(router.urls)),
+    path("customers/search", LegacyCustomerSearchView.as_view(), name="legacy-customer-search"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+]

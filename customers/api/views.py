@@ -1,0 +1,277 @@
+"""API views: parse the request, call a selector or service, shape the answer. Errors: customers.api.errors."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.viewsets import ViewSet
+
+from customers.api import examples as ex
+from customers.api import schema as _schema  # noqa: F401  (registers the auth scheme)
+from customers.api.errors import ApiError, CustomerNotFound
+from customers.api.filters import CustomerFilter, LegacySearchFilter, SyncListFilter, parse_query
+from customers.api.pagination import MAX_ID, PAGE_PARAMS, PAGINATION_PARAMETERS, next_link, page_request
+from customers.api.serializers import (
+    CustomerCreateSerializer,
+    CustomerListResponseSerializer,
+    CustomerResponseSerializer,
+    DuplicateErrorSerializer,
+    ErrorSerializer,
+    LegacySearchResponseSerializer,
+    NewCustomerSerializer,
+    SyncListResponseSerializer,
+    SyncTriggerResponseSerializer,
+    SyncTriggerSerializer,
+)
+from customers.api.syncs import sync_as_dict, sync_status_list
+from customers.models import Customer
+from customers.selectors import CustomerFilters, customer_get, customer_list
+from customers.services import IdempotencyKey, customer_create, customer_search, request_fingerprint
+from stores.models import ApiKey
+from stores.selectors import store_get_for_key
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+LEGACY_MAX_RESULTS = 100
+
+ERRORS: dict[int, Any] = {
+    400: OpenApiResponse(ErrorSerializer, description="Unknown or malformed parameters or fields."),
+    401: OpenApiResponse(ErrorSerializer, description="Missing, wrong or revoked API key."),
+    429: OpenApiResponse(ErrorSerializer, description="Too many requests for this key; see Retry-After."),
+}
+COMMON_EXAMPLES = [ex.UNAUTHORIZED, ex.THROTTLED]
+
+
+def _api_key(request: Request) -> ApiKey:
+    return cast(ApiKey, request.auth)
+
+
+class CustomerViewSet(ViewSet):
+    """Customers of the stores the API key reaches."""
+
+    # For the schema only: drf-spectacular documents the query parameters from the filterset.
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = CustomerFilter
+    queryset = Customer.objects.none()
+
+    @extend_schema(
+        operation_id="customers_list",
+        summary="List and search customers",
+        description=(
+            "Customers from the local mirror, oldest first (by id), a page at a time: follow `next`. "
+            "A lookup by phone, email or driver_license that the mirror cannot answer asks the store's POS live "
+            "(where it can search; needs catalog_id unless the key reaches one store), keeps what it finds and "
+            'answers with `"source": "pos"`.'
+        ),
+        parameters=[
+            *PAGINATION_PARAMETERS,
+            OpenApiParameter("active", str, enum=["true", "false"], description="Only active (or inactive) customers."),
+        ],
+        filters=True,
+        responses={
+            200: CustomerListResponseSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="catalog_id is not one of the key's stores."),
+            **ERRORS,
+        },
+        examples=[ex.LIST_OK, ex.LIST_LIVE, ex.BAD_PARAMS, ex.STORE_NOT_FOUND, *COMMON_EXAMPLES],
+    )
+    def list(self, request: Request) -> Response:
+        filters = CustomerFilters.from_mapping(
+            parse_query(CustomerFilter, request.query_params, also_allowed=PAGE_PARAMS)
+        )
+        page = page_request(request.query_params)
+        result = customer_search(api_key=_api_key(request), filters=filters, after=page.after, size=page.size)
+        body: dict[str, Any] = {
+            "customers": [c.to_peak_customer() for c in result.customers],
+            "next": next_link(request, result.next_after),
+            "source": result.source,
+        }
+        if result.warning:
+            body["warning"] = result.warning
+        return Response(body)
+
+    @extend_schema(
+        operation_id="customers_retrieve",
+        summary="Fetch one customer",
+        parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH, description="Our id (`id` in the answers).")],
+        responses={
+            200: CustomerResponseSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="No such customer in the key's stores."),
+            **{code: response for code, response in ERRORS.items() if code != 400},
+        },
+        examples=[ex.CUSTOMER_OK, ex.CUSTOMER_NOT_FOUND, *COMMON_EXAMPLES],
+    )
+    def retrieve(self, request: Request, pk: str) -> Response:
+        if not pk.isdigit() or int(pk) > MAX_ID:
+            raise CustomerNotFound()
+        customer = customer_get(api_key=_api_key(request), pk=int(pk))
+        return Response({"customer": customer.to_peak_customer()})
+
+    @extend_schema(
+        operation_id="customers_create",
+        summary="Create a customer at the store's POS",
+        description=(
+            "Validates, creates the customer at the store's POS, then in the mirror. Send an `Idempotency-Key` "
+            "header to make retries safe: the same key and body replay the first answer without asking the POS "
+            "again; the same key with another body gets 422; while the first request runs, 409."
+        ),
+        parameters=[
+            OpenApiParameter(
+                IDEMPOTENCY_HEADER,
+                str,
+                OpenApiParameter.HEADER,
+                description="Any unique string up to 255 characters (a UUID), kept for 24 hours.",
+            )
+        ],
+        request=CustomerCreateSerializer,
+        responses={
+            201: CustomerResponseSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="catalog_id is not one of the key's stores."),
+            405: OpenApiResponse(ErrorSerializer, description="The store's POS cannot create customers."),
+            409: OpenApiResponse(
+                DuplicateErrorSerializer,
+                description="The POS already has this customer (the existing one is in `customer`), or a request "
+                "with the same Idempotency-Key is in progress.",
+            ),
+            422: OpenApiResponse(ErrorSerializer, description="The Idempotency-Key was used with another body."),
+            502: OpenApiResponse(ErrorSerializer, description="The POS failed; retry after `retry_after` seconds."),
+            503: OpenApiResponse(
+                ErrorSerializer, description="The POS is unavailable or rate-limiting; see Retry-After."
+            ),
+            **ERRORS,
+        },
+        examples=[
+            ex.CREATE_REQUEST,
+            ex.CREATED,
+            ex.CREATE_INVALID,
+            ex.STORE_NOT_FOUND,
+            ex.CREATE_NOT_SUPPORTED,
+            ex.CREATE_DUPLICATE,
+            ex.CREATE_IN_PROGRESS,
+            ex.CREATE_KEY_REUSED,
+            ex.POS_BAD_GATEWAY,
+            ex.POS_UNAVAILABLE,
+            *COMMON_EXAMPLES,
+        ],
+    )
+    def create(self, request: Request) -> Response:
+        api_key = _api_key(request)
+        serializer = CustomerCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        store = store_get_for_key(api_key=api_key, catalog_id=serializer.validated_data["catalog_id"])
+        result = customer_create(
+            store=store,
+            data=NewCustomerSerializer.to_input(serializer.validated_data["customer"]),
+            idempotency_key=_idempotency_key(request, api_key),
+        )
+        headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
+        return Response({"customer": result.customer}, status=status.HTTP_201_CREATED, headers=headers)
+
+
+def _idempotency_key(request: Request, api_key: ApiKey) -> IdempotencyKey | None:
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+        raise ApiError(
+            f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable characters.",
+            code="invalid_idempotency_key",
+            fields={IDEMPOTENCY_HEADER: ["Invalid value."]},
+        )
+    return IdempotencyKey(api_key=api_key, key=key, request_hash=request_fingerprint(request.data))
+
+
+class LegacyCustomerSearchView(APIView):
+    """GET /customers/search — the older endpoint, kept for its clients."""
+
+    allow_query_api_key = True
+
+    @extend_schema(
+        operation_id="legacy_customers_search",
+        summary="Find customers by POS id (older endpoint)",
+        description=(
+            "Kept for older clients. Takes the API key as `?api_key=` as well as in the headers; "
+            "answers the customers with that POS id in the key's stores."
+        ),
+        parameters=[OpenApiParameter("api_key", str, description="The API key (or send it in a header).")],
+        filters=True,
+        responses={
+            200: LegacySearchResponseSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="catalog_id is not one of the key's stores."),
+            **ERRORS,
+        },
+        examples=[ex.LEGACY_OK, ex.LEGACY_BAD, ex.STORE_NOT_FOUND, *COMMON_EXAMPLES],
+    )
+    def get(self, request: Request) -> Response:
+        params = parse_query(LegacySearchFilter, request.query_params, also_allowed=frozenset({"api_key"}))
+        filters = CustomerFilters(customer_id=params["customer_id"], catalog_id=params.get("catalog_id") or None)
+        customers = customer_list(api_key=_api_key(request), filters=filters)[:LEGACY_MAX_RESULTS]
+        return Response({"customers": [c.to_peak_customer() for c in customers]})
+
+    # For the schema only: drf-spectacular documents the query parameters from the filterset.
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = LegacySearchFilter
+    queryset = Customer.objects.none()
+
+
+class SyncViewSet(ViewSet):
+    """Customer syncs of the stores the API key reaches."""
+
+    @extend_schema(
+        operation_id="syncs_list",
+        summary="Sync status per store",
+        description="Each store the key reaches, with its latest sync (status, times, counts, error).",
+        parameters=[OpenApiParameter("catalog_id", str, description="Only this store.")],
+        responses={
+            200: SyncListResponseSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="catalog_id is not one of the key's stores."),
+            **ERRORS,
+        },
+        examples=[ex.SYNCS_OK, ex.STORE_NOT_FOUND, ex.BAD_PARAMS, *COMMON_EXAMPLES],
+    )
+    def list(self, request: Request) -> Response:
+        params = parse_query(SyncListFilter, request.query_params)
+        api_key = _api_key(request)
+        store = (
+            store_get_for_key(api_key=api_key, catalog_id=params["catalog_id"]) if params.get("catalog_id") else None
+        )
+        return Response({"syncs": sync_status_list(api_key=api_key, store=store)})
+
+    @extend_schema(
+        operation_id="syncs_create",
+        summary="Sync a store now",
+        description="Queues a sync of the store; if one is already pending or running, answers with that one (200).",
+        request=SyncTriggerSerializer,
+        responses={
+            202: SyncTriggerResponseSerializer,
+            200: SyncTriggerResponseSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="catalog_id is not one of the key's stores."),
+            **ERRORS,
+        },
+        examples=[
+            ex.SYNC_REQUEST,
+            ex.SYNC_STARTED,
+            ex.SYNC_RUNNING,
+            ex.SYNC_INVALID,
+            ex.STORE_NOT_FOUND,
+            *COMMON_EXAMPLES,
+        ],
+    )
+    def create(self, request: Request) -> Response:
+        from syncs.services import sync_trigger
+
+        serializer = SyncTriggerSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        store = store_get_for_key(api_key=_api_key(request), catalog_id=serializer.validated_data["catalog_id"])
+        sync, created = sync_trigger(store=store, kind=serializer.validated_data["kind"], trigger="api")
+        return Response(
+            {"catalog_id": store.catalog_id, "created": created, "sync": sync_as_dict(sync)},
+            status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+        )

@@ -1,0 +1,278 @@
+"""Writes of customers: the single-record upsert, the live POS lookup and creation at the POS."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Literal
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from customers.models import Customer, IdempotencyRecord, IdempotencyStatus
+from customers.selectors import (
+    CustomerFilters,
+    customer_filter,
+    customer_list,
+    customer_page,
+    live_lookup_store,
+    store_customers,
+)
+from pos_integrations.errors import PosDuplicate, PosError, PosNotSupported
+from pos_integrations.records import CustomerInput, CustomerRecord
+from stores.models import ApiKey, Store
+from stores.selectors import store_get_for_key
+
+logger = logging.getLogger("customers.services")
+
+# A key is remembered this long; after that the same key starts a new request.
+IDEMPOTENCY_TTL = timedelta(hours=24)
+
+# CustomerRecord fields stored as they are on Customer.
+_RECORD_FIELDS = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "birthday",
+    "gender",
+    "drivers_license",
+    "drivers_license_expiration",
+    "medical_card_number",
+    "medical_card_expiration",
+    "customer_type",
+    "notes",
+    "street",
+    "city",
+    "state",
+    "postal_code",
+    "loyalty_points",
+    "pos_created_at",
+    "pos_updated_at",
+    "raw",
+)
+# The live search takes the POS client's argument names; our filter is `driver_license`.
+_SEARCH_ARGS = {
+    "phone": "phone",
+    "email": "email",
+    "driver_license": "drivers_license",
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "birthday": "birthday",
+}
+_IDENTITY_SEARCH_ARGS = frozenset({"phone", "email", "drivers_license"})
+
+
+class CustomerDuplicate(Exception):
+    """The POS already has this customer; `customer` is the existing one (to_peak_customer) where we found it."""
+
+    def __init__(self, customer: dict[str, Any] | None) -> None:
+        super().__init__("The POS already has this customer.")
+        self.customer = customer
+
+
+class IdempotencyKeyReused(Exception):
+    """The Idempotency-Key was already used with a different request body."""
+
+
+class IdempotencyInProgress(Exception):
+    """A request with the same Idempotency-Key is still being processed."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """An Idempotency-Key header, scoped to the API key that sent it, and the request it came with."""
+
+    api_key: ApiKey
+    key: str
+    request_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerCreateResult:
+    """What a create came to: the customer (to_peak_customer), and whether this is a replayed answer."""
+
+    outcome: Literal["created", "duplicate"]
+    customer: dict[str, Any] | None
+    replayed: bool = False
+
+
+def request_fingerprint(body: Any) -> str:
+    """SHA-256 of a JSON body with its keys sorted, so formatting differences do not count as another body."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def customer_upsert_from_record(*, store: Store, record: CustomerRecord) -> Customer:
+    """Write one POS record into the mirror (insert, or update the store's customer with that POS id)."""
+    values: dict[str, Any] = {name: getattr(record, name) for name in _RECORD_FIELDS}
+    values["active"] = record.active and not record.merged_into_customer_id
+    values["synced_at"] = timezone.now()
+    with transaction.atomic():
+        customer, _ = Customer.objects.update_or_create(store=store, customer_id=record.customer_id, defaults=values)
+    customer.store = store
+    return customer
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerListPage:
+    """A page of customers, where it came from ("mirror", or "pos" for a live lookup) and any warning."""
+
+    customers: list[Customer]
+    next_after: int | None
+    source: Literal["mirror", "pos"] = "mirror"
+    warning: str | None = None
+
+
+def customer_search(*, api_key: ApiKey, filters: CustomerFilters, after: int | None, size: int) -> CustomerListPage:
+    """A page of the key's customers matching `filters`, from the mirror; an identity lookup (phone, email,
+    licence) the mirror cannot answer asks the store's POS live, where it can search, and keeps what it finds."""
+    customers, next_after = customer_page(
+        queryset=customer_list(api_key=api_key, filters=filters, check_store=False), after=after, size=size
+    )
+    if not customers and filters.catalog_id:
+        store_get_for_key(api_key=api_key, catalog_id=filters.catalog_id)  # unknown or out of reach: 404
+    if customers or after is not None or not filters.is_identity_lookup:
+        return CustomerListPage(customers=customers, next_after=next_after)
+    store = live_lookup_store(api_key=api_key, filters=filters)
+    if store is None:
+        return CustomerListPage(customers=[], next_after=None)
+    try:
+        found = customer_lookup_live(store=store, filters=filters)
+    except PosError as exc:
+        # The mirror's answer (nothing) still stands; say the live lookup failed rather than fail the read.
+        logger.warning("Live lookup at %s failed: %s", store.catalog_id, type(exc).__name__)
+        return CustomerListPage(
+            customers=[], next_after=None, warning=f"The store's POS could not be asked live ({type(exc).__name__})."
+        )
+    if found is None:
+        return CustomerListPage(customers=[], next_after=None)
+    return CustomerListPage(customers=found[:size], next_after=None, source="pos")
+
+
+def customer_lookup_live(*, store: Store, filters: CustomerFilters) -> list[Customer] | None:
+    """Ask the store's POS for customers matching an identity lookup, store what it finds, and return the
+    stored customers matching every filter; None when the POS cannot search by any identity field given.
+    PosError subclasses propagate."""
+    client = store.pos_client()
+    searchable = client.capabilities.search_fields
+    args = {
+        pos_name: getattr(filters, ours)
+        for ours, pos_name in _SEARCH_ARGS.items()
+        if getattr(filters, ours) and pos_name in searchable
+    }
+    if not _IDENTITY_SEARCH_ARGS & set(args):
+        return None
+    # HTTP first, outside any transaction; then short writes.
+    records = client.search_customers(**args)
+    if not records:
+        return []
+    ids = [customer_upsert_from_record(store=store, record=record).pk for record in records]
+    matching = customer_filter(queryset=store_customers(store=store), filters=filters)
+    return list(matching.filter(pk__in=ids))
+
+
+def customer_create(
+    *, store: Store, data: CustomerInput, idempotency_key: IdempotencyKey | None = None
+) -> CustomerCreateResult:
+    """Create a customer at the store's POS, then in the mirror. With an idempotency key, a retry of the same
+    request replays the first result without asking the POS again.
+
+    Raises PosNotSupported (the POS cannot create), CustomerDuplicate (the POS already has them), other PosError
+    subclasses (the POS failed: nothing is written locally), IdempotencyKeyReused and IdempotencyInProgress.
+    """
+    client = store.pos_client()
+    if not client.capabilities.can_create:
+        raise PosNotSupported(f"{client.label} customers cannot be created through this API", vendor=store.pos_vendor)
+
+    record: IdempotencyRecord | None = None
+    if idempotency_key is not None:
+        begun = _idempotency_begin(idempotency_key)
+        if isinstance(begun, CustomerCreateResult):
+            return begun
+        record = begun
+
+    try:
+        pos_record = client.create_customer(data)
+    except PosDuplicate as exc:
+        existing = _existing_customer(store=store, client=client, data=data, existing_id=exc.existing_customer_id)
+        result = CustomerCreateResult(outcome="duplicate", customer=existing.to_peak_customer() if existing else None)
+        if record is not None:
+            _idempotency_complete(record, result)
+        raise CustomerDuplicate(result.customer) from None
+    except BaseException:
+        # The POS failed (or we were interrupted): forget the key so a retry can try again.
+        if record is not None:
+            record.delete()
+        raise
+
+    with transaction.atomic():
+        customer = customer_upsert_from_record(store=store, record=pos_record)
+        result = CustomerCreateResult(outcome="created", customer=customer.to_peak_customer())
+        if record is not None:
+            _idempotency_complete(record, result)
+    return result
+
+
+def customer_create_replay(*, result: CustomerCreateResult) -> CustomerCreateResult:
+    """A replayed duplicate raises again, as the first answer did; a replayed creation is returned."""
+    if result.outcome == "duplicate":
+        raise CustomerDuplicate(result.customer)
+    return result
+
+
+def _existing_customer(*, store: Store, client: Any, data: CustomerInput, existing_id: str | None) -> Customer | None:
+    """The customer the POS says this one duplicates: from the mirror, else read from the POS and stored."""
+    try:
+        if existing_id:
+            local = Customer.objects.filter(store=store, customer_id=existing_id).select_related("store").first()
+            if local is not None:
+                return local
+            found = client.get_customer(existing_id)
+            return customer_upsert_from_record(store=store, record=found) if found else None
+        args = {
+            name: value
+            for name, value in (("phone", data.phone), ("email", data.email), ("drivers_license", data.drivers_license))
+            if value and name in client.capabilities.search_fields
+        }
+        if not args:
+            return None
+        matches = client.search_customers(**args)
+        return customer_upsert_from_record(store=store, record=matches[0]) if matches else None
+    except PosError as exc:
+        # The 409 stands without the existing customer; the POS said enough.
+        logger.warning("Could not read the duplicate customer from %s: %s", store.catalog_id, type(exc).__name__)
+        return None
+
+
+def _idempotency_begin(idem: IdempotencyKey) -> IdempotencyRecord | CustomerCreateResult:
+    IdempotencyRecord.objects.filter(
+        api_key=idem.api_key, key=idem.key, created_at__lt=timezone.now() - IDEMPOTENCY_TTL
+    ).delete()
+    try:
+        with transaction.atomic():
+            return IdempotencyRecord.objects.create(api_key=idem.api_key, key=idem.key, request_hash=idem.request_hash)
+    except IntegrityError:
+        existing = IdempotencyRecord.objects.filter(api_key=idem.api_key, key=idem.key).first()
+    if existing is None or existing.status == IdempotencyStatus.IN_PROGRESS:
+        if existing is not None and existing.request_hash != idem.request_hash:
+            raise IdempotencyKeyReused()
+        raise IdempotencyInProgress()
+    if existing.request_hash != idem.request_hash:
+        raise IdempotencyKeyReused()
+    response = existing.response or {}
+    return customer_create_replay(
+        result=CustomerCreateResult(
+            outcome=response.get("outcome", "created"), customer=response.get("customer"), replayed=True
+        )
+    )
+
+
+def _idempotency_complete(record: IdempotencyRecord, result: CustomerCreateResult) -> None:
+    record.status = IdempotencyStatus.COMPLETED
+    record.response = {"outcome": result.outcome, "customer": result.customer}
+    record.completed_at = timezone.now()
+    record.save(update_fields=["status", "response", "completed_at"])

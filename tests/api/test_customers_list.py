@@ -1,0 +1,254 @@
+"""GET /api/v1/customers: filters, pagination, parameter errors, live POS lookups, query counts."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from customers.models import Customer
+from pos_integrations.errors import PosUnavailable
+from pos_integrations.records import Capabilities, CustomerRecord
+from tests.factories import CustomerFactory, StoreFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def ids(response) -> list[int]:
+    assert response.status_code == 200, response.content
+    return [c["id"] for c in response.json()["customers"]]
+
+
+def test_answers_customers_in_the_canonical_shape(api, store):
+    customer = CustomerFactory(store=store)
+    body = api.get("/api/v1/customers").json()
+    assert body == {
+        "customers": [Customer.objects.get(pk=customer.pk).to_peak_customer()],
+        "next": None,
+        "source": "mirror",
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "value"),
+    [
+        ("first_name=sEAN", "first_name", "Sean"),
+        ("last_name=ODEGAARD", "last_name", "Odegaard"),
+        ("phone=(555) 123-4567", "phone", "5551234567"),
+        ("phone=%2B1 555.123.4567", "phone", "5551234567"),
+        ("email=Sean@Example.COM", "email", "sean@example.com"),
+        ("driver_license=d416-1227", "drivers_license", "D4161227"),
+        ("birthday=1988-09-12", "birthday", dt.date(1988, 9, 12)),
+        ("search=sea", "first_name", "Sean"),
+        ("search=odeg", "last_name", "Odegaard"),
+        ("search=sean@example.com", "email", "sean@example.com"),
+        ("search=555-123-4567", "phone", "5551234567"),
+    ],
+)
+def test_each_filter_finds_its_customer(api, store, query, field, value):
+    match = CustomerFactory(store=store, **{field: value})
+    CustomerFactory(
+        store=store,
+        first_name="Jane",
+        last_name="Doe",
+        email="jane@example.com",
+        phone="5550000000",
+        drivers_license="X1234567",
+        birthday=dt.date(1990, 1, 1),
+    )
+    assert ids(api.get(f"/api/v1/customers?{query}")) == [match.pk]
+
+
+def test_filters_combine(api, store, other_store, make_key):
+    both = CustomerFactory(store=store, first_name="Sean", last_name="Odegaard")
+    CustomerFactory(store=store, first_name="Sean", last_name="Penn")
+    CustomerFactory(store=other_store, first_name="Sean", last_name="Odegaard")
+    client = make_key().client()
+    assert ids(client.get(f"/api/v1/customers?catalog_id={store.catalog_id}&first_name=sean&last_name=odegaard")) == [
+        both.pk
+    ]
+
+
+def test_modified_after_and_active(api, store):
+    now = timezone.now()
+    recent = CustomerFactory(store=store, pos_updated_at=now)
+    CustomerFactory(store=store, pos_updated_at=now - dt.timedelta(days=3))
+    inactive = CustomerFactory(store=store, active=False, pos_updated_at=now - dt.timedelta(days=3))
+    since = (now - dt.timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    assert ids(api.get("/api/v1/customers", {"modified_after": since})) == [recent.pk]
+    assert ids(api.get("/api/v1/customers?active=false")) == [inactive.pk]
+    assert inactive.pk not in ids(api.get("/api/v1/customers?active=true"))
+
+
+def test_cursor_pages_cover_everything_once_in_a_stable_order(api, store):
+    made = [CustomerFactory(store=store).pk for _ in range(7)]
+    seen, url, pages = [], "/api/v1/customers?page_size=3", 0
+    while url:
+        body = api.get(url).json()
+        seen += [c["id"] for c in body["customers"]]
+        url, pages = body["next"], pages + 1
+    assert seen == sorted(made)
+    assert pages == 3
+
+
+def test_a_page_stays_put_when_customers_are_added_before_it(api, store):
+    first = [CustomerFactory(store=store).pk for _ in range(4)]
+    body = api.get("/api/v1/customers?page_size=2").json()
+    CustomerFactory(store=store)
+    assert ids(api.get(body["next"]))[:2] == first[2:4]
+
+
+@pytest.mark.parametrize(
+    ("query", "bad"),
+    [
+        ("colour=blue", "colour"),
+        ("birthday=1988-13-45", "birthday"),
+        ("birthday=yesterday", "birthday"),
+        ("modified_after=soon", "modified_after"),
+        ("modified_after=0001-01-01T00:00:00%2B05:00", "modified_after"),
+        ("active=maybe", "active"),
+        ("page_size=0", "page_size"),
+        ("page_size=201", "page_size"),
+        ("page_size=ten", "page_size"),
+        ("cursor=nonsense", "cursor"),
+        ("phone=no-digits", "phone"),
+        ("email=" + "x" * 300, "email"),
+        ("first_name=a%00b", "first_name"),
+        ("first_name=a&first_name=b", "first_name"),
+    ],
+)
+def test_unknown_or_malformed_parameters_get_400_naming_them(api, query, bad):
+    response = api.get(f"/api/v1/customers?{query}")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_parameters"
+    assert list(error["fields"]) == [bad]
+    assert bad in error["message"]
+
+
+def test_modified_after_takes_any_offset(api, store):
+    customer = CustomerFactory(store=store, pos_updated_at=dt.datetime(2026, 1, 1, 12, tzinfo=dt.UTC))
+    assert ids(api.get("/api/v1/customers", {"modified_after": "2026-01-01T20:00:00+16:00"})) == [customer.pk]
+    assert ids(api.get("/api/v1/customers", {"modified_after": "2026-01-01T12:00:00"})) == []
+
+
+def test_page_size_has_a_maximum(api, store):
+    Customer.objects.bulk_create([Customer(store=store, customer_id=str(n), phone=f"555{n:07d}") for n in range(205)])
+    assert len(ids(api.get("/api/v1/customers?page_size=200"))) == 200
+    assert len(ids(api.get("/api/v1/customers"))) == 50
+
+
+# ---- live lookups at the POS -----------------------------------------------------------------------
+
+
+def record(**values) -> CustomerRecord:
+    defaults = {
+        "customer_id": "T-77",
+        "first_name": "Sean",
+        "last_name": "Odegaard",
+        "phone": "5551234567",
+        "email": "sean@example.com",
+        "raw": {"id": "T-77"},
+    }
+    return CustomerRecord(**{**defaults, **values})
+
+
+def test_identity_lookup_missing_locally_asks_the_pos_and_keeps_what_it_finds(api, store, pos):
+    pos.search_results = [record()]
+    response = api.get(f"/api/v1/customers?catalog_id={store.catalog_id}&phone=(555) 123-4567")
+    body = response.json()
+    assert response.status_code == 200
+    assert body["source"] == "pos"
+    assert [c["customer_id"] for c in body["customers"]] == ["T-77"]
+    assert pos.searches == [{"phone": "(555) 123-4567"}]
+    stored = Customer.objects.get(store=store, customer_id="T-77")
+    assert stored.raw == {"id": "T-77"}
+    assert stored.synced_at is not None
+    # The next identical lookup is served by the mirror.
+    again = api.get(f"/api/v1/customers?catalog_id={store.catalog_id}&phone=5551234567").json()
+    assert again["source"] == "mirror"
+    assert len(pos.searches) == 1
+
+
+def test_key_with_one_store_needs_no_catalog_id_for_a_live_lookup(api, pos):
+    pos.search_results = [record()]
+    body = api.get("/api/v1/customers?email=SEAN@example.com").json()
+    assert body["source"] == "pos"
+    assert pos.searches == [{"email": "SEAN@example.com"}]
+
+
+def test_live_results_must_match_every_filter(api, store, pos):
+    pos.search_results = [record(first_name="Other")]
+    body = api.get(f"/api/v1/customers?catalog_id={store.catalog_id}&phone=5551234567&first_name=sean").json()
+    assert body["customers"] == []
+    assert Customer.objects.filter(customer_id="T-77").exists()
+
+
+def test_pos_that_cannot_search_is_not_asked(api, store, pos):
+    pos.capabilities = Capabilities(can_create=False, search_fields=frozenset({"phone"}), incremental=True)
+    body = api.get(f"/api/v1/customers?catalog_id={store.catalog_id}&email=sean@example.com").json()
+    assert body == {"customers": [], "next": None, "source": "mirror"}
+    assert pos.searches == []
+
+
+def test_local_match_means_no_live_lookup(api, store, pos):
+    CustomerFactory(store=store, phone="5551234567")
+    assert api.get("/api/v1/customers?phone=5551234567").json()["source"] == "mirror"
+    assert pos.searches == []
+
+
+def test_name_search_is_never_sent_to_the_pos(api, store, pos):
+    assert api.get("/api/v1/customers?first_name=sean").json()["customers"] == []
+    assert pos.searches == []
+
+
+def test_failed_live_lookup_still_answers_from_the_mirror_with_a_warning(api, store, pos):
+    pos.search_error = PosUnavailable("Treez is down", vendor="treez")
+    response = api.get("/api/v1/customers?phone=5551234567")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["customers"] == [] and body["source"] == "mirror"
+    assert "PosUnavailable" in body["warning"]
+
+
+def test_key_with_many_stores_needs_catalog_id_for_a_live_lookup(make_key, store, other_store, pos):
+    client = make_key(store, other_store).client()
+    assert client.get("/api/v1/customers?phone=5551234567").json()["source"] == "mirror"
+    assert pos.searches == []
+
+
+# ---- queries do not grow with results ----------------------------------------------------------------
+
+
+def count_queries(client, url) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/customers",
+        "/api/v1/customers?last_name=odegaard",
+        "/api/v1/customers?catalog_id={catalog_id}&active=true",
+        "/customers/search?customer_id=5027",
+        "/api/v1/syncs",
+    ],
+)
+def test_queries_per_request_do_not_grow_with_results(make_key, url):
+    stores = [StoreFactory(), StoreFactory()]
+    client = make_key(*stores).client()
+    url = url.format(catalog_id=stores[0].catalog_id)
+    for s in stores:
+        CustomerFactory(store=s, last_name="Odegaard", customer_id="5027")
+    client.get(url)  # the key's first use is recorded once; count the steady state
+    few = count_queries(client, url)
+    for s in stores:
+        for _ in range(10):
+            CustomerFactory(store=s, last_name="Odegaard")
+    assert count_queries(client, url) == few
+    assert few <= 4
