@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
 
 from pos_integrations.vendors import OPTIONAL_CREDENTIALS, REQUIRED_CREDENTIALS, CredentialsError, validate_credentials
 from stores.models import Store
@@ -74,6 +75,15 @@ class _StoreAdminFormBase(forms.ModelForm):
                 self.add_error(None, str(exc))
         self.instance.pos_credentials = current
         return data
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        # Store.clean() checks the credentials again; clean() above already reported that per field, and the
+        # model's error names `pos_credentials`, which is not a field of this form.
+        if hasattr(errors, "error_dict"):
+            errors.error_dict.pop("pos_credentials", None)
+            if not errors.error_dict:
+                return
+        super()._update_errors(errors)  # type: ignore[misc]
 
 
 StoreAdminForm = type(

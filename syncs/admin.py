@@ -1,54 +1,318 @@
-"""Admin for syncs and the records they rejected; history is read-only."""
+"""Admin for syncs and the records they rejected, plus the sync-health dashboard; history is read-only."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.forms import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
-from syncs.models import CustomerSync, SyncRecordError
+from stores.admin import status_badge
+from syncs.dashboard import CHART_DAYS, changelist_url, format_duration, store_health_list
+from syncs.models import CustomerSync, SyncRecordError, SyncStatus
+
+RECORD_ERRORS_SHOWN = 50
+
+
+def _pretty(payload: Any) -> str:
+    return format_html('<pre class="cf-json">{}</pre>', json.dumps(payload, indent=2, sort_keys=True, default=str))
+
+
+class FirstRecordErrorsFormSet(BaseInlineFormSet):
+    """A sync may reject thousands of records: show the first ones and link to the rest."""
+
+    def get_queryset(self) -> Any:
+        if not hasattr(self, "_first"):
+            self._first = list(super().get_queryset()[:RECORD_ERRORS_SHOWN])
+        return self._first
 
 
 class SyncRecordErrorInline(admin.TabularInline):
     model = SyncRecordError
-    fields = ["customer_id", "reason", "payload"]
-    readonly_fields = fields
+    formset = FirstRecordErrorsFormSet
+    verbose_name_plural = f"Quarantined records (first {RECORD_ERRORS_SHOWN})"
+    readonly_fields = ("customer_id", "reason", "payload_pretty")
+    fields = readonly_fields
     extra = 0
+    max_num = 0
     can_delete = False
-    show_change_link = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
-# Sync history is evidence: staff can read it, never edit it.
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj: SyncRecordError) -> str:
+        return _pretty(obj.payload)
+
+
+class StatusFilter(admin.SimpleListFilter):
+    """Status, with "Failed" first: that is what staff come here for."""
+
+    title = "status"
+    parameter_name = "status__exact"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        order = [SyncStatus.FAILED, SyncStatus.IN_PROGRESS, SyncStatus.PENDING, SyncStatus.FINISHED]
+        return [(s.value, s.label) for s in order]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[CustomerSync]) -> QuerySet[CustomerSync] | None:
+        return queryset.filter(status=self.value()) if self.value() else None
+
+
+# Sync history is evidence: staff can read it and retry a failed run, never edit it.
 @admin.register(CustomerSync)
 class CustomerSyncAdmin(admin.ModelAdmin):
-    list_display = ["id", "store", "status", "kind", "trigger", "started_at", "finished_at", "fetched", "invalid"]
-    list_filter = ["status", "kind", "trigger", "store__pos_vendor"]
-    search_fields = ["store__name", "store__catalog_id", "error_message"]
+    change_list_template = "admin/syncs/customersync/change_list.html"
+    change_form_template = "admin/syncs/customersync/change_form.html"
+    list_display = [
+        "sync_id",
+        "store_link",
+        "status_display",
+        "kind",
+        "trigger",
+        "started_at",
+        "duration_display",
+        "fetched",
+        "created",
+        "updated",
+        "invalid",
+        "error_short",
+    ]
+    list_display_links = ["sync_id"]
+    list_filter = [StatusFilter, "kind", "trigger", "store__pos_vendor", "store"]
+    search_fields = ["=id", "store__name", "store__catalog_id", "error_message"]
     list_select_related = ["store"]
     date_hierarchy = "created_at"
+    show_full_result_count = False
+    actions = ["retry"]
     inlines = [SyncRecordErrorInline]
+    fieldsets = [
+        (None, {"fields": ["store_link", "status_display", "kind", "trigger", "resumed_from_link"]}),
+        ("Timing", {"fields": ["created_at", "started_at", "finished_at", "duration_display", "heartbeat_at"]}),
+        ("Counts", {"fields": ["pages", "fetched", "created", "updated", "unchanged", "invalid", "deactivated"]}),
+        ("Error", {"fields": ["error_type", "error_message", "record_errors_link"]}),
+        ("Cursor", {"fields": ["cursor_from", "cursor_bound", "cursor_to", "checkpoint_pretty"]}),
+    ]
+    readonly_fields = [
+        "store_link",
+        "status_display",
+        "kind",
+        "trigger",
+        "resumed_from_link",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "duration_display",
+        "heartbeat_at",
+        "pages",
+        "fetched",
+        "created",
+        "updated",
+        "unchanged",
+        "invalid",
+        "deactivated",
+        "error_type",
+        "error_message",
+        "record_errors_link",
+        "cursor_from",
+        "cursor_bound",
+        "cursor_to",
+        "checkpoint_pretty",
+    ]
+
+    # --- columns ------------------------------------------------------------------------------------
+
+    @admin.display(description="sync", ordering="id")
+    def sync_id(self, obj: CustomerSync) -> str:
+        return f"#{obj.pk}"
+
+    @admin.display(description="store", ordering="store__name")
+    def store_link(self, obj: CustomerSync) -> str:
+        url = reverse("admin:stores_store_change", args=[obj.store_id])
+        return format_html('<a href="{}">{}</a>', url, obj.store.name)
+
+    @admin.display(description="status", ordering="status")
+    def status_display(self, obj: CustomerSync) -> str:
+        return status_badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="duration")
+    def duration_display(self, obj: CustomerSync) -> str:
+        if obj.duration is None and obj.started_at and obj.is_active:
+            return f"running for {format_duration(timezone.now() - obj.started_at)}"
+        return format_duration(obj.duration)
+
+    @admin.display(description="error")
+    def error_short(self, obj: CustomerSync) -> str:
+        text = obj.error_message
+        return text if len(text) <= 100 else text[:99] + "…"
+
+    @admin.display(description="resumed from")
+    def resumed_from_link(self, obj: CustomerSync) -> str:
+        sync_id = getattr(obj, "resumed_from_id", None)
+        if sync_id is None:
+            return "—"
+        url = reverse("admin:syncs_customersync_change", args=[sync_id])
+        return format_html('<a href="{}">sync #{}</a> (carried on from its checkpoint)', url, sync_id)
+
+    @admin.display(description="quarantined records")
+    def record_errors_link(self, obj: CustomerSync) -> str:
+        url = reverse("admin:syncs_syncrecorderror_changelist") + f"?sync__id__exact={obj.pk}"
+        return format_html('<a href="{}">all rejected records of this sync</a> ({} invalid)', url, obj.invalid)
+
+    @admin.display(description="checkpoint")
+    def checkpoint_pretty(self, obj: CustomerSync) -> str:
+        return _pretty(obj.checkpoint)
+
+    # --- read-only history ----------------------------------------------------------------------------
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Only superusers, and only so a store can be deleted along with its history.
+        return request.user.is_superuser  # type: ignore[union-attr]
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    # --- retry --------------------------------------------------------------------------------------
+
+    def has_retry_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.has_perm("syncs.add_customersync")  # type: ignore[union-attr]
+
+    def _retry(self, request: HttpRequest, sync: CustomerSync) -> CustomerSync | None:
+        from syncs.services import sync_retry
+
+        if sync.status != SyncStatus.FAILED:
+            self.message_user(
+                request,
+                f"Sync #{sync.pk} is {sync.get_status_display().lower()}; only failed syncs can be retried.",
+                messages.WARNING,
+            )
+            return None
+        new, created = sync_retry(sync=sync)
+        url = reverse("admin:syncs_customersync_change", args=[new.pk])
+        if created:
+            self.message_user(
+                request,
+                format_html('Retrying sync #{} as <a href="{}">sync #{}</a>.', sync.pk, url, new.pk),
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(
+                request,
+                format_html(
+                    '{} already has <a href="{}">sync #{}</a> {}; not starting another.',
+                    sync.store,
+                    url,
+                    new.pk,
+                    new.get_status_display().lower(),
+                ),
+                messages.WARNING,
+            )
+        return new
+
+    @admin.action(description="Retry selected failed syncs", permissions=["retry"])
+    def retry(self, request: HttpRequest, queryset: QuerySet[CustomerSync]) -> None:
+        for sync in queryset.select_related("store"):
+            self._retry(request, sync)
+
+    def retry_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        sync = get_object_or_404(CustomerSync.objects.select_related("store"), pk=object_id)
+        if not self.has_retry_permission(request, sync):
+            raise PermissionDenied
+        new = self._retry(request, sync)
+        target = new or sync
+        return HttpResponseRedirect(reverse("admin:syncs_customersync_change", args=[target.pk]))
+
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        obj = kwargs.get("obj")
+        context["can_retry"] = (
+            obj is not None and obj.status == SyncStatus.FAILED and self.has_retry_permission(request, obj)
+        )
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    # --- dashboard ------------------------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path("dashboard/", self.admin_site.admin_view(self.dashboard_view), name="syncs_dashboard"),
+            path(
+                "<path:object_id>/retry/",
+                self.admin_site.admin_view(require_POST(self.retry_view)),
+                name="syncs_customersync_retry",
+            ),
+            *super().get_urls(),
+        ]
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        rows = store_health_list()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Sync health",
+            "opts": self.model._meta,
+            "rows": rows,
+            "chart_days": CHART_DAYS,
+            "failing": sum(1 for r in rows if r.health == "failing"),
+            "running": sum(1 for r in rows if r.health == "running"),
+            "never": sum(1 for r in rows if r.health == "never"),
+            "failed_syncs_url": changelist_url(status__exact=SyncStatus.FAILED),
+            "now": timezone.now(),
+        }
+        return TemplateResponse(request, "admin/syncs/dashboard.html", context)
 
 
 @admin.register(SyncRecordError)
 class SyncRecordErrorAdmin(admin.ModelAdmin):
-    list_display = ["sync", "customer_id", "reason", "created_at"]
+    list_display = ["id", "sync_link", "store", "customer_id", "reason", "created_at"]
     list_select_related = ["sync", "sync__store"]
-    search_fields = ["customer_id", "reason"]
+    search_fields = ["=customer_id", "reason"]
     list_filter = ["sync__store"]
-    readonly_fields = ["sync", "customer_id", "reason", "payload", "created_at"]
+    show_full_result_count = False
+    readonly_fields = ("sync_link", "customer_id", "reason", "payload_pretty", "created_at")
+    fields = readonly_fields
+
+    @admin.display(description="sync", ordering="sync_id")
+    def sync_link(self, obj: SyncRecordError) -> str:
+        url = reverse("admin:syncs_customersync_change", args=[obj.sync_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.sync_id)
+
+    @admin.display(description="store")
+    def store(self, obj: SyncRecordError) -> str:
+        return obj.sync.store.name
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj: SyncRecordError) -> str:
+        return _pretty(obj.payload)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser  # type: ignore[union-attr]

@@ -1,0 +1,141 @@
+"""The sync-health dashboard: per-store state, a server-rendered chart, links to failing syncs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from syncs.dashboard import store_health_list
+from syncs.models import CustomerSync, SyncStatus
+from tests.factories import CustomerFactory, CustomerSyncFactory, StoreFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = reverse("admin:syncs_dashboard")
+
+
+def sync_at(store, when: dt.datetime, status: str, seconds: int = 30, fetched: int = 100) -> CustomerSync:
+    sync = CustomerSyncFactory(
+        store=store,
+        status=status,
+        started_at=when,
+        finished_at=when + dt.timedelta(seconds=seconds),
+        fetched=fetched,
+        created=fetched // 2,
+        updated=fetched // 4,
+        error_message="POS answered 503" if status == SyncStatus.FAILED else "",
+    )
+    CustomerSync.objects.filter(pk=sync.pk).update(created_at=when)
+    return sync
+
+
+@pytest.fixture
+def fleet():
+    now = timezone.now()
+    healthy = StoreFactory(name="Healthy Store")
+    CustomerFactory.create_batch(3, store=healthy)
+    sync_at(healthy, now - dt.timedelta(days=3), SyncStatus.FAILED)
+    sync_at(healthy, now - dt.timedelta(days=2), SyncStatus.FINISHED, seconds=90, fetched=400)
+    sync_at(healthy, now - dt.timedelta(days=40), SyncStatus.FINISHED)  # outside the window
+
+    failing = StoreFactory(name="Failing Store")
+    sync_at(failing, now - dt.timedelta(days=5), SyncStatus.FINISHED)
+    sync_at(failing, now - dt.timedelta(days=1), SyncStatus.FAILED, fetched=0)
+    sync_at(failing, now - dt.timedelta(hours=2), SyncStatus.FAILED, fetched=0)
+
+    never = StoreFactory(name="New Store")
+    return healthy, failing, never
+
+
+def test_per_store_figures(fleet):
+    healthy, failing, never = fleet
+    rows = {r.store.pk: r for r in store_health_list()}
+
+    assert rows[healthy.pk].health == "ok"
+    assert rows[healthy.pk].store.failures_in_row == 0
+    assert rows[healthy.pk].store.customer_count == 3
+    assert rows[healthy.pk].syncs_in_window == 2
+    assert rows[healthy.pk].chart.max_records == 400
+    assert rows[healthy.pk].chart.max_seconds == 90
+
+    assert rows[failing.pk].health == "failing"
+    assert rows[failing.pk].store.failures_in_row == 2
+    assert rows[failing.pk].store.last_sync_status == SyncStatus.FAILED
+    assert rows[failing.pk].store.last_success_at is not None
+
+    assert rows[never.pk].health == "never"
+    assert rows[never.pk].store.last_success_at is None
+    assert len(rows[never.pk].chart.bars) == 30
+    # Failing stores come first.
+    assert store_health_list()[0].store == failing
+
+
+def test_failures_without_any_success_count_from_the_start():
+    store = StoreFactory()
+    now = timezone.now()
+    for hours in (3, 2, 1):
+        sync_at(store, now - dt.timedelta(hours=hours), SyncStatus.FAILED)
+    [row] = store_health_list()
+    assert row.store.failures_in_row == 3
+    assert row.store.last_success_at is None
+
+
+def test_dashboard_page(admin_client, fleet):
+    _, failing, _ = fleet
+    response = admin_client.get(URL)
+    assert response.status_code == 200
+    html = response.content.decode()
+    for name in ("Healthy Store", "Failing Store", "New Store"):
+        assert name in html
+    # The failures link to the failing syncs of that store.
+    failures_link = f"?store__id__exact={failing.pk}&amp;status__exact=failed"
+    assert failures_link in html
+    # A chart per store, as inline SVG, with failed days linking to that day's failed syncs.
+    assert html.count('<svg class="cf-chart"') == 3
+    assert re.search(rf"store__id__exact={failing.pk}&amp;status__exact=failed&amp;created_at__year=\d+", html)
+    assert "<polyline" in html
+    # Nothing is loaded from elsewhere.
+    assert not re.search(r"""<script[^>]+src=["']https?://""", html)
+    assert not re.search(r"""<link[^>]+href=["']https?://""", html)
+
+
+def test_the_day_link_lists_that_days_failed_syncs(admin_client, fleet):
+    _, failing, _ = fleet
+    html = admin_client.get(URL).content.decode()
+    links = re.findall(
+        rf'href="(/admin/syncs/customersync/\?store__id__exact={failing.pk}&amp;status__exact=failed&amp;created_at__year=[^"]+)"',
+        html,
+    )
+    assert len(links) == 2
+    response = admin_client.get(links[0].replace("&amp;", "&"))
+    assert response.status_code == 200
+    assert len(response.context["cl"].result_list) == 1
+    assert response.context["cl"].result_list[0].status == SyncStatus.FAILED
+
+
+def test_dashboard_is_linked_from_the_admin_index(admin_client):
+    html = admin_client.get(reverse("admin:index")).content.decode()
+    assert URL in html
+    assert "?status__exact=failed" in html
+
+
+def test_dashboard_needs_staff(client, django_user_model):
+    assert client.get(URL).status_code == 302
+    user = django_user_model.objects.create_user("clerk", password="pw", is_staff=True)
+    client.force_login(user)
+    assert client.get(URL).status_code == 403
+
+
+def test_dashboard_query_count_does_not_grow_with_stores_and_syncs(admin_client, fleet, count_queries):
+    small = count_queries(admin_client, URL)
+    now = timezone.now()
+    for i in range(8):
+        store = StoreFactory()
+        CustomerFactory.create_batch(3, store=store)
+        for day in range(0, 20, 3):
+            sync_at(store, now - dt.timedelta(days=day, hours=i), SyncStatus.FAILED if day % 2 else SyncStatus.FINISHED)
+    assert count_queries(admin_client, URL) == small

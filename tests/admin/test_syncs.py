@@ -1,0 +1,134 @@
+"""Sync admin: failed syncs one click away with their reasons, retry, read-only history."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.contrib.messages import get_messages
+from django.urls import reverse
+from django.utils import timezone
+
+from syncs.models import CustomerSync, SyncStatus
+from tests.factories import CustomerSyncFactory, StoreFactory
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = reverse("admin:syncs_customersync_changelist")
+
+
+def change_url(sync: CustomerSync) -> str:
+    return reverse("admin:syncs_customersync_change", args=[sync.pk])
+
+
+@pytest.fixture
+def failed_sync():
+    started = timezone.now() - dt.timedelta(minutes=5)
+    sync = CustomerSyncFactory(
+        status=SyncStatus.FAILED,
+        started_at=started,
+        finished_at=started + dt.timedelta(seconds=125),
+        fetched=500,
+        created=480,
+        updated=10,
+        invalid=2,
+        error_type="PosUnavailable",
+        error_message="Treez kept answering 503 after 5 attempts",
+    )
+    sync.record_errors.create(customer_id="77", reason="birthday: not a date ('31/02/1990')", payload={"id": 77})
+    sync.record_errors.create(customer_id="", reason="record has no customer id", payload={"name": "x"})
+    return sync
+
+
+def test_failed_syncs_are_one_click_from_the_list(admin_client, failed_sync):
+    CustomerSyncFactory(store=failed_sync.store, status=SyncStatus.FINISHED)
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert 'href="?status__exact=failed"' in html
+    response = admin_client.get(CHANGELIST, {"status__exact": "failed"})
+    assert [s.pk for s in response.context["cl"].result_list] == [failed_sync.pk]
+    html = response.content.decode()
+    assert "Treez kept answering 503" in html
+    assert "2m 05s" in html
+
+
+def test_sync_page_shows_error_counts_duration_and_quarantined_records(admin_client, failed_sync):
+    html = admin_client.get(change_url(failed_sync)).content.decode()
+    for text in [
+        "PosUnavailable",
+        "Treez kept answering 503 after 5 attempts",
+        "2m 05s",
+        "480",
+        "birthday: not a date",
+        "record has no customer id",
+        "&quot;id&quot;: 77",
+    ]:
+        assert text in html, text
+    assert ">Retry</button>" in html
+    assert f"?sync__id__exact={failed_sync.pk}" in html
+
+
+def test_history_cannot_be_edited(admin_client, failed_sync):
+    html = admin_client.get(change_url(failed_sync)).content.decode()
+    assert 'name="_save"' not in html
+    response = admin_client.post(change_url(failed_sync), {"status": "finished"})
+    assert response.status_code == 403
+    failed_sync.refresh_from_db()
+    assert failed_sync.status == SyncStatus.FAILED
+    assert admin_client.get(reverse("admin:syncs_customersync_add")).status_code == 403
+
+
+def test_retry_button_starts_a_new_sync(admin_client, failed_sync, sync_services):
+    response = admin_client.post(reverse("admin:syncs_customersync_retry", args=[failed_sync.pk]), follow=True)
+    new = CustomerSync.objects.exclude(pk=failed_sync.pk).get()
+    assert sync_services.calls == [
+        ("sync_retry", {"sync": failed_sync}),
+        ("sync_trigger", {"store": failed_sync.store, "kind": "incremental", "trigger": "admin"}),
+    ]
+    assert response.redirect_chain[-1][0] == change_url(new)
+    text = " ".join(str(m) for m in get_messages(response.wsgi_request))
+    assert f"Retrying sync #{failed_sync.pk}" in text
+
+
+def test_retry_action_skips_syncs_that_did_not_fail(admin_client, failed_sync, sync_services):
+    ok = CustomerSyncFactory(status=SyncStatus.FINISHED)
+    response = admin_client.post(
+        CHANGELIST, {"action": "retry", "_selected_action": [failed_sync.pk, ok.pk]}, follow=True
+    )
+    assert [c[0] for c in sync_services.calls] == ["sync_retry", "sync_trigger"]
+    text = " ".join(str(m) for m in get_messages(response.wsgi_request))
+    assert f"Sync #{ok.pk} is finished; only failed syncs can be retried." in text
+
+
+def test_finished_sync_has_no_retry_button(admin_client):
+    sync = CustomerSyncFactory(status=SyncStatus.FINISHED)
+    assert ">Retry</button>" not in admin_client.get(change_url(sync)).content.decode()
+
+
+def test_changelist_query_count_does_not_grow_with_syncs(admin_client, count_queries):
+    CustomerSyncFactory.create_batch(3, status=SyncStatus.FAILED, error_message="x")
+    small = count_queries(admin_client, CHANGELIST)
+    small_failed = count_queries(admin_client, CHANGELIST + "?status__exact=failed")
+    for _ in range(5):
+        CustomerSyncFactory.create_batch(6, store=StoreFactory(), status=SyncStatus.FAILED)
+    assert count_queries(admin_client, CHANGELIST) == small
+    assert count_queries(admin_client, CHANGELIST + "?status__exact=failed") == small_failed
+
+
+def test_sync_page_query_count_does_not_grow_with_record_errors(admin_client, failed_sync, count_queries):
+    small = count_queries(admin_client, change_url(failed_sync))
+    for i in range(60):
+        failed_sync.record_errors.create(customer_id=str(i), reason="bad", payload={"i": i})
+    assert count_queries(admin_client, change_url(failed_sync)) == small
+    html = admin_client.get(change_url(failed_sync)).content.decode()
+    assert html.count("has_original") == 50
+
+
+def test_record_error_changelist_query_count(admin_client, failed_sync, count_queries):
+    url = reverse("admin:syncs_syncrecorderror_changelist")
+    small = count_queries(admin_client, url)
+    for _ in range(4):
+        sync = CustomerSyncFactory(store=StoreFactory(), status=SyncStatus.FAILED)
+        for i in range(5):
+            sync.record_errors.create(customer_id=str(i), reason="bad")
+    assert count_queries(admin_client, url) == small
+    assert count_queries(admin_client, f"{url}?sync__id__exact={failed_sync.pk}") > 0
