@@ -149,8 +149,25 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-# --- Task queue (django-q2) -----------------------------------------------------------------------
+# --- Caches ---------------------------------------------------------------------------------------
 REDIS_URL: str = env.str("REDIS_URL", default="")
+# "default" counts API throttles; "queue" holds django-q2's cluster status, which the web process reads for
+# the health URL, so it must be shared between processes: a file cache on one machine, Redis beyond.
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
+        "queue": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL},
+    }
+else:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "queue": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": env.str("QUEUE_CACHE_DIR", default=str(VAR_DIR / "queue-cache")),
+        },
+    }
+
+# --- Task queue (django-q2) -----------------------------------------------------------------------
 SYNC_TIMEOUT_SECONDS: int = env.int("SYNC_TIMEOUT_SECONDS", default=3600)
 Q_CLUSTER: dict[str, object] = {
     "name": "customer_sync",
@@ -163,6 +180,7 @@ Q_CLUSTER: dict[str, object] = {
     "save_limit": 1000,
     "ack_failures": True,
     "label": "Task queue",
+    "cache": "queue",
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL

@@ -323,7 +323,11 @@ class HttpClient:
             else:
                 latency = (time.perf_counter() - started) * 1000
                 status = response.status_code
-                level = logging.INFO if status < 400 or status in ok_statuses else logging.WARNING
+                # Every call is logged; a plain success only at DEBUG, so a sync's pages don't flood INFO.
+                if status >= 400 and status not in ok_statuses:
+                    level = logging.WARNING
+                else:
+                    level = logging.INFO if retries else logging.DEBUG
                 self._log(
                     level,
                     "-> %s in %.0f ms (retries=%d)",

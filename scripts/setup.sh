@@ -19,6 +19,10 @@ fi
 stamp=".venv/.installed-$(sha256sum "$lock" | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     echo "Installing $lock into .venv ..."
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$lock"
+    # The log is shown only when the install fails (pip's chatter about local indexes is noise otherwise).
+    if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$lock" >.venv/install.log 2>&1; then
+        cat .venv/install.log >&2
+        exit 1
+    fi
     touch "$stamp"
 fi

@@ -32,10 +32,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--sandbox-url", default="http://127.0.0.1:8765", help="Where `pos_sandbox` listens.")
+        parser.add_argument("--web-url", default="http://127.0.0.1:8000", help="Where the web server listens.")
         parser.add_argument("--username", default="admin")
         parser.add_argument("--no-sync", action="store_true", help="Don't queue a first sync of each store.")
 
-    def handle(self, *args: Any, sandbox_url: str, username: str, no_sync: bool, **options: Any) -> None:
+    def handle(self, *args: Any, sandbox_url: str, web_url: str, username: str, no_sync: bool, **options: Any) -> None:
         sandbox_url = sandbox_url.rstrip("/")
         if not sandbox_url.startswith(("http://", "https://")):
             raise CommandError("--sandbox-url must be an http(s) URL, e.g. http://127.0.0.1:8765")
@@ -70,6 +71,5 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Demo ready: {len(stores)} stores on the sandbox at {sandbox_url}"))
         self.stdout.write(f"  staff login: {username} / {password}")
         self.stdout.write(f"  API key:     {raw_key}")
-        self.stdout.write(
-            f"  try: curl -H 'Authorization: Api-Key {raw_key}' 'http://127.0.0.1:8000/api/v1/customers?catalog_id=demo-treez'"
-        )
+        api = f"{web_url.rstrip('/')}/api/v1/customers?catalog_id=demo-treez"
+        self.stdout.write(f"  try: curl -H 'Authorization: Api-Key {raw_key}' '{api}'")
