@@ -135,18 +135,17 @@ class Customer(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["store", "customer_id"], name="customer_unique_per_store"),
         ]
+        # Name lookups have their own indexes per database (migrations 0002-0004): pattern-ops indexes on
+        # PostgreSQL serve both equality and prefix search; SQLite gets plain LOWER() indexes. Each index
+        # slows every sync write, so none is kept twice.
         indexes = [
             models.Index(Lower("email"), name="customer_email_ci"),
             models.Index(fields=["phone"], name="customer_phone"),
-            models.Index(Lower("last_name"), Lower("first_name"), name="customer_last_first_ci"),
-            models.Index(Lower("first_name"), name="customer_first_ci"),
             models.Index(fields=["birthday"], name="customer_birthday"),
             models.Index(Upper("drivers_license"), name="customer_licence_ci"),
             models.Index(fields=["store", "pos_updated_at"], name="customer_store_updated"),
             # The API pages by id, within a store or across all: keyset pages stay cheap however deep.
             models.Index(fields=["store", "id"], name="customer_store_id"),
-            # Names within one store: without it PostgreSQL intersects the name index with all the store's rows.
-            models.Index("store", Lower("last_name"), Lower("first_name"), name="customer_store_last_first_ci"),
             models.Index(fields=["customer_id"], name="customer_pos_id"),
             models.Index(fields=["pos_updated_at"], name="customer_updated"),
             models.Index(fields=["id"], condition=Q(active=False), name="customer_inactive"),

@@ -1,4 +1,4 @@
-"""Every customer lookup the API offers is served by an index (checked in PostgreSQL's query plans)."""
+"""Every customer lookup the API offers is served by an index (checked in the database's query plans)."""
 
 import datetime as dt
 
@@ -7,7 +7,7 @@ from django.db import connection
 
 from customers.models import Customer
 
-pytestmark = [pytest.mark.django_db, pytest.mark.postgres_only]
+pytestmark = pytest.mark.django_db
 
 LOOKUPS = {
     "customer_email_ci": lambda qs: qs.email_equal("Sean@Example.com"),
@@ -31,8 +31,9 @@ ALTERNATIVES = {
 @pytest.mark.parametrize("index", list(LOOKUPS))
 def test_lookup_uses_its_index(index):
     queryset = LOOKUPS[index](Customer.objects.all())
-    with connection.cursor() as cursor:
-        # An empty table always favours a sequential scan; forbid it to see whether an index can serve.
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        plan = queryset.explain()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # An empty table always favours a sequential scan; forbid it to see whether an index can serve.
+            cursor.execute("SET LOCAL enable_seqscan = off")
+    plan = queryset.explain()
     assert any(name in plan for name in {index, *ALTERNATIVES.get(index, ())}), plan
