@@ -107,24 +107,45 @@ def _defaulted(name: str, value: Any) -> Any:
     return value
 
 
+_ALWAYS_CONVERTED = frozenset({"customer_id", "active", "customer_type"})
+_Plan = tuple[tuple[str, Getter, Converter, bool], ...]
+_plans: dict[int, tuple[Mapping[str, Source], _Plan]] = {}
+
+
+def _plan(sources: Mapping[str, Source]) -> _Plan:
+    """(field, getter, converter, always) per canonical field, resolved once per vendor mapping."""
+    cached = _plans.get(id(sources))
+    if cached is not None and cached[0] is sources:
+        return cached[1]
+    plan = tuple(
+        (
+            name,
+            sources[name].get,
+            sources[name].convert or CONVERTERS.get(name, parsing.clean_str),
+            name in _ALWAYS_CONVERTED,
+        )
+        for name in CANONICAL_FIELDS
+    )
+    _plans[id(sources)] = (sources, plan)
+    return plan
+
+
 def build_record(raw: Any, sources: Mapping[str, Source]) -> CustomerRecord:
     """Turn one vendor record into a CustomerRecord, or raise RecordParseError naming the field."""
     if not isinstance(raw, Mapping):
         raise RecordParseError(f"expected an object, got {type(raw).__name__}", payload=raw)
-    try:
-        customer_id: str | None = parsing.require_id(sources["customer_id"].get(raw))
-    except ValueError:
-        customer_id = None
     values: dict[str, Any] = {}
-    for name in CANONICAL_FIELDS:
-        source = sources[name]
+    for name, get, convert, always in _plan(sources):
         try:
-            value = source.get(raw)
-            if value is None and name not in ("customer_id", "active", "customer_type"):
+            value = get(raw)
+            if value is None and not always:
                 continue
-            convert = source.convert or CONVERTERS.get(name, parsing.clean_str)
             values[name] = _defaulted(name, convert(value))
         except (ValueError, TypeError, ArithmeticError) as exc:
+            try:
+                customer_id: str | None = parsing.require_id(sources["customer_id"].get(raw))
+            except ValueError:
+                customer_id = None
             raise RecordParseError(f"{name}: {exc}", customer_id=customer_id, payload=raw) from None
     return CustomerRecord(**values, raw=dict(raw))
 

@@ -24,6 +24,8 @@ _US_DATE_PREFIX = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:$| )")
 
 def clean_str(value: Any) -> str:
     """Return the value as a stripped string; None becomes ""."""
+    if type(value) is str:  # the common case first: this runs for every field of every record
+        return value.strip()
     if value is None:
         return ""
     if isinstance(value, bool):
