@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from customers.models import Customer
 from pos_integrations.errors import PosError, PosNotSupported, PosRateLimited, PosUnavailable
+from pos_integrations.records import CustomerRecord
 from syncs.models import CustomerSync, SyncKind, SyncRecordError, SyncStatus
 from syncs.selectors import last_finished_sync
 from syncs.writer import PageResult, PageWriter, Rejected, Row, validate
@@ -285,7 +286,7 @@ class SyncRunner:
             )
             return
         if len(sample) <= VERIFY_MISSING_LIMIT:
-            found = []
+            found: list[CustomerRecord] = []
             for customer_id in sample:
                 try:
                     record = client.get_customer(customer_id)

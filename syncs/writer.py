@@ -22,7 +22,7 @@ from operator import attrgetter
 from typing import Any
 
 from django.db import connection
-from django.db.models import CharField
+from django.db.models import CharField, Field
 
 from customers.models import Customer, CustomerType, Gender
 
@@ -216,6 +216,13 @@ def _points(value: Any) -> Decimal:
     return points.quantize(POINTS_QUANTUM)
 
 
+def _column(name: str) -> str:
+    """The database column of a Customer field; DATA_FIELDS are all concrete fields, never relations."""
+    field = Customer._meta.get_field(name)
+    assert isinstance(field, Field) and field.column is not None
+    return field.column
+
+
 class PageWriter:
     """Bulk writes for one store; pick the flavour with `PageWriter.for_connection()`."""
 
@@ -223,7 +230,7 @@ class PageWriter:
 
     def __init__(self, *, store_id: int) -> None:
         self.store_id = store_id
-        self.columns = [Customer._meta.get_field(name).column for name in DATA_FIELDS]
+        self.columns = [_column(name) for name in DATA_FIELDS]
 
     @staticmethod
     def for_connection(*, store_id: int) -> PageWriter:

@@ -26,7 +26,7 @@ logger = logging.getLogger("customers.api")
 class ApiError(exceptions.APIException):
     """An error the API answers with, in the one error shape."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     default_code = "error"
     default_detail = "The request failed."
 
@@ -158,7 +158,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if isinstance(exc, exceptions.NotAuthenticated):
             message = "An API key is required: send 'Authorization: Api-Key <key>'."
         if isinstance(exc, exceptions.Throttled):
-            retry_after = exc.wait
+            retry_after = exc.wait  # type: ignore[attr-defined]  # the stubs omit `wait`, set by Throttled.__init__
             message = "Too many requests for this API key."
 
     if retry_after is not None:

@@ -108,7 +108,8 @@ def parse_query(
             errors[name] = ["Unknown parameter."]
         elif len(query.getlist(name)) > 1:
             errors[name] = ["Give this parameter once."]
-    form = _form_class(filterset_class)(data=query)
+    # A class is hashable, but mypy doesn't see type[Any] (django-filter is untyped) as Hashable: python/mypy#11470.
+    form = _form_class(filterset_class)(data=query)  # type: ignore[arg-type]
     if not form.is_valid():
         for name, messages in form.errors.items():
             errors.setdefault(name, []).extend(str(m) for m in messages)

@@ -159,7 +159,9 @@ class PeakCustomerSerializer(serializers.Serializer):
 class CustomerListResponseSerializer(serializers.Serializer):
     customers = PeakCustomerSerializer(many=True)
     next = serializers.URLField(allow_null=True, help_text="The next page, or null on the last one.")
-    source = serializers.ChoiceField(
+    # DRF's SerializerMetaclass pops declared fields off the class, so this doesn't shadow Field.source at
+    # runtime; the stubs can't express that.
+    source = serializers.ChoiceField(  # type: ignore[assignment]
         choices=["mirror", "pos"], help_text="mirror: the local copy; pos: found by asking the store's POS live."
     )
     warning = serializers.CharField(required=False, help_text="Present when a live POS lookup failed.")
@@ -176,7 +178,9 @@ class LegacySearchResponseSerializer(serializers.Serializer):
 class ErrorDetailSerializer(serializers.Serializer):
     code = serializers.CharField(help_text="Stable, machine-readable, e.g. invalid_request, store_not_found.")
     message = serializers.CharField(help_text="For people.")
-    fields = serializers.DictField(
+    # DRF's SerializerMetaclass pops declared fields off the class, so this doesn't shadow Serializer.fields at
+    # runtime; the stubs can't express that.
+    fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
         help_text="Per field (or query parameter), what is wrong.",

@@ -8,8 +8,7 @@ from rest_framework.routers import SimpleRouter
 
 from customers.api.views import CustomerViewSet, LegacyCustomerSearchView, SyncViewSet
 
-router = SimpleRouter(trailing_slash=False)
-router.include_format_suffixes = False
+router = SimpleRouter(trailing_slash=False)  # unlike DefaultRouter, adds no format-suffix (.json) routes
 router.register("customers", CustomerViewSet, basename="customer")
 router.register("syncs", SyncViewSet, basename="sync")
 

@@ -44,13 +44,14 @@ class Command(BaseCommand):
         with transaction.atomic():
             stores = []
             for vendor, name in DEMO_STORES.items():
+                credentials: dict[str, Any] = dict(SANDBOX_CREDENTIALS[vendor])
                 store, _ = Store.objects.update_or_create(
                     catalog_id=f"demo-{vendor}",
                     defaults={
                         "name": name,
                         "pos_vendor": vendor,
                         "pos_base_url": f"{sandbox_url}/{vendor}",
-                        "pos_credentials": dict(SANDBOX_CREDENTIALS[vendor]),
+                        "pos_credentials": credentials,
                         "sync_enabled": True,
                         "sync_interval_minutes": 5,
                     },
