@@ -7,7 +7,7 @@ import contextlib
 import sys
 
 from .faults import FaultSpecError, parse_spec
-from .server import SandboxServer
+from .server import SandboxServer, tune_gc_for_serving
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (FaultSpecError, ValueError) as exc:
         parser.error(str(exc))
+    tune_gc_for_serving()
     print(f"POS sandbox on http://{args.host}:{args.port} ({args.customers:,} customers per vendor)", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()

@@ -7,6 +7,7 @@ this handler reads the request line and headers itself and answers with one writ
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import math
 import socket
@@ -270,6 +271,16 @@ class SandboxApp:
         if vendor in (None, "", ALL):
             return list(self.dialects)
         return [self._vendor_name(str(vendor))]
+
+
+def tune_gc_for_serving() -> None:
+    """For a process that only serves the sandbox: collect cyclic garbage far less often.
+
+    Every customer served allocates a few short-lived objects that reference counting frees; none form
+    cycles, yet each 700 allocations would start a collection (10-15 % of the CPU at full speed).
+    """
+    gc.freeze()  # what exists now (modules, pools) is never garbage
+    gc.set_threshold(100_000, 50, 50)
 
 
 class SandboxServer:

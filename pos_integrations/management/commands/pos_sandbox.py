@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from pos_integrations.sandbox import SANDBOX_CREDENTIALS, VENDORS, SandboxServer
 from pos_integrations.sandbox.data import MAX_CUSTOMERS
 from pos_integrations.sandbox.faults import FaultSpecError, parse_spec
+from pos_integrations.sandbox.server import tune_gc_for_serving
 
 
 class Command(BaseCommand):
@@ -41,6 +42,7 @@ class Command(BaseCommand):
         server = SandboxServer(
             host=options["host"], port=port, customers=customers, seed=options["seed"], faults=options["faults"] or None
         )
+        tune_gc_for_serving()  # this process does nothing else
         try:
             server.start()
         except OSError as exc:
