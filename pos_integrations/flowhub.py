@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -15,6 +15,8 @@ from .mapping import Source, absent, computed, joined, key
 from .pagination import Position, RawPage, list_from
 from .records import Capabilities
 from .vendors import FLOWHUB
+
+WESTERNMOST_OFFSET = timedelta(hours=12)
 
 PAGE_SIZE = 500
 ENVELOPE_KEYS = ("data", "customers")
@@ -61,7 +63,12 @@ class FlowhubClient(PosClient):
         return StaticAuth({"clientId": self.credential("client_id"), "key": self.credential("api_key")})
 
     def first_position(self, modified_since: datetime | None) -> Position:
-        return {"page": 1, "updated_after": modified_since.date().isoformat() if modified_since else None}
+        if modified_since is None:
+            return {"page": 1, "updated_after": None}
+        # The filter is a date in the store's own time zone, which we don't know: take the date it was
+        # then in the westernmost zone (UTC-12), so no store's local date can be later than ours.
+        local_date = (modified_since.astimezone(UTC) - WESTERNMOST_OFFSET).date()
+        return {"page": 1, "updated_after": local_date.isoformat()}
 
     def fetch_page(self, position: Position) -> RawPage:
         body = self.http.get_json(

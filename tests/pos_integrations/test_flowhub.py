@@ -25,7 +25,7 @@ def test_headers_pages_and_date_filter(rsps: responses.RequestsMock, make_client
         json={"data": first},
         match=[
             matchers.header_matcher(HEADERS),
-            matchers.query_param_matcher({"page": "1", "page_size": "500", "updated_after": "2026-11-24"}),
+            matchers.query_param_matcher({"page": "1", "page_size": "500", "updated_after": "2026-11-23"}),
         ],
     )
     rsps.add(
@@ -34,12 +34,18 @@ def test_headers_pages_and_date_filter(rsps: responses.RequestsMock, make_client
         json=[flowhub_record(500)],
         match=[
             matchers.header_matcher(HEADERS),
-            matchers.query_param_matcher({"page": "2", "page_size": "500", "updated_after": "2026-11-24"}),
+            matchers.query_param_matcher({"page": "2", "page_size": "500", "updated_after": "2026-11-23"}),
         ],
     )
     pages = list(make_client("flowhub").iter_customers(SINCE))
     assert [len(p.records) for p in pages] == [500, 1]
     assert pages[-1].is_last and len(rsps.calls) == 2
+
+
+def test_date_filter_is_never_later_than_any_store_local_date(make_client: MakeClient) -> None:
+    # 09:00 UTC on the 24th is still the 23rd in Honolulu (UTC-10): asking from the 24th would miss it.
+    position = make_client("flowhub").first_position(SINCE)
+    assert position["updated_after"] == "2026-11-23"
 
 
 def test_overlap_is_a_whole_day(make_client: MakeClient) -> None:
