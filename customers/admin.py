@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from customers.models import Customer, licence_key, phone_digits
+from customers.models import POS_FIELDS, Customer, licence_key, phone_digits
 
 POS_NOTE = (
     "The POS is the source of truth: these fields are overwritten by every sync. "
@@ -81,26 +81,7 @@ class CustomerAdmin(admin.ModelAdmin):
     readonly_fields = [
         "store_link",
         "customer_id",
-        "first_name",
-        "last_name",
-        "email",
-        "phone",
-        "birthday",
-        "gender",
-        "drivers_license",
-        "drivers_license_expiration",
-        "medical_card_number",
-        "medical_card_expiration",
-        "customer_type",
-        "active",
-        "notes",
-        "street",
-        "city",
-        "state",
-        "postal_code",
-        "loyalty_points",
-        "pos_created_at",
-        "pos_updated_at",
+        *POS_FIELDS,
         "raw_json",
         "synced_at",
         "created_at",

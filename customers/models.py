@@ -29,6 +29,31 @@ def licence_key(value: str | None) -> str:
     return re.sub(r"[\s-]", "", value or "").upper()
 
 
+# The canonical fields a POS owns, in one order: syncs write them, the admin shows them read-only.
+POS_FIELDS: tuple[str, ...] = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "birthday",
+    "gender",
+    "drivers_license",
+    "drivers_license_expiration",
+    "medical_card_number",
+    "medical_card_expiration",
+    "customer_type",
+    "active",
+    "notes",
+    "street",
+    "city",
+    "state",
+    "postal_code",
+    "loyalty_points",
+    "pos_created_at",
+    "pos_updated_at",
+)
+
+
 class CustomerType(models.TextChoices):
     RECREATIONAL = "recreational", "Recreational"
     MEDICAL = "medical", "Medical"

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from customers.models import Customer, IdempotencyRecord, IdempotencyStatus
+from customers.models import POS_FIELDS, Customer, IdempotencyRecord, IdempotencyStatus
 from customers.selectors import (
     CustomerFilters,
     customer_filter,
@@ -31,29 +31,8 @@ logger = logging.getLogger("customers.services")
 # A key is remembered this long; after that the same key starts a new request.
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
-# CustomerRecord fields stored as they are on Customer.
-_RECORD_FIELDS = (
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "birthday",
-    "gender",
-    "drivers_license",
-    "drivers_license_expiration",
-    "medical_card_number",
-    "medical_card_expiration",
-    "customer_type",
-    "notes",
-    "street",
-    "city",
-    "state",
-    "postal_code",
-    "loyalty_points",
-    "pos_created_at",
-    "pos_updated_at",
-    "raw",
-)
+# CustomerRecord fields stored as they are on Customer (`active` also depends on the merge).
+_RECORD_FIELDS = (*(name for name in POS_FIELDS if name != "active"), "raw")
 # The live search takes the POS client's argument names; our filter is `driver_license`.
 _SEARCH_ARGS = {
     "phone": "phone",

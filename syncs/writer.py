@@ -24,32 +24,11 @@ from typing import Any
 from django.db import connection
 from django.db.models import CharField, Field
 
-from customers.models import Customer, CustomerType, Gender
+from customers.models import POS_FIELDS, Customer, CustomerType, Gender
 
 # The canonical fields a sync copies from a POS record, in column order. Changing any of them (or `raw`)
 # makes a record "changed"; `synced_at`, `created_at` and `updated_at` are ours.
-DATA_FIELDS: tuple[str, ...] = (
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "birthday",
-    "gender",
-    "drivers_license",
-    "drivers_license_expiration",
-    "medical_card_number",
-    "medical_card_expiration",
-    "customer_type",
-    "active",
-    "notes",
-    "street",
-    "city",
-    "state",
-    "postal_code",
-    "loyalty_points",
-    "pos_created_at",
-    "pos_updated_at",
-)
+DATA_FIELDS: tuple[str, ...] = POS_FIELDS
 DATE_FIELDS = frozenset({"birthday", "drivers_license_expiration", "medical_card_expiration"})
 DATETIME_FIELDS = frozenset({"pos_created_at", "pos_updated_at"})
 PG_TYPES: dict[str, str] = {
