@@ -66,14 +66,16 @@ async def _client(host: str, port: int, key: str, paths: list[str], out: list[tu
         conn[1].close()
 
 
-async def run(host: str, port: int, key: str, paths: list[str], concurrency: int) -> dict[str, object]:
+async def run(
+    host: str, port: int, key: str, paths: list[str], concurrency: int, expect: int = 200
+) -> dict[str, object]:
     shares = [paths[i::concurrency] for i in range(concurrency)]
     results: list[tuple[float, int]] = []
     started = time.perf_counter()
     await asyncio.gather(*(_client(host, port, key, share, results) for share in shares))
     elapsed = time.perf_counter() - started
     latencies = sorted(r[0] for r in results)
-    errors = sum(1 for r in results if r[1] != 200)
+    errors = sum(1 for r in results if r[1] != expect)
 
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
@@ -98,12 +100,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--expect", type=int, default=200, help="The status every answer should have.")
     parser.add_argument("--paths", type=Path, required=True, help="A JSON file with the list of paths to GET.")
     args = parser.parse_args()
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         sys.exit("Loopback only.")
     paths = json.loads(args.paths.read_text())
-    print(json.dumps(asyncio.run(run(args.host, args.port, args.key, paths, args.concurrency))))
+    print(json.dumps(asyncio.run(run(args.host, args.port, args.key, paths, args.concurrency, args.expect))))
 
 
 if __name__ == "__main__":

@@ -87,7 +87,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
-    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", env.bool("CONN_HEALTH_CHECKS", default=True))
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Server-side parameter binding + prepared statements (psycopg 3): a statement run DB_PREPARE_THRESHOLD
+        # times on a connection is prepared once and then only executed, saving PostgreSQL the parse and plan.
+        # Not behind a transaction-mode connection pooler that does not track prepared statements.
+        _pg_options = DATABASES["default"].setdefault("OPTIONS", {})
+        _pg_options.setdefault("server_side_binding", env.bool("DB_SERVER_SIDE_BINDING", default=False))
+        _prepare_threshold = env.str("DB_PREPARE_THRESHOLD", default="")
+        if _pg_options["server_side_binding"] and _prepare_threshold:
+            _pg_options.setdefault("prepare_threshold", int(_prepare_threshold))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -131,6 +140,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "customers.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # Ours (stores.authentication): seconds a worker keeps a looked-up API key, saving a query per request; a
+    # key revoked or re-scoped in another process takes effect there up to this late. 0: look up every time.
+    "API_KEY_CACHE_SECONDS": env.float("API_KEY_CACHE_SECONDS", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Customer Flow API",
