@@ -26,14 +26,15 @@ def _check_queue() -> dict[str, object]:
     from django_q.conf import Conf
     from django_q.status import Stat
 
+    kind = "orm" if Conf.ORM else "redis"
     try:
         broker = get_broker()
         broker.ping()
         queued = broker.queue_size()
         clusters = len(Stat.get_all(broker=broker))
-    except Exception as exc:
-        return {"ok": False, "broker": (Conf.ORM and "orm") or "redis", "error": type(exc).__name__}
-    return {"ok": True, "broker": "orm" if Conf.ORM else "redis", "queued": queued, "clusters": clusters}
+    except Exception as exc:  # any broker failure means "queue down"; only its type is reported
+        return {"ok": False, "broker": kind, "error": type(exc).__name__}
+    return {"ok": True, "broker": kind, "queued": queued, "clusters": clusters}
 
 
 @never_cache
