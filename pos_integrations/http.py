@@ -12,6 +12,7 @@ from datetime import UTC
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
@@ -145,12 +146,21 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, seconds)
 
 
+def loads(response: requests.Response) -> Any:
+    """The body as JSON: orjson for UTF-8 JSON (listing pages are large: it decodes them several times faster),
+    requests' decoder for the rest (other charsets, NaN). Raises ValueError when it is not JSON."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.json()
+
+
 def response_json(response: requests.Response) -> Any:
     """The decoded body, None when empty, {} when not JSON (for error bodies)."""
     if not response.content:
         return None
     try:
-        return response.json()
+        return loads(response)
     except ValueError:
         return {}
 
@@ -407,7 +417,7 @@ class HttpClient:
         if not response.content:
             return None
         try:
-            return response.json()
+            return loads(response)
         except ValueError:
             raise PosBadResponse(
                 f"{self.label} sent malformed JSON for {shown}", vendor=self.vendor, status_code=response.status_code
