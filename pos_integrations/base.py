@@ -127,15 +127,14 @@ class PosClient:
     def iter_customers(
         self, modified_since: datetime | None = None, *, start: Position | None = None
     ) -> Iterator[CustomerPage]:
-        """Pages of normalized records, fetched lazily; `start` (a page's position) resumes after that page."""
+        """Pages of normalized records, fetched and parsed lazily; `start` (a page's position) resumes after it."""
         if modified_since is not None:
             modified_since = parsing.to_utc(modified_since)
         position = dict(start) if start is not None else self.first_position(modified_since)
         pages = paginate(self.fetch_page, position, vendor=self.vendor, label=self.label, id_key=self.id_key)
         for items, after in pages:
-            records, errors = self.parse_items(items)
-            if records or errors or after.get("done"):
-                yield CustomerPage(records=records, errors=errors, position=after)
+            if items or after.get("done"):
+                yield CustomerPage(position=after, items=list(items), parse=self.parse_items)
 
     def parse_items(self, items: list[Any]) -> tuple[list[CustomerRecord], list[RecordError]]:
         """Parse a page; a record that cannot be parsed becomes a RecordError and the rest go on."""

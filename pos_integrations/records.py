@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -59,13 +60,68 @@ class RecordError:
     payload: Any = field(repr=False, default=None)
 
 
-@dataclass(slots=True)
-class CustomerPage:
-    """One page of a customer listing; pass `position` as `start=` to resume with the page after it."""
+Parser = Callable[[list[Any]], tuple[list[CustomerRecord], list[RecordError]]]
 
-    records: list[CustomerRecord]
-    errors: list[RecordError]
-    position: dict[str, Any]
+
+class CustomerPage:
+    """One page of a customer listing; pass `position` as `start=` to resume with the page after it.
+
+    Built from parsed records, or from the vendor's items and the client's parser: then `records` and
+    `errors` parse the whole page when first read, and `parts()` parses it part by part, so that a
+    consumer can overlap parsing with its own work (the sync writes one part while it parses the next).
+    """
+
+    __slots__ = ("_errors", "_items", "_parse", "_records", "position")
+
+    def __init__(
+        self,
+        records: list[CustomerRecord] | None = None,
+        errors: list[RecordError] | None = None,
+        position: dict[str, Any] | None = None,
+        *,
+        items: list[Any] | None = None,
+        parse: Parser | None = None,
+    ) -> None:
+        if (items is None) != (parse is None):
+            raise TypeError("items and parse go together")
+        if items is not None and (records or errors):
+            raise TypeError("a page holds either parsed records or items to parse")
+        self._records = list(records or [])
+        self._errors = list(errors or [])
+        self._items = items
+        self._parse = parse
+        self.position: dict[str, Any] = position if position is not None else {}
+
+    @property
+    def records(self) -> list[CustomerRecord]:
+        self._parse_all()
+        return self._records
+
+    @property
+    def errors(self) -> list[RecordError]:
+        self._parse_all()
+        return self._errors
+
+    def _parse_all(self) -> None:
+        if self._items is not None and self._parse is not None:
+            self._records, self._errors = self._parse(self._items)
+            self._items = None
+
+    def __len__(self) -> int:
+        """Records and errors on the page (parsed or not)."""
+        return len(self._items) if self._items is not None else len(self._records) + len(self._errors)
+
+    def parts(self, size: int | None) -> Iterator[tuple[list[CustomerRecord], list[RecordError]]]:
+        """The page as (records, errors) parts of at most `size` items each (None: one part)."""
+        items, parse = self._items, self._parse
+        if items is None or parse is None:
+            step = size or max(1, len(self._records))
+            for start in range(0, max(1, len(self._records)), step):
+                yield self._records[start : start + step], self._errors if start == 0 else []
+            return
+        step = size or max(1, len(items))
+        for start in range(0, len(items), step):
+            yield parse(items[start : start + step])
 
     @property
     def is_last(self) -> bool:
@@ -77,6 +133,9 @@ class CustomerPage:
         """The latest pos_updated_at on the page (pages may come newest first, so don't use the last row)."""
         stamps = [r.pos_updated_at for r in self.records if r.pos_updated_at is not None]
         return max(stamps) if stamps else None
+
+    def __repr__(self) -> str:
+        return f"CustomerPage({len(self)} items, position={self.position!r})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from customers.models import Customer
 from pos_integrations.errors import PosError, PosNotSupported, PosRateLimited, PosUnavailable
-from pos_integrations.records import CustomerRecord
+from pos_integrations.records import CustomerPage, CustomerRecord
 from syncs.models import CustomerSync, SyncKind, SyncRecordError, SyncStatus
 from syncs.selectors import last_finished_sync
 from syncs.writer import PageResult, PageWriter, Rejected, Row, validate
@@ -179,7 +179,7 @@ class SyncRunner:
             try:
                 pages = client.iter_customers(self.sync.cursor_from, start=self.position)
                 for page in pages:
-                    self.write_page(page.records, page.errors, position=page.position)
+                    self.write_page(page)
                     retries = 0
                 return
             except (PosRateLimited, PosUnavailable) as exc:
@@ -198,15 +198,30 @@ class SyncRunner:
                 )
                 self.wait(delay)
 
-    def write_page(self, records: list[Any], errors: list[Any], *, position: dict[str, Any] | None) -> None:
-        """Validate and write one page, its rejected records and the checkpoint, in one transaction."""
+    def write_page(self, page: CustomerPage, *, checkpoint: bool = True) -> None:
+        """Parse, validate and write one page, its rejected records and the checkpoint, in one transaction.
+
+        The page goes to the writer in parts, parsed and validated one at a time as the writer asks for
+        them, so that the database writes one part while the next is parsed (no HTTP happens here: the
+        page was fetched before).
+        """
         sync = self.sync
-        rows, rejected, duplicates = validate(records)
-        rejected = [Rejected(str(e.customer_id or "")[:64], str(e.reason), e.payload) for e in errors] + rejected
+        rejected: list[Rejected] = []
+        duplicates = 0
+
+        def parts() -> Iterator[list[Row]]:
+            nonlocal duplicates
+            for records, errors in page.parts(self.writer.part_size):
+                rows, refused, doubled = validate(records, dumps=self.writer.dump_raw)
+                rejected.extend(Rejected(str(e.customer_id or "")[:64], str(e.reason), e.payload) for e in errors)
+                rejected.extend(refused)
+                duplicates += doubled
+                yield rows
+
         now = timezone.now()
         with transaction.atomic():
             assert self.mark is not None
-            result = self.writer.write(rows, now=now, mark=self.mark)
+            result = self.writer.write(parts(), now=now, mark=self.mark)
             if result.moved_from is not None:
                 held = _parse_dt(sync.checkpoint.get("hold"))
                 if held is None or result.moved_from < held:
@@ -220,16 +235,16 @@ class SyncRunner:
                     )
             self.store_rejected(rejected)
             sync.pages += 1
-            sync.fetched += len(records) + len(errors)
+            sync.fetched += len(page)
             sync.created += result.created
             sync.updated += result.updated
             sync.unchanged += result.unchanged + duplicates
             sync.invalid += len(rejected)
             sync.deactivated += result.deactivated
             sync.heartbeat_at = now
-            if position is not None:
-                self.position = position
-                sync.checkpoint["position"] = position
+            if checkpoint:
+                self.position = page.position
+                sync.checkpoint["position"] = page.position
             self.save_state(
                 fields=[
                     "pages",
@@ -297,7 +312,7 @@ class SyncRunner:
                     found.append(record)
             if found:
                 # Still at the POS: the listing shifted under us. Write them like any page.
-                self.write_page(found, [], position=None)
+                self.write_page(CustomerPage(records=found), checkpoint=False)
         now = timezone.now()
         with transaction.atomic():
             count = missing.update(active=False, updated_at=now)
