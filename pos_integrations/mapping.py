@@ -100,15 +100,13 @@ CONVERTERS: dict[str, Converter] = {
 }
 
 
-def _defaulted(name: str, value: Any) -> Any:
-    """Let the dataclass default stand in for a missing active flag or customer type."""
-    if value is None and name in ("active", "customer_type"):
-        return CustomerRecord.__dataclass_fields__[name].default
-    return value
-
-
+# Converted even when the vendor sends nothing; the dataclass default stands in for a missing active flag or
+# customer type.
 _ALWAYS_CONVERTED = frozenset({"customer_id", "active", "customer_type"})
-_Plan = tuple[tuple[str, Getter, Converter, bool], ...]
+_DEFAULTS: dict[str, Any] = {
+    name: CustomerRecord.__dataclass_fields__[name].default for name in ("active", "customer_type")
+}
+_Plan = tuple[tuple[str, Getter, Converter, bool, Any], ...]
 _plans: dict[int, tuple[Mapping[str, Source], _Plan]] = {}
 
 
@@ -123,6 +121,7 @@ def _plan(sources: Mapping[str, Source]) -> _Plan:
             sources[name].get,
             sources[name].convert or CONVERTERS.get(name, parsing.clean_str),
             name in _ALWAYS_CONVERTED,
+            _DEFAULTS.get(name),
         )
         for name in CANONICAL_FIELDS
     )
@@ -135,12 +134,13 @@ def build_record(raw: Any, sources: Mapping[str, Source]) -> CustomerRecord:
     if not isinstance(raw, Mapping):
         raise RecordParseError(f"expected an object, got {type(raw).__name__}", payload=raw)
     values: dict[str, Any] = {}
-    for name, get, convert, always in _plan(sources):
+    for name, get, convert, always, default in _plan(sources):  # kept lean: it runs for every field of every record
         try:
             value = get(raw)
             if value is None and not always:
                 continue
-            values[name] = _defaulted(name, convert(value))
+            value = convert(value)
+            values[name] = default if value is None and default is not None else value
         except (ValueError, TypeError, ArithmeticError) as exc:
             try:
                 customer_id: str | None = parsing.require_id(sources["customer_id"].get(raw))

@@ -74,6 +74,13 @@ def parse_datetime(value: Any) -> datetime | None:
 
     Naive values are taken as UTC. Raises ValueError for anything else.
     """
+    if type(value) is str and value[4:5] == "-":  # the common case first: ISO 8601, never a number
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
+        except ValueError:
+            pass  # US formats and the like: the general path below
+        else:
+            return _utc_or_none(parsed)
     if value is None or isinstance(value, bool):
         if value is None:
             return None
@@ -98,6 +105,10 @@ def parse_datetime(value: Any) -> datetime | None:
                 continue
     if parsed is None:
         raise ValueError(f"unrecognised date/time format ({len(text)} characters)")
+    return _utc_or_none(parsed)
+
+
+def _utc_or_none(parsed: datetime) -> datetime | None:
     if _placeholder(parsed.year):
         return None
     if parsed.tzinfo is None:
@@ -107,6 +118,13 @@ def parse_datetime(value: Any) -> datetime | None:
 
 def parse_date(value: Any) -> date | None:
     """A calendar date: the literal date part of a date/time string (no time-zone shift), or epoch ms in UTC."""
+    if type(value) is str and len(value) == 10 and value[4:5] == "-":  # the common case first: YYYY-MM-DD
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            pass  # the general path below says why
+        else:
+            return None if _placeholder(day.year) else day
     if value is None:
         return None
     if isinstance(value, datetime):
