@@ -126,7 +126,8 @@ class CustomerQuerySet(models.QuerySet["Customer"]):
 class Customer(models.Model):
     """A store's customer as its POS knows it; the POS is the source of truth for these fields."""
 
-    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="customers")
+    # No index of its own: the unique (store, customer_id) constraint leads with the store and serves it.
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="customers", db_index=False)
     customer_id = models.CharField(max_length=64, help_text="The POS's own id for this customer.")
     first_name = models.CharField(max_length=150, blank=True)
     last_name = models.CharField(max_length=150, blank=True)
