@@ -61,9 +61,19 @@ def child_sync(store_id: int, kind: str) -> None:
     assert created, "a sync is already running"
     store.pos_client()  # import and build everything the sync needs before the baseline is taken
     rss_start = _rss_kb("VmRSS")
-    started = time.perf_counter()
-    sync = sync_run(sync=sync)
-    elapsed = time.perf_counter() - started
+    profile_path = os.environ.get("BENCH_SYNC_PROFILE")
+    if profile_path and kind == "full":
+        import cProfile
+
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        sync = profiler.runcall(sync_run, sync=sync)
+        elapsed = time.perf_counter() - started
+        profiler.dump_stats(profile_path)
+    else:
+        started = time.perf_counter()
+        sync = sync_run(sync=sync)
+        elapsed = time.perf_counter() - started
     print(
         json.dumps(
             {
@@ -220,7 +230,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--loop-sample", type=int, default=20_000, help="records for the per-row loop baseline")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the full sync (slower) to FILE")
+    parser.add_argument("--no-baselines", action="store_true", help="time only the engine (while iterating)")
     args = parser.parse_args()
+    if args.profile:
+        os.environ["BENCH_SYNC_PROFILE"] = str(Path(args.profile).resolve())
 
     tmp = tempfile.TemporaryDirectory(prefix="bench-sync-")
     if args.db == "sqlite":
@@ -238,10 +252,12 @@ def main() -> None:
         full = _run_child(store.pk, "full")
         incremental = _run_child(store.pk, "incremental")
 
-        loop_store = _fresh_store("bench-loop", args.vendor, base_url)
-        loop_rows, loop_seconds = loop_baseline(loop_store, args.loop_sample)
+        loop_rows, loop_seconds = (0, 0.0)
+        if not args.no_baselines:
+            loop_store = _fresh_store("bench-loop", args.vendor, base_url)
+            loop_rows, loop_seconds = loop_baseline(loop_store, args.loop_sample)
         copy_rows, copy_seconds = (0, 0.0)
-        if connection.vendor == "postgresql":
+        if connection.vendor == "postgresql" and not args.no_baselines:
             copy_store = _fresh_store("bench-copy", args.vendor, base_url)
             copy_rows, copy_seconds = copy_baseline(copy_store)
     finally:
@@ -272,10 +288,11 @@ def main() -> None:
         f"  full sync (engine, end to end) {figures['full_sync_per_second']:>9,} customers/s  "
         f"({full['fetched']:,} in {full['elapsed']:.1f} s, {full['pages']:,} pages)"
     )
-    print(
-        f"  (a) per-row update_or_create   {figures['loop_per_second']:>9,} rows/s  "
-        f"(first {loop_rows:,} records; engine is {figures['speedup_vs_loop']}x)"
-    )
+    if loop_rows:
+        print(
+            f"  (a) per-row update_or_create   {figures['loop_per_second']:>9,} rows/s  "
+            f"(first {loop_rows:,} records; engine is {figures['speedup_vs_loop']}x)"
+        )
     if copy_rows:
         print(f"  (b) PostgreSQL COPY            {figures['copy_per_second']:>9,} rows/s  ({copy_rows:,} rows)")
     print(f"  peak RSS growth of the sync    {figures['peak_rss_growth_mb']:>9} MB  (peak {figures['peak_rss_mb']} MB)")

@@ -3,6 +3,7 @@
 # loopback port, DATABASE_URL exported for the command; the cluster is stopped and removed afterwards,
 # whatever the outcome. Run as root, the server runs as the `postgres` user.
 # Usage: scripts/with-postgres.sh COMMAND [ARGS...]
+# PG_SERVER_OPTIONS adds server settings, e.g. PG_SERVER_OPTIONS="-c shared_buffers=4GB" (benchmarks).
 set -euo pipefail
 pg_bin=${PG_BIN:-}
 if [ -z "$pg_bin" ]; then
@@ -33,7 +34,7 @@ trap cleanup EXIT INT TERM
 "${as_pg[@]}" "$pg_bin/initdb" -D "$tmp/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >"$tmp/initdb.log" 2>&1 \
     || { cat "$tmp/initdb.log" >&2; exit 1; }
 "${as_pg[@]}" "$pg_bin/pg_ctl" -D "$tmp/data" -l "$tmp/server.log" -w -t 60 \
-    -o "-p $port -k $tmp -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+    -o "-p $port -k $tmp -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 ${PG_SERVER_OPTIONS:-}" \
     start >/dev/null || { cat "$tmp/server.log" >&2; exit 1; }
 echo "PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (data in $tmp)"
 export DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres"
