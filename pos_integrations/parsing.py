@@ -76,11 +76,11 @@ def parse_datetime(value: Any) -> datetime | None:
     """
     if type(value) is str and value[4:5] == "-":  # the common case first: ISO 8601, never a number
         try:
-            parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
+            iso = datetime.fromisoformat(value.strip().replace("z", "Z"))
         except ValueError:
             pass  # US formats and the like: the general path below
         else:
-            return _utc_or_none(parsed)
+            return _utc_or_none(iso)
     if value is None or isinstance(value, bool):
         if value is None:
             return None
@@ -120,11 +120,11 @@ def parse_date(value: Any) -> date | None:
     """A calendar date: the literal date part of a date/time string (no time-zone shift), or epoch ms in UTC."""
     if type(value) is str and len(value) == 10 and value[4:5] == "-":  # the common case first: YYYY-MM-DD
         try:
-            day = date.fromisoformat(value)
+            calendar_day = date.fromisoformat(value)
         except ValueError:
             pass  # the general path below says why
         else:
-            return None if _placeholder(day.year) else day
+            return None if _placeholder(calendar_day.year) else calendar_day
     if value is None:
         return None
     if isinstance(value, datetime):
