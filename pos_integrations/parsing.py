@@ -62,7 +62,10 @@ def parse_phone(value: Any) -> str:
 
 
 def _from_epoch_ms(ms: float) -> datetime:
-    return _EPOCH + timedelta(milliseconds=ms)
+    try:
+        return _EPOCH + timedelta(milliseconds=ms)
+    except OverflowError:
+        raise ValueError("epoch milliseconds out of range") from None
 
 
 def _placeholder(year: int) -> bool:

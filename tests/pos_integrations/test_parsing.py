@@ -93,6 +93,12 @@ def test_dates_in_every_format(day: date) -> None:
     assert parse_date(f"{day.isoformat()} 00:00:00.000") == day
 
 
+@pytest.mark.parametrize("value", ["300000000000000", 300000000000000, -(10**16), "1e400"])
+def test_epoch_milliseconds_out_of_range_are_a_value_error(value) -> None:
+    with pytest.raises(ValueError):
+        parse_datetime(value)
+
+
 @given(st.text(max_size=40))
 def test_parsing_junk_never_crashes_unexpectedly(text: str) -> None:
     try:
