@@ -44,13 +44,14 @@ INSTALLED_APPS = [
     "syncs.apps.SyncsConfig",
 ]
 
+# Sessions, the logged-in user and messages are for the admin: REST API requests (API keys) skip them.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "config.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "config.middleware.BrowserAuthenticationMiddleware",
+    "config.middleware.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -135,7 +136,9 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": ["stores.authentication.ApiKeyRateThrottle"],
     # Counted in the default cache: per process with the local-memory cache, shared once CACHES points at Redis.
     "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_THROTTLE_RATE", default="1200/min")},
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's JSON, encoded with orjson; negotiation that settles the usual Accept headers without parsing them.
+    "DEFAULT_RENDERER_CLASSES": ["customers.api.renderers.FastJSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "customers.api.renderers.ContentNegotiation",
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "customers.api.errors.exception_handler",

@@ -18,6 +18,7 @@ from customers.selectors import (
     customer_filter,
     customer_list,
     customer_page,
+    customer_peak_list,
     live_lookup_store,
     store_customers,
 )
@@ -98,9 +99,10 @@ def customer_upsert_from_record(*, store: Store, record: CustomerRecord) -> Cust
 
 @dataclass(frozen=True, slots=True)
 class CustomerListPage:
-    """A page of customers, where it came from ("mirror", or "pos" for a live lookup) and any warning."""
+    """A page of customers (the canonical representation), where it came from ("mirror", or "pos" for a live
+    lookup) and any warning."""
 
-    customers: list[Customer]
+    customers: list[dict[str, Any]]
     next_after: int | None
     source: Literal["mirror", "pos"] = "mirror"
     warning: str | None = None
@@ -132,10 +134,10 @@ def customer_search(*, api_key: ApiKey, filters: CustomerFilters, after: int | N
     return CustomerListPage(customers=found[:size], next_after=None, source="pos")
 
 
-def customer_lookup_live(*, store: Store, filters: CustomerFilters) -> list[Customer] | None:
+def customer_lookup_live(*, store: Store, filters: CustomerFilters) -> list[dict[str, Any]] | None:
     """Ask the store's POS for customers matching an identity lookup, store what it finds, and return the
-    stored customers matching every filter; None when the POS cannot search by any identity field given.
-    PosError subclasses propagate."""
+    stored customers matching every filter (the canonical representation); None when the POS cannot search by any
+    identity field given. PosError subclasses propagate."""
     client = store.pos_client()
     searchable = client.capabilities.search_fields
     args = {
@@ -150,8 +152,8 @@ def customer_lookup_live(*, store: Store, filters: CustomerFilters) -> list[Cust
     if not records:
         return []
     ids = [customer_upsert_from_record(store=store, record=record).pk for record in records]
-    matching = customer_filter(queryset=store_customers(store=store), filters=filters)
-    return list(matching.filter(pk__in=ids))
+    matching = customer_filter(queryset=store_customers(store=store), filters=filters).filter(pk__in=ids)
+    return customer_peak_list(queryset=matching, limit=len(ids))
 
 
 def customer_create(

@@ -31,7 +31,7 @@ from customers.api.serializers import (
 )
 from customers.api.syncs import sync_as_dict, sync_status_list
 from customers.models import Customer
-from customers.selectors import CustomerFilters, customer_get, customer_list
+from customers.selectors import CustomerFilters, customer_get, customer_list, customer_peak_list
 from customers.services import IdempotencyKey, customer_create, customer_search, request_fingerprint
 from stores.models import ApiKey
 from stores.selectors import store_get_for_key
@@ -88,7 +88,7 @@ class CustomerViewSet(ViewSet):
         page = page_request(request.query_params)
         result = customer_search(api_key=_api_key(request), filters=filters, after=page.after, size=page.size)
         body: dict[str, Any] = {
-            "customers": [c.to_peak_customer() for c in result.customers],
+            "customers": result.customers,
             "next": next_link(request, result.next_after),
             "source": result.source,
         }
@@ -110,8 +110,7 @@ class CustomerViewSet(ViewSet):
     def retrieve(self, request: Request, pk: str) -> Response:
         if not pk.isdigit() or int(pk) > MAX_ID:
             raise CustomerNotFound()
-        customer = customer_get(api_key=_api_key(request), pk=int(pk))
-        return Response({"customer": customer.to_peak_customer()})
+        return Response({"customer": customer_get(api_key=_api_key(request), pk=int(pk))})
 
     @extend_schema(
         operation_id="customers_create",
@@ -212,8 +211,8 @@ class LegacyCustomerSearchView(APIView):
     def get(self, request: Request) -> Response:
         params = parse_query(LegacySearchFilter, request.query_params, also_allowed=frozenset({"api_key"}))
         filters = CustomerFilters(customer_id=params["customer_id"], catalog_id=params.get("catalog_id") or None)
-        customers = customer_list(api_key=_api_key(request), filters=filters)[:LEGACY_MAX_RESULTS]
-        return Response({"customers": [c.to_peak_customer() for c in customers]})
+        customers = customer_list(api_key=_api_key(request), filters=filters)
+        return Response({"customers": customer_peak_list(queryset=customers, limit=LEGACY_MAX_RESULTS)})
 
     # For the schema only: drf-spectacular documents the query parameters from the filterset.
     filter_backends = [DjangoFilterBackend]

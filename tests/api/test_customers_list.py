@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -252,3 +253,68 @@ def test_queries_per_request_do_not_grow_with_results(make_key, url):
             CustomerFactory(store=s, last_name="Odegaard")
     assert count_queries(client, url) == few
     assert few <= 4
+
+
+# ---- the answer is the canonical representation, whatever the values -------------------------------
+
+
+def test_lists_and_fetch_answer_exactly_the_canonical_shape_of_every_value(api, store):
+    # Lists read plain rows (timestamps as text on PostgreSQL), not model instances: the answer must not change.
+    full = CustomerFactory(
+        store=store,
+        email="",
+        phone="",
+        gender="X",
+        birthday=dt.date(1, 1, 1),
+        drivers_license_expiration=dt.date(9999, 12, 31),
+        medical_card_number="MC-1",
+        medical_card_expiration=dt.date(2027, 2, 28),
+        customer_type="medical",
+        active=False,
+        notes='Line\u2028separator, "quotes", émoji 🌿',
+        loyalty_points=Decimal("1234567890.05"),
+        pos_created_at=dt.datetime(2024, 2, 24, 12, 0, 0, 120000, tzinfo=dt.UTC),
+        pos_updated_at=dt.datetime(2026, 3, 27, 3, 36, 4, 1, tzinfo=dt.UTC),
+        synced_at=None,
+    )
+    whole = CustomerFactory(store=store, loyalty_points=Decimal("27.00"), pos_updated_at=None, birthday=None)
+    expected = {c.pk: Customer.objects.get(pk=c.pk).to_peak_customer() for c in (full, whole)}
+    assert expected[full.pk]["pos_created_at"] == "2024-02-24T12:00:00.120000Z"
+    assert expected[whole.pk]["loyalty_points"] == 27
+    assert api.get("/api/v1/customers").json()["customers"] == [expected[full.pk], expected[whole.pk]]
+    for pk, customer in expected.items():
+        assert api.get(f"/api/v1/customers/{pk}").json() == {"customer": customer}
+    assert api.get(f"/customers/search?customer_id={full.customer_id}").json() == {"customers": [expected[full.pk]]}
+
+
+def test_json_is_escaped_like_drfs_renderer(api, store):
+    CustomerFactory(store=store, notes="a\u2028b\u2029c")
+    content = api.get("/api/v1/customers").content
+    assert b"\\u2028" in content and b"\\u2029" in content
+    assert "\u2028".encode() not in content
+
+
+@pytest.mark.parametrize(
+    ("accept", "status", "indented"),
+    [
+        (None, 200, False),
+        ("*/*", 200, False),
+        ("application/json", 200, False),
+        ("application/json; indent=2", 200, True),
+        ("text/html, application/json;q=0.9", 200, False),
+        ("text/html", 406, False),
+    ],
+)
+def test_content_negotiation(api, store, accept, status, indented):
+    CustomerFactory(store=store)
+    headers = {"HTTP_ACCEPT": accept} if accept else {}
+    response = api.get("/api/v1/customers", **headers)
+    assert response.status_code == status
+    assert response["Content-Type"].startswith("application/json")
+    assert (b'\n  "customers"' in response.content) is indented
+
+
+def test_api_requests_set_no_session_cookie(api, store):
+    response = api.get("/api/v1/customers")
+    assert response.status_code == 200
+    assert not response.cookies
