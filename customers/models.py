@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -192,36 +193,72 @@ class Customer(models.Model):
 
     def to_peak_customer(self) -> dict[str, Any]:
         """The one canonical representation the platform uses; the API returns exactly this."""
-        points = self.loyalty_points
-        return {
-            "id": self.pk,
-            "customer_id": self.customer_id,
-            "catalog_id": self.store.catalog_id,
-            "pos_vendor": self.store.pos_vendor,
-            "first_name": self.first_name,
-            "last_name": self.last_name,
-            "email": self.email or None,
-            "phone": self.phone or None,
-            "birthday": _iso(self.birthday),
-            "gender": self.gender or None,
-            "drivers_license": self.drivers_license or None,
-            "drivers_license_expiration": _iso(self.drivers_license_expiration),
-            "medical_card_number": self.medical_card_number or None,
-            "medical_card_expiration": _iso(self.medical_card_expiration),
-            "customer_type": self.customer_type,
-            "active": self.active,
-            "address": {
-                "street": self.street,
-                "city": self.city,
-                "state": self.state,
-                "postal_code": self.postal_code,
-            },
-            "loyalty_points": _number(points),
-            "notes": self.notes,
-            "pos_created_at": _iso_dt(self.pos_created_at),
-            "pos_updated_at": _iso_dt(self.pos_updated_at),
-            "synced_at": _iso_dt(self.synced_at),
-        }
+        row = {name: getattr(self, name) for name in PEAK_COLUMNS}
+        row["catalog_id"] = self.store.catalog_id
+        row["pos_vendor"] = self.store.pos_vendor
+        return peak_customer(row)
+
+
+# What the canonical representation reads: these columns of a customer, and its store's catalog_id and pos_vendor.
+# Lists read exactly these as plain rows (QuerySet.values()), which costs far less than model instances.
+PEAK_COLUMNS: tuple[str, ...] = (
+    "id",
+    "customer_id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "birthday",
+    "gender",
+    "drivers_license",
+    "drivers_license_expiration",
+    "medical_card_number",
+    "medical_card_expiration",
+    "customer_type",
+    "active",
+    "street",
+    "city",
+    "state",
+    "postal_code",
+    "loyalty_points",
+    "notes",
+    "pos_created_at",
+    "pos_updated_at",
+    "synced_at",
+)
+
+
+def peak_customer(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The canonical representation of a customer from a row of PEAK_COLUMNS plus "catalog_id" and "pos_vendor"."""
+    return {
+        "id": row["id"],
+        "customer_id": row["customer_id"],
+        "catalog_id": row["catalog_id"],
+        "pos_vendor": row["pos_vendor"],
+        "first_name": row["first_name"],
+        "last_name": row["last_name"],
+        "email": row["email"] or None,
+        "phone": row["phone"] or None,
+        "birthday": _iso(row["birthday"]),
+        "gender": row["gender"] or None,
+        "drivers_license": row["drivers_license"] or None,
+        "drivers_license_expiration": _iso(row["drivers_license_expiration"]),
+        "medical_card_number": row["medical_card_number"] or None,
+        "medical_card_expiration": _iso(row["medical_card_expiration"]),
+        "customer_type": row["customer_type"],
+        "active": row["active"],
+        "address": {
+            "street": row["street"],
+            "city": row["city"],
+            "state": row["state"],
+            "postal_code": row["postal_code"],
+        },
+        "loyalty_points": _number(row["loyalty_points"]),
+        "notes": row["notes"],
+        "pos_created_at": _iso_dt(row["pos_created_at"]),
+        "pos_updated_at": _iso_dt(row["pos_updated_at"]),
+        "synced_at": _iso_dt(row["synced_at"]),
+    }
 
 
 def _iso(value: date | None) -> str | None:
