@@ -166,7 +166,7 @@ def scenarios(customers: int, catalog_ids: list[str], first_id: int, n: int, see
     return out
 
 
-def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen[bytes]:
+def start_gunicorn(port: int, workers: int, threads: int, worker_class: str) -> subprocess.Popen[bytes]:
     cmd = [
         str(ROOT / ".venv/bin/gunicorn"),
         "config.wsgi:application",
@@ -175,7 +175,7 @@ def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen[by
         "--workers",
         str(workers),
         "--worker-class",
-        "gthread" if threads > 1 else "sync",
+        worker_class,
         "--threads",
         str(threads),
         "--keep-alive",
@@ -269,6 +269,11 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes.")
     parser.add_argument("--threads", type=int, default=1, help="Threads per worker (>1 uses gthread).")
+    parser.add_argument(
+        "--worker-class",
+        choices=["sync", "gthread"],
+        help="gunicorn worker class (default: sync, or gthread with --threads).",
+    )
     parser.add_argument("--port", type=int, default=8031)
     parser.add_argument("--only", action="append", default=[], help="Only scenarios whose name contains this.")
     args = parser.parse_args()
@@ -292,7 +297,8 @@ def main() -> None:
     plan = scenarios(args.customers, catalog_ids, first_id, n)
     if args.only:
         plan = {name: paths for name, paths in plan.items() if any(o in name for o in args.only)}
-    server = start_gunicorn(args.port, args.workers, args.threads)
+    worker_class = args.worker_class or ("gthread" if args.threads > 1 else "sync")
+    server = start_gunicorn(args.port, args.workers, args.threads, worker_class)
     try:
         preflight(args.port, key, plan)
         print("Warming up ...", flush=True)
@@ -307,7 +313,8 @@ def main() -> None:
                 threads=args.wrk_threads,
                 expect=EXPECTED_STATUS.get(name, 200),
             )
-        worker_class = f"gthread, {args.threads} threads" if args.threads > 1 else "sync"
+        if worker_class == "gthread":
+            worker_class = f"gthread, {args.threads} thread(s)"
         print(
             f"\n{args.customers:,} customers in PostgreSQL, {len(catalog_ids)} stores; gunicorn {args.workers} "
             f"worker(s) ({worker_class}); {args.concurrency} concurrent clients; {os.cpu_count()} CPUs; "
