@@ -76,11 +76,6 @@ class CustomerQuerySet(models.QuerySet["Customer"]):
     def for_store(self, store: Store) -> CustomerQuerySet:
         return self.filter(store=store)
 
-    def across_stores(self) -> CustomerQuerySet:
-        """Every store's customers, said explicitly: PostgreSQL has no skip scan, so the per-store indexes
-        (names, POS id, modification time) serve a query across stores only through a store condition."""
-        return self.filter(store_id__in=Store.objects.values("pk"))
-
     def name_like(self, text: str) -> CustomerQuerySet:
         """Customers whose first or last name starts with each word of `text`, ignoring case."""
         words = [word.lower() for word in text.split()]
@@ -97,23 +92,19 @@ class CustomerQuerySet(models.QuerySet["Customer"]):
     def last_name_equal(self, name: str) -> CustomerQuerySet:
         return self.alias(_last=Lower("last_name")).filter(_last=name.strip().lower())
 
-    # The identity lookups also say "not empty", which lets the database use the partial indexes.
     def email_equal(self, email: str) -> CustomerQuerySet:
-        email = email.strip().lower()
-        return self.alias(_email=Lower("email")).filter(_email=email).exclude(email="") if email else self.none()
+        return self.alias(_email=Lower("email")).filter(_email=email.strip().lower())
 
     def phone_equal(self, phone: str) -> CustomerQuerySet:
         digits = phone_digits(phone)
-        return self.filter(phone=digits).exclude(phone="") if digits else self.none()
+        return self.filter(phone=digits) if digits else self.none()
 
     def birthday_on(self, birthday: date) -> CustomerQuerySet:
         return self.filter(birthday=birthday)
 
     def licence_equal(self, licence: str) -> CustomerQuerySet:
         key = licence_key(licence)
-        return (
-            self.alias(_dl=Upper("drivers_license")).filter(_dl=key).exclude(drivers_license="") if key else self.none()
-        )
+        return self.alias(_dl=Upper("drivers_license")).filter(_dl=key) if key else self.none()
 
     def modified_after(self, when: Any) -> CustomerQuerySet:
         return self.filter(pos_updated_at__gt=when)
@@ -174,16 +165,16 @@ class Customer(models.Model):
         # Name lookups have their own indexes per database (migrations 0002-0004): pattern-ops indexes on
         # PostgreSQL serve both equality and prefix search; SQLite gets plain LOWER() indexes. Each index
         # slows every sync write, so none is kept twice.
-        # Identity lookups never look for an empty value, so empty values stay out of their indexes. Lookups
-        # by name, POS id or modification time use per-store indexes, across stores too (see across_stores()).
         indexes = [
-            models.Index(Lower("email"), name="customer_email_ci", condition=~Q(email="")),
-            models.Index(fields=["phone"], name="customer_phone", condition=~Q(phone="")),
-            models.Index(fields=["birthday"], name="customer_birthday", condition=Q(birthday__isnull=False)),
-            models.Index(Upper("drivers_license"), name="customer_licence_ci", condition=~Q(drivers_license="")),
+            models.Index(Lower("email"), name="customer_email_ci"),
+            models.Index(fields=["phone"], name="customer_phone"),
+            models.Index(fields=["birthday"], name="customer_birthday"),
+            models.Index(Upper("drivers_license"), name="customer_licence_ci"),
             models.Index(fields=["store", "pos_updated_at"], name="customer_store_updated"),
             # The API pages by id, within a store or across all: keyset pages stay cheap however deep.
             models.Index(fields=["store", "id"], name="customer_store_id"),
+            models.Index(fields=["customer_id"], name="customer_pos_id"),
+            models.Index(fields=["pos_updated_at"], name="customer_updated"),
             models.Index(fields=["id"], condition=Q(active=False), name="customer_inactive"),
         ]
 

@@ -105,7 +105,7 @@ def customer_scope(*, api_key: ApiKey, store: Store | None = None) -> CustomerQu
         return store_customers(store=store)
     qs = _list_shape()
     store_ids = api_key_store_ids(api_key=api_key)
-    return qs.across_stores() if store_ids is None else qs.filter(store_id__in=store_ids)
+    return qs if store_ids is None else qs.filter(store_id__in=store_ids)
 
 
 def customer_filter(*, queryset: CustomerQuerySet, filters: CustomerFilters) -> CustomerQuerySet:

@@ -16,25 +16,21 @@ LOOKUPS = {
     "customer_first_ci": lambda qs: qs.first_name_equal("Sean"),
     "customer_birthday": lambda qs: qs.birthday_on(dt.date(1988, 9, 12)),
     "customer_licence_ci": lambda qs: qs.licence_equal("d4161227"),
-    "customer_store_updated": lambda qs: qs.modified_after(dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
-    "customer_unique_per_store": lambda qs: qs.customer_id_equal("a5a1b3c0-1"),
+    "customer_store_updated": lambda qs: qs.filter(store_id=1).modified_after(dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
 }
 # Indexes that may serve a lookup as well as the one named for it (an empty table gives the planner no reason
 # to prefer one): the store's cursor index also leads with the store, and on PostgreSQL the name-prefix
 # (text_pattern_ops) indexes serve equality too.
 ALTERNATIVES = {
     "customer_store_updated": {"customer_store_id"},
-    "customer_last_first_ci": {"customer_store_last_prefix", "customer_store_last_first_ci"},
-    "customer_first_ci": {"customer_store_first_prefix"},
-    "customer_unique_per_store": {"customer_store_id", "sqlite_autoindex_customers_customer"},
+    "customer_last_first_ci": {"customer_last_prefix", "customer_store_last_first_ci"},
+    "customer_first_ci": {"customer_first_prefix"},
 }
 
 
 @pytest.mark.parametrize("index", list(LOOKUPS))
 def test_lookup_uses_its_index(index):
-    # Across stores, as for an API key that reaches every store (within one store, an empty table gives the
-    # planner every reason to take the store's cursor index).
-    queryset = LOOKUPS[index](Customer.objects.across_stores())
+    queryset = LOOKUPS[index](Customer.objects.all())
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             # An empty table always favours a sequential scan; forbid it to see whether an index can serve.
