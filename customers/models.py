@@ -192,31 +192,7 @@ class Customer(models.Model):
 
 # What the canonical representation reads: these columns of a customer, and its store's catalog_id and pos_vendor.
 # Lists read exactly these as plain rows (QuerySet.values()), which costs far less than model instances.
-PEAK_COLUMNS: tuple[str, ...] = (
-    "id",
-    "customer_id",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "birthday",
-    "gender",
-    "drivers_license",
-    "drivers_license_expiration",
-    "medical_card_number",
-    "medical_card_expiration",
-    "customer_type",
-    "active",
-    "street",
-    "city",
-    "state",
-    "postal_code",
-    "loyalty_points",
-    "notes",
-    "pos_created_at",
-    "pos_updated_at",
-    "synced_at",
-)
+PEAK_COLUMNS: tuple[str, ...] = ("id", "customer_id", *POS_FIELDS, "synced_at")
 
 
 def peak_customer(row: Mapping[str, Any]) -> dict[str, Any]:
