@@ -298,6 +298,7 @@ class PageWriter:
     def grew(self, created: int) -> None:
         """Note rows added (a hook for planner statistics)."""
 
+    # The two steps of the default write_parts (a writer that overrides it need not have them).
     def existing(self, ids: Sequence[str]) -> dict[str, tuple[bool, Any, Any]]:
         """{customer_id: (active, pos_updated_at, synced_at)} for the ids this store already holds."""
         raise NotImplementedError
@@ -426,12 +427,6 @@ class PostgresPageWriter(PageWriter):
         arrays += [[row.values[i] for row in rows] for i in range(len(DATA_FIELDS))]
         arrays.append([row.raw_json for row in rows])
         return [self.store_id, now, now, now, *arrays]
-
-    def existing(self, ids: Sequence[str]) -> dict[str, tuple[bool, Any, Any]]:
-        return self._held(self._run(self.existing_sql, [self.store_id, list(ids)]))
-
-    def upsert(self, rows: Sequence[Row], *, now: datetime) -> set[str]:
-        return {cid for (cid,) in self._run(self.upsert_sql, self._upsert_params(rows, now))}
 
     def touch(self, ids: Sequence[str], *, now: datetime) -> None:
         self._run(
