@@ -57,6 +57,10 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
     for exc in (event.get("exception") or {}).get("values", []):
         for frame in (exc.get("stacktrace") or {}).get("frames", []):
             frame.pop("vars", None)
+        value = exc.get("value")
+        if isinstance(value, str) and "\nDETAIL:" in value:
+            # PostgreSQL's DETAIL quotes the values of the row at fault ("Failing row contains (...)").
+            exc["value"] = value.split("\nDETAIL:")[0] + "\nDETAIL: " + FILTERED
     if "extra" in event:
         event["extra"] = _scrub(event["extra"])
     return event

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -67,8 +67,7 @@ class CustomerPage:
     """One page of a customer listing; pass `position` as `start=` to resume with the page after it.
 
     Built from parsed records, or from the vendor's items and the client's parser: then `records` and
-    `errors` parse the whole page when first read, and `parts()` parses it part by part, so that a
-    consumer can overlap parsing with its own work (the sync writes one part while it parses the next).
+    `errors` parse the whole page when first read (by the consumer, not while the client fetches).
     """
 
     __slots__ = ("_errors", "_items", "_parse", "_records", "position")
@@ -110,18 +109,6 @@ class CustomerPage:
     def __len__(self) -> int:
         """Records and errors on the page (parsed or not)."""
         return len(self._items) if self._items is not None else len(self._records) + len(self._errors)
-
-    def parts(self, size: int | None) -> Iterator[tuple[list[CustomerRecord], list[RecordError]]]:
-        """The page as (records, errors) parts of at most `size` items each (None: one part)."""
-        items, parse = self._items, self._parse
-        if items is None or parse is None:
-            step = size or max(1, len(self._records))
-            for start in range(0, max(1, len(self._records)), step):
-                yield self._records[start : start + step], self._errors if start == 0 else []
-            return
-        step = size or max(1, len(items))
-        for start in range(0, len(items), step):
-            yield parse(items[start : start + step])
 
     @property
     def is_last(self) -> bool:

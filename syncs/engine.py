@@ -3,9 +3,11 @@
 Lifecycle: a pending sync is claimed (pending -> in_progress, atomically, so a task delivered twice runs
 once), its window is fixed (incremental: the last finished sync's cursor minus the vendor's overlap, up
 to a bound frozen now), then each POS page is fetched (HTTP, outside any transaction), validated, written
-in a few bulk statements and checkpointed with the counts and a heartbeat in one short transaction. A
-full sync finally marks the customers the POS no longer returns as inactive. The sync ends `finished`
-with `cursor_to` = the bound, or `failed` with the error's type and message (and a Sentry event).
+in a few bulk statements and checkpointed with the counts and a heartbeat in one short transaction (on
+PostgreSQL, the transaction's writes and COMMIT go out together and the database writes the page while
+the next one is fetched: see SyncRunner.write_page). A full sync finally marks the customers the POS no
+longer returns as inactive. The sync ends `finished` with `cursor_to` = the bound, or `failed` with the
+error's type and message (and a Sentry event).
 
 A crash loses at most the page in flight: the next sync of the store resumes at the failed one's
 checkpoint (see selectors.resumable_sync), inside the same window.
@@ -15,14 +17,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sentry_sdk
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import Q
+from django.db.transaction import Atomic
 from django.utils import timezone
 
 from customers.models import Customer
@@ -30,7 +35,7 @@ from pos_integrations.errors import PosError, PosNotSupported, PosRateLimited, P
 from pos_integrations.records import CustomerPage, CustomerRecord
 from syncs.models import CustomerSync, SyncKind, SyncRecordError, SyncStatus
 from syncs.selectors import last_finished_sync
-from syncs.writer import PageResult, PageWriter, Rejected, Row, validate
+from syncs.writer import PageResult, PageWriter, PageWrites, Rejected, Row, validate
 
 logger = logging.getLogger("syncs.engine")
 
@@ -53,6 +58,21 @@ INVALID_ALLOWANCE = 10
 # An invalid-record ratio this high after this many records is a broken mapping: stop early.
 EARLY_INVALID_RATIO = 0.5
 EARLY_INVALID_MIN_RECORDS = 500
+
+
+# What each page's checkpoint saves; the counts of what the writes did are known once they are done, so a
+# page committed ahead has its counts saved with the next page's checkpoint or when the sync ends.
+COUNT_FIELDS = ("created", "updated", "unchanged", "deactivated")
+STATE_FIELDS = ["pages", "fetched", "invalid", "heartbeat_at", "checkpoint", *COUNT_FIELDS]
+
+
+@dataclass(slots=True)
+class _PendingPage:
+    atomic: Atomic
+    writes: PageWrites
+    rows: list[Row]
+    held: dict[str, tuple[bool, Any, Any]]
+    duplicates: int
 
 
 class SyncLost(Exception):
@@ -93,6 +113,14 @@ def run_sync(*, sync: CustomerSync, progress: Progress | None = None, sleep: Sle
         runner.fail("RateLimited", str(exc), exc)
     except PosError as exc:
         runner.fail(type(exc).__name__, exc.message, exc)
+    except DatabaseError as exc:
+        # PostgreSQL's text of a refused row quotes the row (customer data): log where it failed, not the row.
+        message = database_error_message(exc)
+        trace = "".join(traceback.format_tb(exc.__traceback__))
+        logger.error(
+            "sync %s store=%s crashed: %s: %s\n%s", sync.pk, sync.store.catalog_id, type(exc).__name__, message, trace
+        )
+        runner.fail(type(exc).__name__, message, exc)
     except Exception as exc:
         logger.exception("sync %s store=%s crashed", sync.pk, sync.store.catalog_id)
         runner.fail(type(exc).__name__, str(exc) or type(exc).__name__, exc)
@@ -128,6 +156,7 @@ class SyncRunner:
         self.stored_errors = 0
         self.position: dict[str, Any] | None = None
         self.mark: datetime | None = None  # rows stamped since then were seen by this sync
+        self.pending: _PendingPage | None = None  # a page whose writes are still in flight
 
     # ---- the run --------------------------------------------------------------------------------
 
@@ -181,6 +210,7 @@ class SyncRunner:
                 for page in pages:
                     self.write_page(page)
                     retries = 0
+                self.settle()
                 return
             except (PosRateLimited, PosUnavailable) as exc:
                 if isinstance(exc, WaitBudgetExhausted) or retries >= PAGE_RETRIES:
@@ -199,69 +229,80 @@ class SyncRunner:
                 self.wait(delay)
 
     def write_page(self, page: CustomerPage, *, checkpoint: bool = True) -> None:
-        """Parse, validate and write one page, its rejected records and the checkpoint, in one transaction.
+        """Validate one page and write it, its rejected records and the checkpoint in one transaction.
 
-        The page goes to the writer in parts, parsed and validated one at a time as the writer asks for
-        them, so that the database writes one part while the next is parsed (no HTTP happens here: the
-        page was fetched before).
+        Outside a caller's transaction, on a database whose writer can (PostgreSQL), the page's COMMIT is
+        sent along with its writes and this returns while the database still works: the caller fetches the
+        next page meanwhile, and `settle()` (called before the next write, a wait, or the end) reads what
+        the page did. Either way, no HTTP call happens inside a transaction, and a process killed at any
+        point leaves at most one page to fetch again: the one not yet committed.
         """
         sync = self.sync
-        rejected: list[Rejected] = []
-        duplicates = 0
-
-        def parts() -> Iterator[list[Row]]:
-            nonlocal duplicates
-            for records, errors in page.parts(self.writer.part_size):
-                rows, refused, doubled = validate(records, dumps=self.writer.dump_raw)
-                rejected.extend(Rejected(str(e.customer_id or "")[:64], str(e.reason), e.payload) for e in errors)
-                rejected.extend(refused)
-                duplicates += doubled
-                yield rows
-
+        assert self.mark is not None
+        # Parsed and validated while the page before may still be written, then wait for that one.
+        rows, refused, duplicates = validate(page.records, dumps=self.writer.dump_raw)
+        rejected = [Rejected(str(e.customer_id or "")[:64], str(e.reason), e.payload) for e in page.errors]
+        rejected.extend(refused)
+        self.settle()
+        commit_ahead = self.writer.can_commit_ahead and not connection.in_atomic_block
         now = timezone.now()
-        with transaction.atomic():
-            assert self.mark is not None
-            result = self.writer.write(parts(), now=now, mark=self.mark)
-            if result.moved_from is not None:
-                held = _parse_dt(sync.checkpoint.get("hold"))
-                if held is None or result.moved_from < held:
-                    sync.checkpoint["hold"] = result.moved_from.isoformat()
-                    logger.info(
-                        "sync %s store=%s: a customer moved in the POS listing while we paged; the cursor will "
-                        "not pass %s",
-                        sync.pk,
-                        self.store.catalog_id,
-                        result.moved_from.isoformat(),
-                    )
+        atomic = transaction.atomic()
+        atomic.__enter__()
+        try:
+            held = self.writer.existing([row.customer_id for row in rows])
+            self.hold(self.writer.moved_from(rows, held, mark=self.mark))
             self.store_rejected(rejected)
             sync.pages += 1
             sync.fetched += len(page)
-            sync.created += result.created
-            sync.updated += result.updated
-            sync.unchanged += result.unchanged + duplicates
             sync.invalid += len(rejected)
-            sync.deactivated += result.deactivated
             sync.heartbeat_at = now
             if checkpoint:
                 self.position = page.position
                 sync.checkpoint["position"] = page.position
-            self.save_state(
-                fields=[
-                    "pages",
-                    "fetched",
-                    "created",
-                    "updated",
-                    "unchanged",
-                    "invalid",
-                    "deactivated",
-                    "heartbeat_at",
-                    "checkpoint",
-                ]
-            )
+            self.save_state(fields=STATE_FIELDS)  # SyncLost (and a rollback) if the sync is no longer ours
+            writes = self.writer.send(rows, now=now, held=held, commit=commit_ahead)
+        except BaseException as exc:
+            atomic.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        self.pending = _PendingPage(atomic=atomic, writes=writes, rows=rows, held=held, duplicates=duplicates)
+        if not writes.committed:
+            self.settle()
+        self.check_invalid_ratio(final=False)
+
+    def settle(self) -> None:
+        """Wait for the page in flight, if any: end its transaction and count what it did."""
+        pending, self.pending = self.pending, None
+        if pending is None:
+            return
+        try:
+            written = pending.writes.result()
+        except BaseException as exc:
+            pending.atomic.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        pending.atomic.__exit__(None, None, None)  # commits, or nothing to do when the COMMIT went ahead
+        result = self.writer.tally(pending.rows, pending.held, written)
+        sync = self.sync
+        sync.created += result.created
+        sync.updated += result.updated
+        sync.unchanged += result.unchanged + pending.duplicates
+        sync.deactivated += result.deactivated
         self.writer.grew(result.created)
         if self.progress is not None:
             self.progress(sync)
-        self.check_invalid_ratio(final=False)
+
+    def hold(self, moved_from: datetime | None) -> None:
+        """Keep the cursor from passing the previous time of a customer that moved in the listing."""
+        if moved_from is None:
+            return
+        held = _parse_dt(self.sync.checkpoint.get("hold"))
+        if held is None or moved_from < held:
+            self.sync.checkpoint["hold"] = moved_from.isoformat()
+            logger.info(
+                "sync %s store=%s: a customer moved in the POS listing while we paged; the cursor will not pass %s",
+                self.sync.pk,
+                self.store.catalog_id,
+                moved_from.isoformat(),
+            )
 
     def store_rejected(self, rejected: list[Rejected]) -> None:
         room = MAX_STORED_RECORD_ERRORS - self.stored_errors
@@ -313,6 +354,7 @@ class SyncRunner:
             if found:
                 # Still at the POS: the listing shifted under us. Write them like any page.
                 self.write_page(CustomerPage(records=found), checkpoint=False)
+                self.settle()
         now = timezone.now()
         with transaction.atomic():
             count = missing.update(active=False, updated_at=now)
@@ -347,13 +389,14 @@ class SyncRunner:
             )
 
     def finish(self) -> None:
+        self.settle()
         sync = self.sync
         now = timezone.now()
         sync.status = SyncStatus.FINISHED
         sync.finished_at = now
         sync.heartbeat_at = now
         sync.cursor_to = reached_cursor(sync)
-        self.save_state(fields=["status", "finished_at", "heartbeat_at", "cursor_to"])
+        self.save_state(fields=["status", "finished_at", "heartbeat_at", "cursor_to", *COUNT_FIELDS])
         logger.info(
             "sync %s store=%s vendor=%s finished in %.1f s: pages=%d fetched=%d created=%d updated=%d "
             "unchanged=%d invalid=%d deactivated=%d",
@@ -388,12 +431,20 @@ class SyncRunner:
                 vendor=self.store.pos_vendor,
                 retry_after=seconds,
             )
+        self.settle()
         self.sync.heartbeat_at = timezone.now()
         self.save_state(fields=["heartbeat_at"])
         self._sleep(seconds)
         self.waited += seconds
 
     def fail(self, error_type: str, message: str, exc: BaseException | None) -> None:
+        try:
+            self.settle()  # a page committed ahead still counts; one that failed is rolled back
+        except BaseException as pending_exc:
+            text = database_error_message(pending_exc) if isinstance(pending_exc, DatabaseError) else str(pending_exc)
+            logger.warning(
+                "sync %s: the page in flight failed too: %s: %s", self.sync.pk, type(pending_exc).__name__, text
+            )
         sync = self.sync
         now = timezone.now()
         sync.status = SyncStatus.FAILED
@@ -402,7 +453,12 @@ class SyncRunner:
         sync.error_message = message[:4000]
         try:
             CustomerSync.objects.filter(pk=sync.pk, status=SyncStatus.IN_PROGRESS).update(
-                status=SyncStatus.FAILED, finished_at=now, error_type=sync.error_type, error_message=sync.error_message
+                status=SyncStatus.FAILED,
+                finished_at=now,
+                error_type=sync.error_type,
+                error_message=sync.error_message,
+                # counted after their pages committed (pages, fetched and invalid are in each checkpoint)
+                **{name: getattr(sync, name) for name in COUNT_FIELDS},
             )
         except Exception:
             logger.exception("sync %s: could not record its failure", sync.pk)
@@ -450,6 +506,11 @@ def report_failure(*, sync: CustomerSync, exc: BaseException | None) -> None:
             sentry_sdk.capture_exception(exc)
         else:
             sentry_sdk.capture_message(f"Customer sync failed: {sync.error_type}: {sync.error_message}", level="error")
+
+
+def database_error_message(exc: DatabaseError) -> str:
+    """A database error's message without PostgreSQL's DETAIL, which quotes the values of the row at fault."""
+    return str(exc).split("\nDETAIL:")[0].strip() or type(exc).__name__
 
 
 def _iso(value: datetime | None) -> str:

@@ -2,11 +2,12 @@
 """Writes one POS page into the customer mirror in a few bulk statements.
 
 Per page: one SELECT of the page's ids already held, one upsert on (store, customer_id) that only
-touches rows the POS really changed and never lets an older POS version overwrite a newer one, and on a
-full sync one UPDATE of `synced_at` for the rows that were seen but unchanged (so the sync can tell who
-the POS no longer returns). The caller wraps the call, the record errors and its checkpoint in one
-transaction. PostgreSQL gets the rows as arrays (`unnest`), one statement whatever the page size;
-SQLite gets multi-row VALUES in batches that respect its bound-parameter limit.
+touches rows the POS really changed and never lets an older POS version overwrite a newer one, and one
+UPDATE of `synced_at` for the held rows that were seen but unchanged (so a full sync can tell who the POS
+no longer returns). The caller wraps them, the record errors and its checkpoint in one transaction.
+PostgreSQL gets the rows as arrays (`unnest`), one statement whatever the page size, through a pipeline
+that can carry the transaction's COMMIT (see PostgresPageWriter); SQLite gets multi-row VALUES in
+batches that respect its bound-parameter limit.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from operator import attrgetter
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from django.db import connection
@@ -81,7 +82,6 @@ class PageResult:
     updated: int = 0
     unchanged: int = 0
     deactivated: int = 0
-    moved_from: datetime | None = None
 
 
 def dumps_compact(raw: Any) -> str:
@@ -145,6 +145,7 @@ _TEXT_FIELDS = tuple(
 _DATE_INDEXES = tuple((_INDEX[name], name) for name in DATA_FIELDS if name in DATE_FIELDS)
 _DATETIME_INDEXES = tuple((_INDEX[name], name) for name in DATA_FIELDS if name in DATETIME_FIELDS)
 _ACTIVE, _POINTS, _GENDER, _TYPE = (_INDEX[n] for n in ("active", "loyalty_points", "gender", "customer_type"))
+_UPDATED = _INDEX["pos_updated_at"]
 _ID_LIMIT = MAX_LENGTHS["customer_id"]
 
 
@@ -215,12 +216,36 @@ def _column(name: str) -> str:
     return field.column
 
 
+class PageWrites(Protocol):
+    """A page's writes once sent: `result()` waits for the database and gives the ids the upsert wrote."""
+
+    committed: bool  # the page's COMMIT went with them (see PostgresPageWriter.send)
+
+    def result(self) -> set[str]: ...
+
+
+@dataclass(slots=True)
+class DoneWrites:
+    """Writes that ran to completion before `send()` returned."""
+
+    written: set[str]
+    committed: bool = False
+
+    def result(self) -> set[str]:
+        return self.written
+
+
 class PageWriter:
-    """Bulk writes for one store; pick the flavour with `PageWriter.for_connection()`."""
+    """Bulk writes for one store; pick the flavour with `PageWriter.for_connection()`.
+
+    A page takes two steps, inside the caller's transaction: `existing()` reads what the mirror holds of
+    the page's customers (so the caller can tell, before writing, whether one moved within the listing:
+    `moved_from()`), then `send()` writes the page; `tally()` counts what the writes did.
+    """
 
     table = Customer._meta.db_table
-    # Records per part of a page (None: the whole page at once); see `write()`.
-    part_size: int | None = None
+    # Whether send(commit=True) can send the page's COMMIT along with its writes, without waiting for them.
+    can_commit_ahead = False
 
     def __init__(self, *, store_id: int) -> None:
         self.store_id = store_id
@@ -239,53 +264,52 @@ class PageWriter:
         """`raw` as the text this backend stores (Django's JSONField encoding: the guard compares text)."""
         return json.dumps(raw)
 
-    def write(self, parts: Iterable[Sequence[Row]], *, now: datetime, mark: datetime) -> PageResult:
-        """Upsert a page of rows, given in parts; the rows seen but not rewritten get `synced_at` stamped.
+    def existing(self, ids: Sequence[str]) -> dict[str, tuple[bool, Any, Any]]:
+        """{customer_id: (active, pos_updated_at, synced_at)} for the ids this store already holds."""
+        raise NotImplementedError
 
-        The parts are consumed lazily (a caller can parse and validate the next part while the database
-        writes the one before, see PostgresPageWriter). A customer may come twice in one page, in two
-        parts: the upsert's guard keeps the newest version, and the second is counted as unchanged.
+    def send(self, rows: Sequence[Row], *, now: datetime, held: Mapping[str, Any], commit: bool) -> PageWrites:
+        """Upsert the rows (new ones inserted; changed ones updated unless older than ours) and stamp
+        `synced_at` on the held ones left unchanged. With `commit`, also COMMIT the caller's transaction
+        (only writers that `can_commit_ahead`)."""
+        raise NotImplementedError
 
-        `mark` is when this sync (or the sync it resumes) started: a row already stamped since then was
-        seen earlier in this very sync. If the POS now hands it over again, changed, it moved within the
-        listing while we paged through it, which can shift a neighbour into a page already read; the
-        result's `moved_from` is the oldest such row's previous POS time, below which the sync's cursor
-        must not advance.
+    def moved_from(self, rows: Sequence[Row], held: Mapping[str, tuple[bool, Any, Any]], *, mark: datetime) -> Any:
+        """The oldest previous POS time of the customers that moved within the listing while we paged.
+
+        `mark` is when this sync (or the sync it resumes) started: a row stamped since then was seen earlier
+        in this very sync. If the POS now hands it over again with a later modification time, it moved
+        towards the end of the oldest-first listing, which can shift a neighbour into a page already read;
+        the sync's cursor must not pass the time the customer had (None: nobody moved).
         """
-        result = PageResult()
-        mark_key, page_key = self.stamp_key(mark), self.stamp_key(now)
-        seen: list[str] = []
-        for rows, held, written in self.write_parts(parts, now=now):
-            for row in rows:
-                before = held.get(row.customer_id)
-                if before is not None and before[2] is not None and self.stamp_key(before[2]) == page_key:
-                    result.unchanged += 1  # written by an earlier part of this page
-                elif row.customer_id not in written:
-                    result.unchanged += 1
-                    seen.append(row.customer_id)
-                elif before is None:
-                    result.created += 1
-                else:
-                    result.updated += 1
-                    active, pos_updated_at, synced_at = before
-                    if row.merged and active:
-                        result.deactivated += 1
-                    if synced_at is not None and self.stamp_key(synced_at) >= mark_key and pos_updated_at is not None:
-                        moved = self.as_datetime(pos_updated_at)
-                        if result.moved_from is None or moved < result.moved_from:
-                            result.moved_from = moved
-        if seen:
-            self.touch(seen, now=now)
-        return result
+        mark_key = self.stamp_key(mark)
+        oldest: datetime | None = None
+        for row in rows:
+            before = held.get(row.customer_id)
+            if before is None or before[1] is None or before[2] is None or self.stamp_key(before[2]) < mark_key:
+                continue
+            previous, new = self.as_datetime(before[1]), row.values[_UPDATED]
+            if new is not None and new <= previous:
+                continue  # listed again where it was (or earlier): nobody can have slid past us
+            if oldest is None or previous < oldest:
+                oldest = previous
+        return oldest
 
-    def write_parts(
-        self, parts: Iterable[Sequence[Row]], *, now: datetime
-    ) -> Iterable[tuple[Sequence[Row], dict[str, tuple[bool, Any, Any]], set[str]]]:
-        """(rows, what was held before, ids written) per part, one part after the other."""
-        for rows in parts:
-            if rows:
-                held = self.existing([row.customer_id for row in rows])
-                yield rows, held, self.upsert(rows, now=now)
+    @staticmethod
+    def tally(rows: Sequence[Row], held: Mapping[str, tuple[bool, Any, Any]], written: set[str]) -> PageResult:
+        """What the page's writes did: created, updated (merged ones deactivated), unchanged."""
+        result = PageResult()
+        for row in rows:
+            before = held.get(row.customer_id)
+            if row.customer_id not in written:
+                result.unchanged += 1
+            elif before is None:
+                result.created += 1
+            else:
+                result.updated += 1
+                if row.merged and before[0]:
+                    result.deactivated += 1
+        return result
 
     def stamp_key(self, value: Any) -> Any:
         """A value comparable with a stored `synced_at`."""
@@ -297,19 +321,6 @@ class PageWriter:
 
     def grew(self, created: int) -> None:
         """Note rows added (a hook for planner statistics)."""
-
-    # The two steps of the default write_parts (a writer that overrides it need not have them).
-    def existing(self, ids: Sequence[str]) -> dict[str, tuple[bool, Any, Any]]:
-        """{customer_id: (active, pos_updated_at, synced_at)} for the ids this store already holds."""
-        raise NotImplementedError
-
-    def upsert(self, rows: Sequence[Row], *, now: datetime) -> set[str]:
-        """Insert new rows and update changed ones that are not older than ours; the ids written."""
-        raise NotImplementedError
-
-    def touch(self, ids: Sequence[str], *, now: datetime) -> None:
-        """Stamp `synced_at` on these rows without rewriting their data."""
-        raise NotImplementedError
 
     def _guard(self, target: str, new: str) -> str:
         """The upsert's WHERE: the POS version is not older than ours, and something differs."""
@@ -335,14 +346,19 @@ class PostgresPageWriter(PageWriter):
     Django's PostgreSQL cursors bind parameters client-side (the arrays would be quoted into the SQL
     text in Python); these statements use a server-side-binding cursor on the same connection, with
     binary parameters (`%b`), so arrays are sent as they are.
+
+    The writes go out in a psycopg pipeline and `send()` returns without waiting for them: PostgreSQL
+    writes the page while the caller goes on. With `commit=True` the pipeline also carries the COMMIT of
+    the caller's transaction, so the page is committed (or, on an error, rolled back) whatever the caller
+    does next, even if its process is killed: the caller can fetch the next page meanwhile without holding
+    a transaction open across the HTTP call, and reads the results later (`PageWrites.result()`).
     """
 
     # A first sync can grow the table from nothing to a million rows long before autovacuum re-analyzes
     # it; with statistics saying "tiny table" the planner scans the whole store for every page (quadratic).
     # So we ANALYZE each time the rows this writer added double, from this many on.
     ANALYZE_FROM_ROWS = 5000
-    # Parts of this many records: while PostgreSQL writes one part, the sync parses the next (below).
-    part_size = 250
+    can_commit_ahead = True
 
     def __init__(self, *, store_id: int) -> None:
         super().__init__(store_id=store_id)
@@ -363,6 +379,11 @@ class PostgresPageWriter(PageWriter):
             f'SELECT "customer_id", "active", "pos_updated_at", "synced_at" FROM "{self.table}" '
             f'WHERE "store_id" = %b AND "customer_id" = ANY(%b::varchar[])'
         )
+        # The held rows the upsert did not write still carry an older stamp (the written ones have `now`).
+        self.touch_sql = (
+            f'UPDATE "{self.table}" SET "synced_at" = %b WHERE "store_id" = %b '
+            f'AND "customer_id" = ANY(%b::varchar[]) AND "synced_at" IS DISTINCT FROM %b'
+        )
 
     def dump_raw(self, raw: Any) -> str:
         return dumps_compact(raw)  # becomes jsonb: the text's spacing does not matter
@@ -374,6 +395,31 @@ class PostgresPageWriter(PageWriter):
             # statistics of every column (the vendor JSON above all) would cost a second per ANALYZE at 1M.
             self._run(f'ANALYZE "{self.table}" ("store_id", "customer_id")', [])
             self.next_analyze = self.added * 2
+
+    def existing(self, ids: Sequence[str]) -> dict[str, tuple[bool, Any, Any]]:
+        if not ids:
+            return {}
+        found = self._run(self.existing_sql, [self.store_id, list(ids)])
+        return {cid: (active, updated, synced) for cid, active, updated, synced in found}
+
+    def send(self, rows: Sequence[Row], *, now: datetime, held: Mapping[str, Any], commit: bool) -> PageWrites:
+        connection.ensure_connection()
+        connection.validate_no_broken_transaction()
+        raw_connection = connection.connection
+        seen = [row.customer_id for row in rows if row.customer_id in held]
+        with connection.wrap_database_errors:
+            pipeline = raw_connection.pipeline()
+            pipeline.__enter__()
+            try:
+                upsert = self._send(raw_connection, self.upsert_sql, self._upsert_params(rows, now)) if rows else None
+                if seen:
+                    self._send(raw_connection, self.touch_sql, [now, self.store_id, seen, now]).close()
+                if commit:
+                    self._send(raw_connection, "COMMIT", []).close()
+            except BaseException as exc:
+                pipeline.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+        return _PipelinedWrites(pipeline, upsert, committed=commit)
 
     def _send(self, raw_connection: Any, sql: str, params: list[Any]) -> Any:
         """Execute on a server-side-binding cursor (in a pipeline: send, and read the results later)."""
@@ -392,47 +438,32 @@ class PostgresPageWriter(PageWriter):
         with connection.wrap_database_errors, self._send(connection.connection, sql, params) as cursor:
             return cursor.fetchall() if cursor.description else []
 
-    def write_parts(
-        self, parts: Iterable[Sequence[Row]], *, now: datetime
-    ) -> Iterable[tuple[Sequence[Row], dict[str, tuple[bool, Any, Any]], set[str]]]:
-        """All parts in one pipeline: each part's statements go out as soon as the part is ready, and
-        PostgreSQL executes them while the caller prepares the next part; the results are read at the end.
-        """
-        connection.ensure_connection()
-        connection.validate_no_broken_transaction()
-        raw_connection = connection.connection
-        sent = []
-        with connection.wrap_database_errors:
-            with raw_connection.pipeline():
-                for rows in parts:
-                    if rows:
-                        held = self._send(raw_connection, self.existing_sql, self._existing_params(rows))
-                        written = self._send(raw_connection, self.upsert_sql, self._upsert_params(rows, now))
-                        sent.append((rows, held, written))
-            results = []
-            for rows, held, written in sent:
-                with held, written:
-                    results.append((rows, self._held(held.fetchall()), {cid for (cid,) in written.fetchall()}))
-        return results
-
-    def _existing_params(self, rows: Sequence[Row]) -> list[Any]:
-        return [self.store_id, [row.customer_id for row in rows]]
-
-    @staticmethod
-    def _held(found: list[tuple[Any, ...]]) -> dict[str, tuple[bool, Any, Any]]:
-        return {cid: (active, updated, synced) for cid, active, updated, synced in found}
-
     def _upsert_params(self, rows: Sequence[Row], now: datetime) -> list[Any]:
         arrays: list[list[Any]] = [[row.customer_id for row in rows]]
         arrays += [[row.values[i] for row in rows] for i in range(len(DATA_FIELDS))]
         arrays.append([row.raw_json for row in rows])
         return [self.store_id, now, now, now, *arrays]
 
-    def touch(self, ids: Sequence[str], *, now: datetime) -> None:
-        self._run(
-            f'UPDATE "{self.table}" SET "synced_at" = %b WHERE "store_id" = %b AND "customer_id" = ANY(%b::varchar[])',
-            [now, self.store_id, list(ids)],
-        )
+
+class _PipelinedWrites:
+    """A page's statements in flight in a psycopg pipeline; `result()` ends the pipeline."""
+
+    def __init__(self, pipeline: Any, upsert: Any, *, committed: bool) -> None:
+        self.pipeline = pipeline
+        self.upsert = upsert
+        self.committed = committed
+        self.written: set[str] | None = None
+
+    def result(self) -> set[str]:
+        if self.written is None:
+            with connection.wrap_database_errors:
+                self.pipeline.__exit__(None, None, None)  # waits for every result; raises the first error
+                if self.upsert is None:
+                    self.written = set()
+                else:
+                    with self.upsert:
+                        self.written = {cid for (cid,) in self.upsert.fetchall()}
+        return self.written
 
 
 class SqlitePageWriter(PageWriter):
@@ -467,7 +498,16 @@ class SqlitePageWriter(PageWriter):
         moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
         return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
-    def upsert(self, rows: Sequence[Row], *, now: datetime) -> set[str]:
+    def send(self, rows: Sequence[Row], *, now: datetime, held: Mapping[str, Any], commit: bool) -> PageWrites:
+        if commit:
+            raise NotImplementedError("SQLite writes synchronously; the caller commits")
+        written = self._upsert(rows, now=now)
+        self._touch(
+            [row.customer_id for row in rows if row.customer_id in held and row.customer_id not in written], now=now
+        )
+        return DoneWrites(written)
+
+    def _upsert(self, rows: Sequence[Row], *, now: datetime) -> set[str]:
         stamp = _sqlite_datetime(now)
         columns = self._insert_columns()
         written: set[str] = set()
@@ -496,7 +536,7 @@ class SqlitePageWriter(PageWriter):
                 written.update(cid for (cid,) in cursor.fetchall())
         return written
 
-    def touch(self, ids: Sequence[str], *, now: datetime) -> None:
+    def _touch(self, ids: Sequence[str], *, now: datetime) -> None:
         stamp = _sqlite_datetime(now)
         with connection.cursor() as cursor:
             for chunk in _chunks(ids, self.id_batch_size - 2):

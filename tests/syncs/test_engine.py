@@ -17,10 +17,34 @@ from pos_integrations.errors import PosAuthError, PosRateLimited, PosUnavailable
 from pos_integrations.records import RecordError
 from syncs.models import CustomerSync, SyncKind, SyncRecordError, SyncStatus
 from syncs.services import sync_create, sync_run
+from syncs.writer import PostgresPageWriter
 from tests.factories import CustomerFactory
 from tests.syncs.conftest import BASE_TIME, make_record
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(
+    autouse=True,
+    params=[
+        pytest.param("in-transaction", id="in-transaction"),
+        pytest.param("autocommit", id="autocommit", marks=pytest.mark.django_db(transaction=True)),
+    ],
+)
+def write_mode(request, monkeypatch):
+    """Every test twice: inside a caller's transaction (each page waits for its writes), and in
+    autocommit as a worker runs, where on PostgreSQL each page's COMMIT goes ahead with its writes."""
+    sent: list[bool] = []
+    original = PostgresPageWriter.send
+
+    def send(self, rows, **kwargs):
+        sent.append(kwargs["commit"])
+        return original(self, rows, **kwargs)
+
+    monkeypatch.setattr(PostgresPageWriter, "send", send)
+    yield request.param
+    if connection.vendor == "postgresql" and sent:
+        assert all(sent) if request.param == "autocommit" else not any(sent)
 
 
 def run(store, kind: str = SyncKind.INCREMENTAL, **kwargs) -> CustomerSync:
@@ -312,6 +336,51 @@ def test_rate_limits_past_the_budget_stop_at_the_checkpoint_and_the_next_sync_re
     assert [f["page"] for f in fake_pos.fetches] == [2, 3]
     assert resumed.fetched == 15
     assert len(mirror(store)) == 25
+
+
+@pytest.fixture
+def refuse_boom(db):
+    """The database refuses any customer named Boom (a stand-in for a row it cannot take)."""
+    if connection.vendor == "postgresql":
+        create = 'ALTER TABLE customers_customer ADD CONSTRAINT "refuse_boom" CHECK ("first_name" <> \'Boom\')'
+        drop = 'ALTER TABLE customers_customer DROP CONSTRAINT IF EXISTS "refuse_boom"'
+    else:
+        create = (
+            "CREATE TRIGGER \"refuse_boom\" BEFORE INSERT ON customers_customer WHEN NEW.first_name = 'Boom' "
+            "BEGIN SELECT RAISE(ABORT, 'refuse_boom'); END"
+        )
+        drop = 'DROP TRIGGER IF EXISTS "refuse_boom"'
+    with connection.cursor() as cursor:
+        cursor.execute(create)
+    yield
+    if not connection.in_atomic_block:  # a test in a transaction rolls it back with the rest
+        with connection.cursor() as cursor:
+            cursor.execute(drop)
+
+
+def test_a_page_the_database_refuses_is_rolled_back_with_its_checkpoint_and_the_next_sync_resumes_there(
+    store, fake_pos, refuse_boom, sentry_events, caplog
+):
+    boom = fake_pos.records["1015"] = dataclasses.replace(fake_pos.records["1015"], first_name="Boom")  # page 2
+
+    failed = run(store)
+
+    assert failed.status == SyncStatus.FAILED
+    assert failed.error_type == "IntegrityError" and "refuse_boom" in failed.error_message
+    assert boom.email not in failed.error_message and boom.email not in str(sentry_events)
+    assert boom.email not in caplog.text
+    assert (failed.pages, failed.fetched, failed.created) == (1, 10, 10)  # page 1 only, counted
+    assert failed.checkpoint["position"]["page"] == 2
+    assert sorted(mirror(store)) == [f"{1000 + i}" for i in range(10)]
+
+    fake_pos.modify("1015", first_name="Fixed")
+    fake_pos.fetches.clear()
+    resumed = run(store)
+
+    assert resumed.status == SyncStatus.FINISHED and resumed.resumed_from_id == failed.pk
+    assert fake_pos.fetches[0]["page"] == 2
+    assert set(mirror(store)) == set(fake_pos.records)
+    assert mirror(store)["1015"].first_name == "Fixed"
 
 
 def test_a_pos_that_stays_down_fails_the_sync_after_a_few_retries_from_the_checkpoint(store, fake_pos, no_sleep):
