@@ -168,7 +168,7 @@ class Customer(models.Model):
         indexes = [
             models.Index(Lower("email"), name="customer_email_ci"),
             models.Index(fields=["phone"], name="customer_phone"),
-            models.Index(fields=["birthday"], name="customer_birthday"),
+            models.Index(fields=["birthday", "id"], name="customer_birthday_id"),
             models.Index(Upper("drivers_license"), name="customer_licence_ci"),
             models.Index(fields=["store", "pos_updated_at"], name="customer_store_updated"),
             # The API pages by id, within a store or across all: keyset pages stay cheap however deep.
