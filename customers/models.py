@@ -233,8 +233,10 @@ def _iso(value: date | None) -> str | None:
 
 
 def _iso_dt(value: Any) -> str | None:
-    if value is None:
-        return None
+    """ISO 8601 in UTC with a "Z"; text already in that form (formatted by the database, see
+    customers.selectors.PeakTimestamp) as it is."""
+    if value is None or isinstance(value, str):
+        return value
     return value.isoformat().replace("+00:00", "Z")
 
 
