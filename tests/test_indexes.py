@@ -6,6 +6,8 @@ import pytest
 from django.db import connection
 
 from customers.models import Customer
+from customers.selectors import CustomerFilters, customer_list
+from stores.services import api_key_create
 
 pytestmark = pytest.mark.django_db
 
@@ -59,3 +61,17 @@ def test_a_filtered_page_comes_in_id_order_from_its_index(index):
         cursor.execute("SET LOCAL enable_bitmapscan = off")
     plan = queryset.explain()
     assert index in plan and "Sort" not in plan, plan
+
+
+@pytest.mark.postgres_only
+def test_a_store_filtered_api_list_reads_the_store_indexes_in_id_order(store):
+    """The API names the store by catalog_id; it must not become a join that hides the store's id from the plan."""
+    api_key, _ = api_key_create(name="all stores")
+    filters = CustomerFilters(catalog_id=store.catalog_id, last_name="Odegaard")
+    queryset = customer_list(api_key=api_key, filters=filters, check_store=False)[:21]
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+    plan = queryset.explain()
+    assert "customer_store_last_prefix" in plan and "Sort Key: customers_customer.id" not in plan, plan
