@@ -17,9 +17,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from stores.admin import status_badge
 from syncs.dashboard import CHART_DAYS, changelist_url, format_duration, store_health_list
 from syncs.models import CustomerSync, SyncRecordError, SyncStatus
+from syncs.store_admin import status_badge  # also registers the store admin
 
 RECORD_ERRORS_SHOWN = 50
 
