@@ -274,7 +274,9 @@ class PageWriter:
         (only writers that `can_commit_ahead`)."""
         raise NotImplementedError
 
-    def moved_from(self, rows: Sequence[Row], held: Mapping[str, tuple[bool, Any, Any]], *, mark: datetime) -> Any:
+    def moved_from(
+        self, rows: Sequence[Row], held: Mapping[str, tuple[bool, Any, Any]], *, mark: datetime
+    ) -> datetime | None:
         """The oldest previous POS time of the customers that moved within the listing while we paged.
 
         `mark` is when this sync (or the sync it resumes) started: a row stamped since then was seen earlier
