@@ -30,6 +30,11 @@ def licence_key(value: str | None) -> str:
     return re.sub(r"[\s-]", "", value or "").upper()
 
 
+def text_key(value: str) -> str:
+    """A name or an email as compared: lower case, without surrounding spaces."""
+    return value.strip().lower()
+
+
 # The canonical fields a POS owns, in one order: syncs write them, the admin shows them read-only.
 POS_FIELDS: tuple[str, ...] = (
     "first_name",
@@ -87,13 +92,13 @@ class CustomerQuerySet(models.QuerySet["Customer"]):
         return qs  # type: ignore[return-value]
 
     def first_name_equal(self, name: str) -> CustomerQuerySet:
-        return self.alias(_first=Lower("first_name")).filter(_first=name.strip().lower())
+        return self.alias(_first=Lower("first_name")).filter(_first=text_key(name))
 
     def last_name_equal(self, name: str) -> CustomerQuerySet:
-        return self.alias(_last=Lower("last_name")).filter(_last=name.strip().lower())
+        return self.alias(_last=Lower("last_name")).filter(_last=text_key(name))
 
     def email_equal(self, email: str) -> CustomerQuerySet:
-        return self.alias(_email=Lower("email")).filter(_email=email.strip().lower())
+        return self.alias(_email=Lower("email")).filter(_email=text_key(email))
 
     def phone_equal(self, phone: str) -> CustomerQuerySet:
         digits = phone_digits(phone)

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import DateTimeField, Expression, Func, Subquery
 from django.db.models.sql.compiler import SQLCompiler
 
-from customers.models import PEAK_COLUMNS, Customer, CustomerQuerySet, peak_customer
+from customers.models import (
+    PEAK_COLUMNS,
+    Customer,
+    CustomerQuerySet,
+    licence_key,
+    peak_customer,
+    phone_digits,
+    text_key,
+)
 from stores.models import ApiKey, Store
 from stores.selectors import api_key_store_ids, store_get_for_key
 
@@ -39,9 +49,6 @@ class PeakTimestamp(Func):
         if params:  # the column appears three times in the template: only a plain column will do
             raise ValueError("PeakTimestamp takes a column, not an expression with parameters")
         return sql, params
-
-    def convert_value(self, value: Any, expression: Any, connection: BaseDatabaseWrapper) -> Any:  # type: ignore[override]
-        return value  # the text as it is (PostgreSQL); a datetime elsewhere
 
 
 # What a list selects, in PEAK_KEYS order: the columns peak_customer reads, then the store's catalog_id and
@@ -111,7 +118,7 @@ def customer_scope(*, api_key: ApiKey, store: Store | None = None) -> CustomerQu
         return store_customers(store=store)
     qs = _list_shape()
     store_ids = api_key_store_ids(api_key=api_key)
-    return qs if store_ids is None else qs.filter(store_id__in=store_ids)
+    return qs if store_ids is None else qs.filter(store_id__in=sorted(store_ids))
 
 
 def customer_filter(*, queryset: CustomerQuerySet, filters: CustomerFilters) -> CustomerQuerySet:
@@ -173,17 +180,113 @@ def live_lookup_store(*, api_key: ApiKey, filters: CustomerFilters) -> Store | N
 
 
 def customer_page(
-    *, queryset: CustomerQuerySet, after: int | None, size: int
+    *, api_key: ApiKey, filters: CustomerFilters, after: int | None, size: int
 ) -> tuple[list[dict[str, Any]], int | None]:
-    """One page of an id-ordered list (keyset: `id > after`) in the canonical representation, and the id the next
-    page starts after, or None."""
-    if after is not None:
-        queryset = queryset.filter(id__gt=after)
-    customers = _peak(queryset[: size + 1])  # type: ignore[arg-type]
+    """One page of the key's customers matching `filters` (customer_list with check_store=False), in id order
+    (keyset: `id > after`), in the canonical representation, and the id the next page starts after, or None.
+
+    On PostgreSQL the SQL of each list shape (which filters, how many stores, the page size) is kept once the ORM
+    has built it: building and compiling the queryset of thirty columns costs more than running the query
+    (~0.7 ms of a ~1.5 ms request), and only the parameters change from one request to the next."""
+    plan = _list_plan(api_key=api_key, filters=filters, after=after, size=size)
+    sql = _COMPILED_LISTS.get(plan[0]) if plan is not None else None
+    rows: Iterable[Sequence[Any]]
+    if plan is not None and sql is not None:
+        rows = _fetch(sql, plan[1])
+    else:
+        queryset = customer_list(api_key=api_key, filters=filters, check_store=False)
+        if after is not None:
+            queryset = queryset.filter(id__gt=after)
+        rows = _run_and_learn(queryset[: size + 1], plan)
+    customers = _peak(rows)
     if len(customers) > size:
         customers = customers[:size]
         return customers, customers[-1]["id"]
     return customers, None
+
+
+# The SQL of each list shape seen, on PostgreSQL: {shape: sql}. Bounded (shapes are few: filter combinations and
+# page sizes); past the bound, new shapes run through the ORM every time.
+_COMPILED_LISTS: dict[tuple[Any, ...], str] = {}
+_COMPILED_LISTS_MAX = 1000
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+# customer_filter's filters in its order, each with the SQL parameter its value becomes (the normalisation the
+# CustomerQuerySet method applies). Free-text search is left out: its parameters are LIKE patterns.
+_FILTER_PARAMS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+    ("first_name", text_key),
+    ("last_name", text_key),
+    ("phone", phone_digits),
+    ("email", text_key),
+    ("driver_license", licence_key),
+    ("birthday", _same),
+    ("modified_after", _same),
+    ("active", bool),
+    ("customer_id", str.strip),
+)
+
+
+def _list_plan(
+    *, api_key: ApiKey, filters: CustomerFilters, after: int | None, size: int
+) -> tuple[tuple[Any, ...], list[Any]] | None:
+    """(shape, parameters) of a list whose SQL depends on its shape only; None for the others."""
+    if connection.vendor != "postgresql" or filters.search:
+        return None
+    store_ids = api_key_store_ids(api_key=api_key)
+    if store_ids is not None and not store_ids:
+        return None  # no store at all: the ORM answers without a query
+    params: list[Any] = sorted(store_ids) if store_ids is not None else []
+    if filters.catalog_id:
+        params.append(filters.catalog_id)
+    names = []
+    for name, to_param in _FILTER_PARAMS:
+        value = getattr(filters, name)
+        if value is None or (name != "active" and not value):
+            continue
+        if name == "active":
+            names.append(f"active={bool(value)}")  # written into the SQL (`active` / `NOT active`), not a parameter
+            continue
+        value = to_param(value)
+        if value == "" and name in ("phone", "driver_license"):
+            return None  # nothing to match: the ORM answers without a query
+        names.append(name)
+        params.append(value)
+    if after is not None:
+        params.append(after)
+    stores = len(store_ids) if store_ids is not None else None
+    shape = (stores, bool(filters.catalog_id), tuple(names), after is not None, size)
+    return shape, params
+
+
+def _fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _run_and_learn(
+    queryset: CustomerQuerySet, plan: tuple[tuple[Any, ...], list[Any]] | None
+) -> Iterable[Sequence[Any]]:
+    """The queryset's rows; its SQL is kept for its shape when the ORM's parameters are exactly the plan's (each
+    value distinct, so that none can stand for another) and the rows need no conversion."""
+    if plan is None:
+        return queryset  # type: ignore[return-value]
+    compiler = queryset.query.get_compiler(using=queryset.db)
+    try:
+        sql, params = compiler.as_sql()
+    except EmptyResultSet:
+        return []
+    shape, planned = plan
+    distinct = len({(type(p), p) for p in planned}) == len(planned)
+    if compiler.get_converters([column for column, _, _ in compiler.select]):
+        return queryset  # type: ignore[return-value]
+    if distinct and list(params) == planned and len(_COMPILED_LISTS) < _COMPILED_LISTS_MAX:
+        _COMPILED_LISTS[shape] = sql
+    return _fetch(sql, params)
 
 
 def customer_peak_list(*, queryset: CustomerQuerySet, limit: int) -> list[dict[str, Any]]:

@@ -16,7 +16,6 @@ from customers.models import POS_FIELDS, Customer, IdempotencyRecord, Idempotenc
 from customers.selectors import (
     CustomerFilters,
     customer_filter,
-    customer_list,
     customer_page,
     customer_peak_list,
     live_lookup_store,
@@ -111,9 +110,7 @@ class CustomerListPage:
 def customer_search(*, api_key: ApiKey, filters: CustomerFilters, after: int | None, size: int) -> CustomerListPage:
     """A page of the key's customers matching `filters`, from the mirror; an identity lookup (phone, email,
     licence) the mirror cannot answer asks the store's POS live, where it can search, and keeps what it finds."""
-    customers, next_after = customer_page(
-        queryset=customer_list(api_key=api_key, filters=filters, check_store=False), after=after, size=size
-    )
+    customers, next_after = customer_page(api_key=api_key, filters=filters, after=after, size=size)
     if not customers and filters.catalog_id:
         store_get_for_key(api_key=api_key, catalog_id=filters.catalog_id)  # unknown or out of reach: 404
     if customers or after is not None or not filters.is_identity_lookup:
