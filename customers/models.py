@@ -233,8 +233,11 @@ def peak_customer(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _iso(value: date | None) -> str | None:
-    return value.isoformat() if value else None
+def _iso(value: date | str | None) -> str | None:
+    """YYYY-MM-DD; text already in that form (formatted by the database, see customers.selectors.PeakDate) as it is."""
+    if value is None or isinstance(value, str):
+        return value
+    return value.isoformat()
 
 
 def _iso_dt(value: Any) -> str | None:

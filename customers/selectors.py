@@ -11,7 +11,7 @@ from typing import Any
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import DateTimeField, Expression, Func, Subquery
+from django.db.models import DateField, DateTimeField, Expression, Func, Subquery
 from django.db.models.sql.compiler import SQLCompiler
 
 from customers.models import (
@@ -51,12 +51,29 @@ class PeakTimestamp(Func):
         return sql, params
 
 
+class PeakDate(Func):
+    """A date column as the canonical representation writes it (YYYY-MM-DD): formatted by PostgreSQL there (no
+    date object to build and format again per value); elsewhere the date, which peak_customer formats."""
+
+    output_field = DateField()
+    template = "%(expressions)s"
+
+    def as_postgresql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
+    ) -> tuple[str, tuple[str | int, ...]]:
+        return self.as_sql(compiler, connection, template="to_char(%(expressions)s, 'YYYY-MM-DD')", **extra_context)
+
+
 # What a list selects, in PEAK_KEYS order: the columns peak_customer reads, then the store's catalog_id and
 # pos_vendor (joined; the store's POS credentials are never read). Plain rows, not model instances: a page of
 # model instances, each with its Store, cost more than all the rest of the request.
 _TIMESTAMPS = frozenset({"pos_created_at", "pos_updated_at", "synced_at"})
+_DATES = frozenset({"birthday", "drivers_license_expiration", "medical_card_expiration"})
 PEAK_SELECT: tuple[str | Expression, ...] = (
-    *(PeakTimestamp(name) if name in _TIMESTAMPS else name for name in PEAK_COLUMNS),
+    *(
+        PeakTimestamp(name) if name in _TIMESTAMPS else PeakDate(name) if name in _DATES else name
+        for name in PEAK_COLUMNS
+    ),
     "store__catalog_id",
     "store__pos_vendor",
 )
