@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from django.http import QueryDict
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
-from rest_framework.utils.urls import replace_query_param
 
 from customers.api.errors import InvalidParameters
 
@@ -85,4 +85,8 @@ def page_request(query: QueryDict) -> PageRequest:
 def next_link(request: Request, after: int | None) -> str | None:
     if after is None:
         return None
-    return replace_query_param(request.build_absolute_uri(), "cursor", encode_cursor(after))
+    # What DRF's replace_query_param(request.build_absolute_uri(), ...) gives (parameters sorted by name), without
+    # parsing back the URL just built.
+    params = dict(request.query_params.lists())
+    params["cursor"] = [encode_cursor(after)]
+    return request.build_absolute_uri(f"{request.path}?{urlencode(sorted(params.items()), doseq=True)}")

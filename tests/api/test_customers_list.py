@@ -9,7 +9,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework.request import Request
+from rest_framework.test import APIRequestFactory
+from rest_framework.utils.urls import replace_query_param
 
+from customers.api.pagination import encode_cursor, next_link
 from customers.models import Customer
 from pos_integrations.errors import PosUnavailable
 from pos_integrations.records import Capabilities, CustomerRecord
@@ -328,3 +332,13 @@ def test_api_requests_set_no_session_cookie(api, store):
     response = api.get("/api/v1/customers")
     assert response.status_code == 200
     assert not response.cookies
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "page_size=2", "last_name=O%27Brien&page_size=2&cursor=abc", "search=ana+mar%C3%ADa&active=true&x=&x=2"],
+)
+def test_the_next_link_is_drfs_replace_query_param_of_the_request_url(query):
+    request = Request(APIRequestFactory().get(f"/api/v1/customers?{query}"))
+    expected = replace_query_param(request.build_absolute_uri(), "cursor", encode_cursor(42))
+    assert next_link(request, 42) == expected
