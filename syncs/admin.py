@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 
 from syncs.dashboard import CHART_DAYS, changelist_url, format_duration, store_health_list
 from syncs.models import CustomerSync, SyncRecordError, SyncStatus
-from syncs.store_admin import status_badge  # also registers the store admin
+from syncs.store_admin import ReadOnlyInline, status_badge  # also registers the store admin
 
 RECORD_ERRORS_SHOWN = 50
 
@@ -37,24 +37,12 @@ class FirstRecordErrorsFormSet(BaseInlineFormSet):
         return self._first
 
 
-class SyncRecordErrorInline(admin.TabularInline):
+class SyncRecordErrorInline(ReadOnlyInline):
     model = SyncRecordError
     formset = FirstRecordErrorsFormSet
     verbose_name_plural = f"Quarantined records (first {RECORD_ERRORS_SHOWN})"
     readonly_fields = ("customer_id", "reason", "payload_pretty")
     fields = readonly_fields
-    extra = 0
-    max_num = 0
-    can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="payload")
     def payload_pretty(self, obj: SyncRecordError) -> str:

@@ -72,7 +72,24 @@ class RecentSyncFormSet(BaseInlineFormSet):
         return self._recent
 
 
-class RecentSyncInline(admin.TabularInline):
+class ReadOnlyInline(admin.TabularInline):
+    """An inline that only shows rows: the parent's page never adds, changes or deletes them."""
+
+    extra = 0
+    max_num = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class RecentSyncInline(ReadOnlyInline):
     model = CustomerSync
     formset = RecentSyncFormSet
     verbose_name_plural = f"Recent syncs (latest {RECENT_SYNCS})"
@@ -87,19 +104,7 @@ class RecentSyncInline(admin.TabularInline):
         "error",
     )
     fields = readonly_fields
-    extra = 0
-    max_num = 0
-    can_delete = False
     ordering = ["-created_at", "-id"]
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.display(description="sync")
     def sync_link(self, obj: CustomerSync) -> str:
