@@ -30,6 +30,8 @@ SENSITIVE_KEYS = frozenset(
     }
 )
 FILTERED = "[Filtered]"
+# Where PostgreSQL's error text starts quoting the values of the row at fault ("Failing row contains (...)").
+POSTGRES_DETAIL = "\nDETAIL:"
 
 
 def _scrub(value: Any) -> Any:
@@ -38,6 +40,11 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, list):
         return [_scrub(v) for v in value]
     return value
+
+
+def without_row_detail(message: str) -> str:
+    """A database error's message without PostgreSQL's DETAIL (customer data of the row at fault)."""
+    return message.split(POSTGRES_DETAIL)[0]
 
 
 def scrub_event(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
@@ -58,9 +65,8 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
         for frame in (exc.get("stacktrace") or {}).get("frames", []):
             frame.pop("vars", None)
         value = exc.get("value")
-        if isinstance(value, str) and "\nDETAIL:" in value:
-            # PostgreSQL's DETAIL quotes the values of the row at fault ("Failing row contains (...)").
-            exc["value"] = value.split("\nDETAIL:")[0] + "\nDETAIL: " + FILTERED
+        if isinstance(value, str) and POSTGRES_DETAIL in value:
+            exc["value"] = without_row_detail(value) + POSTGRES_DETAIL + " " + FILTERED
     if "extra" in event:
         event["extra"] = _scrub(event["extra"])
     return event

@@ -30,6 +30,7 @@ from django.db.models import Q
 from django.db.transaction import Atomic
 from django.utils import timezone
 
+from config.sentry import without_row_detail
 from customers.models import Customer
 from pos_integrations.errors import PosError, PosNotSupported, PosRateLimited, PosUnavailable
 from pos_integrations.records import CustomerPage, CustomerRecord
@@ -510,7 +511,7 @@ def report_failure(*, sync: CustomerSync, exc: BaseException | None) -> None:
 
 def database_error_message(exc: DatabaseError) -> str:
     """A database error's message without PostgreSQL's DETAIL, which quotes the values of the row at fault."""
-    return str(exc).split("\nDETAIL:")[0].strip() or type(exc).__name__
+    return without_row_detail(str(exc)).strip() or type(exc).__name__
 
 
 def _iso(value: datetime | None) -> str:
