@@ -232,8 +232,9 @@ def _same(value: Any) -> Any:
     return value
 
 
-# customer_filter's filters in its order, each with the SQL parameter its value becomes (the normalisation the
-# CustomerQuerySet method applies). Free-text search is left out: its parameters are LIKE patterns.
+# customer_filter's filters that take a parameter, in its order, each with the SQL parameter its value becomes (the
+# normalisation the CustomerQuerySet method applies). `active` is written into the SQL (`active` / `NOT active`);
+# free-text search is left out: its parameters are LIKE patterns.
 _FILTER_PARAMS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("first_name", text_key),
     ("last_name", text_key),
@@ -242,7 +243,6 @@ _FILTER_PARAMS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("driver_license", licence_key),
     ("birthday", _same),
     ("modified_after", _same),
-    ("active", bool),
     ("customer_id", str.strip),
 )
 
@@ -259,13 +259,10 @@ def _list_plan(
     params: list[Any] = sorted(store_ids) if store_ids is not None else []
     if filters.catalog_id:
         params.append(filters.catalog_id)
-    names = []
+    names = [] if filters.active is None else [f"active={filters.active}"]
     for name, to_param in _FILTER_PARAMS:
         value = getattr(filters, name)
-        if value is None or (name != "active" and not value):
-            continue
-        if name == "active":
-            names.append(f"active={bool(value)}")  # written into the SQL (`active` / `NOT active`), not a parameter
+        if not value:  # as customer_filter: a filter not given
             continue
         value = to_param(value)
         if value == "" and name in ("phone", "driver_license"):
