@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -189,47 +189,49 @@ class Customer(models.Model):
 
     def to_peak_customer(self) -> dict[str, Any]:
         """The one canonical representation the platform uses; the API returns exactly this."""
-        row = {name: getattr(self, name) for name in PEAK_COLUMNS}
-        row["catalog_id"] = self.store.catalog_id
-        row["pos_vendor"] = self.store.pos_vendor
-        return peak_customer(row)
+        store = self.store
+        return peak_customer((*(getattr(self, name) for name in PEAK_COLUMNS), store.catalog_id, store.pos_vendor))
 
 
-# What the canonical representation reads: these columns of a customer, and its store's catalog_id and pos_vendor.
-# Lists read exactly these as plain rows (QuerySet.values()), which costs far less than model instances.
+# What the canonical representation reads, in the order peak_customer unpacks a row: these columns of a customer
+# (every POS field, our id and the last sync time), then its store's catalog_id and pos_vendor. Lists read exactly
+# these as plain rows (customers.selectors), which costs far less than model instances.
 PEAK_COLUMNS: tuple[str, ...] = ("id", "customer_id", *POS_FIELDS, "synced_at")
+PEAK_KEYS: tuple[str, ...] = (*PEAK_COLUMNS, "catalog_id", "pos_vendor")
 
 
-def peak_customer(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The canonical representation of a customer from a row of PEAK_COLUMNS plus "catalog_id" and "pos_vendor"."""
+def peak_customer(row: Sequence[Any]) -> dict[str, Any]:
+    """The canonical representation of a customer from a row of PEAK_KEYS. Dates and times may be objects or
+    already in their final text (formatted by the database: customers.selectors.PeakDate, PeakTimestamp)."""
+    (
+        pk, customer_id, first_name, last_name, email, phone, birthday, gender, drivers_license,
+        drivers_license_expiration, medical_card_number, medical_card_expiration, customer_type, active, notes,
+        street, city, state, postal_code, loyalty_points, pos_created_at, pos_updated_at, synced_at,
+        catalog_id, pos_vendor,
+    ) = row  # fmt: skip
     return {
-        "id": row["id"],
-        "customer_id": row["customer_id"],
-        "catalog_id": row["catalog_id"],
-        "pos_vendor": row["pos_vendor"],
-        "first_name": row["first_name"],
-        "last_name": row["last_name"],
-        "email": row["email"] or None,
-        "phone": row["phone"] or None,
-        "birthday": _iso(row["birthday"]),
-        "gender": row["gender"] or None,
-        "drivers_license": row["drivers_license"] or None,
-        "drivers_license_expiration": _iso(row["drivers_license_expiration"]),
-        "medical_card_number": row["medical_card_number"] or None,
-        "medical_card_expiration": _iso(row["medical_card_expiration"]),
-        "customer_type": row["customer_type"],
-        "active": row["active"],
-        "address": {
-            "street": row["street"],
-            "city": row["city"],
-            "state": row["state"],
-            "postal_code": row["postal_code"],
-        },
-        "loyalty_points": _number(row["loyalty_points"]),
-        "notes": row["notes"],
-        "pos_created_at": _iso_dt(row["pos_created_at"]),
-        "pos_updated_at": _iso_dt(row["pos_updated_at"]),
-        "synced_at": _iso_dt(row["synced_at"]),
+        "id": pk,
+        "customer_id": customer_id,
+        "catalog_id": catalog_id,
+        "pos_vendor": pos_vendor,
+        "first_name": first_name,
+        "last_name": last_name,
+        "email": email or None,
+        "phone": phone or None,
+        "birthday": _iso(birthday),
+        "gender": gender or None,
+        "drivers_license": drivers_license or None,
+        "drivers_license_expiration": _iso(drivers_license_expiration),
+        "medical_card_number": medical_card_number or None,
+        "medical_card_expiration": _iso(medical_card_expiration),
+        "customer_type": customer_type,
+        "active": active,
+        "address": {"street": street, "city": city, "state": state, "postal_code": postal_code},
+        "loyalty_points": _number(loyalty_points),
+        "notes": notes,
+        "pos_created_at": _iso_dt(pos_created_at),
+        "pos_updated_at": _iso_dt(pos_updated_at),
+        "synced_at": _iso_dt(synced_at),
     }
 
 

@@ -37,18 +37,16 @@ class PeakTimestamp(Func):
 
     output_field = DateTimeField()
     template = "%(expressions)s"
+    # One to_char with the microseconds, which are then dropped when they are all zeros: only the end of the text
+    # can read ".000000Z".
     _POSTGRESQL = (
-        """to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || """
-        """CASE WHEN to_char(%(expressions)s, 'US') = '000000' THEN 'Z' ELSE to_char(%(expressions)s, '.US"Z"') END"""
+        """replace(to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '.000000Z', 'Z')"""
     )
 
     def as_postgresql(
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
     ) -> tuple[str, tuple[str | int, ...]]:
-        sql, params = self.as_sql(compiler, connection, template=self._POSTGRESQL, **extra_context)
-        if params:  # the column appears three times in the template: only a plain column will do
-            raise ValueError("PeakTimestamp takes a column, not an expression with parameters")
-        return sql, params
+        return self.as_sql(compiler, connection, template=self._POSTGRESQL, **extra_context)
 
 
 class PeakDate(Func):
@@ -64,9 +62,9 @@ class PeakDate(Func):
         return self.as_sql(compiler, connection, template="to_char(%(expressions)s, 'YYYY-MM-DD')", **extra_context)
 
 
-# What a list selects, in PEAK_KEYS order: the columns peak_customer reads, then the store's catalog_id and
-# pos_vendor (joined; the store's POS credentials are never read). Plain rows, not model instances: a page of
-# model instances, each with its Store, cost more than all the rest of the request.
+# What a list selects, in the order of customers.models.PEAK_KEYS: the columns peak_customer reads, then the
+# store's catalog_id and pos_vendor (joined; the store's POS credentials are never read). Plain rows, not model
+# instances: a page of model instances, each with its Store, cost more than all the rest of the request.
 _TIMESTAMPS = frozenset({"pos_created_at", "pos_updated_at", "synced_at"})
 _DATES = frozenset({"birthday", "drivers_license_expiration", "medical_card_expiration"})
 PEAK_SELECT: tuple[str | Expression, ...] = (
@@ -77,7 +75,6 @@ PEAK_SELECT: tuple[str | Expression, ...] = (
     "store__catalog_id",
     "store__pos_vendor",
 )
-PEAK_KEYS = (*PEAK_COLUMNS, "catalog_id", "pos_vendor")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +118,7 @@ def _peak_rows() -> CustomerQuerySet:
 
 def _peak(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
     """Rows of a list (PEAK_SELECT) in the canonical representation."""
-    return [peak_customer(dict(zip(PEAK_KEYS, row, strict=True))) for row in rows]
+    return [peak_customer(row) for row in rows]
 
 
 def store_customers(*, store: Store) -> CustomerQuerySet:

@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, transaction
 
-from customers.models import Customer, phone_digits
+from customers.models import PEAK_KEYS, Customer, peak_customer, phone_digits
 from tests.factories import CustomerFactory, StoreFactory
 
 pytestmark = pytest.mark.django_db
@@ -115,6 +115,15 @@ def test_to_peak_customer_is_the_canonical_shape():
         "pos_updated_at": "2026-03-27T03:36:04Z",
         "synced_at": "2026-11-24T10:00:00Z",
     }
+
+
+def test_peak_customer_reads_each_value_of_a_row_under_its_own_name():
+    # peak_customer unpacks rows by position (PEAK_KEYS order): a value under another field's name is caught here.
+    row = {name: f"<{name}>" for name in PEAK_KEYS}
+    row["loyalty_points"] = 12
+    answer = peak_customer(tuple(row.values()))
+    address = answer.pop("address")
+    assert {**answer, **address} == row
 
 
 def test_to_peak_customer_keeps_fractional_points(store):
