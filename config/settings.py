@@ -90,6 +90,9 @@ else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", env.bool("CONN_HEALTH_CHECKS", default=True))
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Django's backend with a health check that needs no round trip while the server has said nothing
+        # (config/postgresql/base.py).
+        DATABASES["default"]["ENGINE"] = "config.postgresql"
         # Server-side parameter binding + prepared statements (psycopg 3): a statement run DB_PREPARE_THRESHOLD
         # times on a connection is prepared once and then only executed, saving PostgreSQL the parse and plan.
         # Not behind a transaction-mode connection pooler that does not track prepared statements.
