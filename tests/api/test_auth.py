@@ -97,6 +97,31 @@ def test_requests_beyond_the_rate_get_429_with_retry_after(api, monkeypatch):
     assert response.json()["error"]["retry_after"] == int(response["Retry-After"])
 
 
+def test_the_rate_refills_one_request_at_a_time(api, monkeypatch):
+    # 3/min: three at once, then one every 20 seconds; a key left alone for a minute has three again.
+    clock = [1_000_000.0]
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "3/min"})
+    monkeypatch.setattr(ApiKeyRateThrottle, "timer", lambda self: clock[0])
+
+    def statuses(n: int) -> list[int]:
+        return [api.get("/api/v1/customers").status_code for _ in range(n)]
+
+    assert statuses(4) == [200, 200, 200, 429]
+    clock[0] += 5
+    refused = api.get("/api/v1/customers")
+    assert refused.status_code == 429 and refused["Retry-After"] == "15"
+    clock[0] += 15
+    assert statuses(2) == [200, 429]
+    clock[0] += 60
+    assert statuses(4) == [200, 200, 200, 429]
+
+
+def test_a_rate_of_zero_refuses_every_request(api, monkeypatch):
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "0/min"})
+    response = api.get("/api/v1/customers")
+    assert response.status_code == 429 and response["Retry-After"] == "60"
+
+
 def test_throttling_counts_per_key(make_key, store, monkeypatch):
     monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "1/min"})
     first, second = make_key(store).client(), make_key(store).client()
