@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_api import EXPECTED_STATUS, configure_env, prepare, scenarios
+from bench_api import EXPECTED_STATUS, RANDOM_PAGE_COST, configure_env, prepare, scenarios
 
 
 def environ_for(path: str, key: str) -> dict[str, Any]:
@@ -67,10 +67,11 @@ def main() -> None:
     parser.add_argument("--cpu", action="store_true", help="Profile CPU time (waits for the database excluded).")
     parser.add_argument("--sort", default="cumulative", help="pstats sort key.")
     parser.add_argument("--limit", type=int, default=60, help="pstats lines.")
+    parser.add_argument("--random-page-cost", default=RANDOM_PAGE_COST, help="As bench_api.py's.")
     args = parser.parse_args()
 
     configure_env(8031)
-    key, catalog_ids, first_id = prepare(args.customers, args.stores)
+    key, catalog_ids, first_id = prepare(args.customers, args.stores, args.random_page_cost)
     plan = scenarios(args.customers, catalog_ids, first_id, args.n)
     if args.only:
         plan = {name: paths for name, paths in plan.items() if any(o in name for o in args.only)}

@@ -35,6 +35,9 @@ TARGET_P50_MS = 15.0
 TARGET_P99_MS = 100.0
 
 BENCH_SETTINGS = {"DB_SERVER_SIDE_BINDING": "true", "DB_PREPARE_THRESHOLD": "5", "API_KEY_CACHE_SECONDS": "5"}
+# The server setting README.md ("Configuration") recommends for a database on SSDs or in memory; PostgreSQL's
+# default is 4.
+RANDOM_PAGE_COST = "1.1"
 
 FLOOR_DJANGO = "floor: Django, no view (404, no database)"
 FLOOR_API = "floor: API key + DRF, no customer query (404)"
@@ -57,15 +60,17 @@ def configure_env(port: int) -> None:
     # same at any rate (one number per key in the cache; stores.authentication.ApiKeyRateThrottle).
     os.environ["API_THROTTLE_RATE"] = "1000000/sec"
     os.environ["LOG_LEVEL"] = "WARNING"
-    # The recommended production settings for PostgreSQL (see .env.example and bench/API.md); each can be
+    # The recommended production settings for PostgreSQL (see .env.example and bench/README.md); each can be
     # overridden from the environment to measure without it.
     for name, value in BENCH_SETTINGS.items():
         os.environ.setdefault(name, value)
 
 
-def prepare(customers: int, stores: int) -> tuple[str, list[str], int]:
-    """Migrate, load the customers if they are not there yet, and make a key; (key, catalog ids, first id)."""
+def prepare(customers: int, stores: int, random_page_cost: str = RANDOM_PAGE_COST) -> tuple[str, list[str], int]:
+    """Migrate, load the customers if they are not there yet, set the database's random_page_cost (for the
+    connections opened from now on), and make a key; (key, catalog ids, first id)."""
     import django
+    import psycopg.sql
 
     django.setup()
     from api_data import copy_customers
@@ -102,6 +107,11 @@ def prepare(customers: int, stores: int) -> tuple[str, list[str], int]:
         print(f"  loaded in {seconds:.1f} s ({customers / seconds:,.0f} rows/s, indexes included)", flush=True)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE customers_customer")
+        cursor.execute("SELECT current_database()")
+        statement = psycopg.sql.SQL("ALTER DATABASE {} SET random_page_cost = {}").format(
+            psycopg.sql.Identifier(cursor.fetchone()[0]), psycopg.sql.Literal(float(random_page_cost))
+        )
+        cursor.execute(statement.as_string(connection.connection))
     first_id = Customer.objects.order_by("id").values_list("id", flat=True).first()
     _, raw = api_key_create(name="bench")
     connection.close()
@@ -273,6 +283,11 @@ def main() -> None:
         help="gunicorn worker class (default: sync, or gthread with --threads).",
     )
     parser.add_argument("--port", type=int, default=8031)
+    parser.add_argument(
+        "--random-page-cost",
+        default=RANDOM_PAGE_COST,
+        help="PostgreSQL's random_page_cost for the bench's database (the server's default is 4).",
+    )
     parser.add_argument("--only", action="append", default=[], help="Only scenarios whose name contains this.")
     args = parser.parse_args()
 
@@ -291,7 +306,7 @@ def main() -> None:
         n = args.requests
 
     configure_env(args.port)
-    key, catalog_ids, first_id = prepare(args.customers, args.stores)
+    key, catalog_ids, first_id = prepare(args.customers, args.stores, args.random_page_cost)
     plan = scenarios(args.customers, catalog_ids, first_id, n)
     if args.only:
         plan = {name: paths for name, paths in plan.items() if any(o in name for o in args.only)}
@@ -319,7 +334,7 @@ def main() -> None:
             f"load: {generator}\n"
             + "settings: "
             + ", ".join(f"{n}={os.environ.get(n) or 'default'}" for n in [*BENCH_SETTINGS, "CONN_HEALTH_CHECKS"])
-            + "\n"
+            + f"; PostgreSQL random_page_cost={args.random_page_cost}\n"
         )
         print("| scenario | requests/s | p50 ms | p90 ms | p99 ms | max ms | errors | target |")
         print("|---|---:|---:|---:|---:|---:|---:|---|")
