@@ -43,6 +43,15 @@ FLOOR_DJANGO = "floor: Django, no view (404, no database)"
 FLOOR_API = "floor: API key + DRF, no customer query (404)"
 FLOOR_HEALTH = "floor: /health/ (no auth; database + queue checks)"
 MIXED = "mixed (the list, lookup, cursor and fetch scenarios)"
+SEARCH = "search: name start (20)"
+
+
+def has_targets(name: str) -> bool:
+    """The scenarios the targets apply to (issue #6: filter lists, lookups, deep cursor pages; fetch and their
+    mix too); the floors and free-text search are measured and shown, not held to them."""
+    return not name.startswith("floor") and name != SEARCH
+
+
 EXPECTED_STATUS = {FLOOR_DJANGO: 404, FLOOR_API: 404}
 
 
@@ -153,7 +162,7 @@ def scenarios(customers: int, catalog_ids: list[str], first_id: int, n: int, see
             for _ in range(n)
         ],
         "filter: birthday (20)": [q(birthday=sample()[1]["birthday"], page_size=20) for _ in range(n)],
-        "search: name start (20)": [
+        SEARCH: [
             q(search=rnd.choice(LAST_NAMES)[:5].lower(), catalog_id=rnd.choice(catalog_ids), page_size=20)
             for _ in range(n)
         ],
@@ -169,7 +178,7 @@ def scenarios(customers: int, catalog_ids: list[str], first_id: int, n: int, see
         ],
         "fetch: /customers/{id}": [f"/api/v1/customers/{first_id + rnd.randrange(customers)}" for _ in range(n)],
     }
-    out[MIXED] = [path for name, paths in out.items() if not name.startswith("floor") for path in paths[: n // 8]]
+    out[MIXED] = [path for name, paths in out.items() if has_targets(name) for path in paths[: n // 8]]
     rnd.shuffle(out[MIXED])
     return out
 
@@ -351,13 +360,17 @@ def main() -> None:
                 expect=EXPECTED_STATUS.get(name, 200),
             )
             ok = stats["p50_ms"] <= TARGET_P50_MS and stats["p99_ms"] <= TARGET_P99_MS and not stats["errors"]
-            failed |= not ok and not name.startswith("floor")
+            failed |= not ok and has_targets(name)
+            verdict = ("ok" if ok else "MISSED") if has_targets(name) else "" if name.startswith("floor") else "—"
             print(
                 f"| {name} | {stats['rps']:,.0f} | {stats['p50_ms']} | {stats['p90_ms']} | {stats['p99_ms']} | "
-                f"{stats['max_ms']} | {stats['errors']} | {'ok' if ok else 'MISSED'} |",
+                f"{stats['max_ms']} | {stats['errors']} | {verdict} |",
                 flush=True,
             )
-        print(f"\nTargets: p50 <= {TARGET_P50_MS} ms, p99 <= {TARGET_P99_MS} ms, no errors (floors excepted).")
+        print(
+            f"\nTargets: p50 <= {TARGET_P50_MS} ms, p99 <= {TARGET_P99_MS} ms, no errors; for every scenario but the "
+            "floors and free-text search."
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
