@@ -18,6 +18,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/", health, name="health"),
     path("", include("customers.api.urls")),
+    path("", include("syncs.api.urls")),
     re_path(
         rf"^{settings.STATIC_URL.lstrip('/')}(?P<path>drf_spectacular_sidecar/.*)$",
         serve,

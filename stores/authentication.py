@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db.models.signals import m2m_changed, post_delete, post_save
@@ -64,6 +64,11 @@ def _api_key_for(raw_key: str) -> ApiKey | None:
                 _key_cache.clear()
             _key_cache[digest] = (now + ttl, api_key)
     return api_key
+
+
+def request_api_key(request: Request) -> ApiKey:
+    """The key a request was authenticated with (in views behind HasApiKey, which lets no other through)."""
+    return cast(ApiKey, request.auth)
 
 
 @dataclass(frozen=True, slots=True)

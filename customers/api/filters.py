@@ -87,16 +87,6 @@ class LegacySearchFilter(django_filters.FilterSet):
         fields: list[str] = []
 
 
-class SyncListFilter(django_filters.FilterSet):
-    """GET /api/v1/syncs filters."""
-
-    catalog_id = django_filters.CharFilter(max_length=100, help_text="Only this store.")
-
-    class Meta:
-        model = Customer
-        fields: list[str] = []
-
-
 def parse_query(
     filterset_class: type[django_filters.FilterSet], query: QueryDict, *, also_allowed: frozenset[str] = frozenset()
 ) -> dict[str, Any]:

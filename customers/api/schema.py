@@ -1,10 +1,23 @@
-"""OpenAPI description of the API-key authentication (imported by the views so drf-spectacular finds it)."""
+"""OpenAPI pieces every endpoint shares: the API-key authentication (registered with drf-spectacular when this
+module is imported, which every API views module does) and the common error responses and examples."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.utils import OpenApiResponse
+
+from customers.api import examples as ex
+from customers.api.serializers import ErrorSerializer
+
+# The errors any endpoint can answer, and examples of the ones not tied to an endpoint's own input.
+ERRORS: dict[int, Any] = {
+    400: OpenApiResponse(ErrorSerializer, description="Unknown or malformed parameters or fields."),
+    401: OpenApiResponse(ErrorSerializer, description="Missing, wrong or revoked API key."),
+    429: OpenApiResponse(ErrorSerializer, description="Too many requests for this key; see Retry-After."),
+}
+COMMON_EXAMPLES = [ex.UNAUTHORIZED, ex.THROTTLED]
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):

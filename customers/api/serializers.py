@@ -113,13 +113,6 @@ class CustomerCreateSerializer(StrictSerializer):
     customer = NewCustomerSerializer()
 
 
-class SyncTriggerSerializer(StrictSerializer):
-    catalog_id = serializers.CharField(max_length=100, help_text="The store to sync.")
-    kind = serializers.ChoiceField(
-        choices=["incremental", "full"], default="incremental", help_text="incremental (default) or full."
-    )
-
-
 # ---- response shapes (documentation; the data comes from to_peak_customer) ---------------------------
 
 
@@ -194,45 +187,3 @@ class ErrorSerializer(serializers.Serializer):
 
 class DuplicateErrorSerializer(ErrorSerializer):
     customer = PeakCustomerSerializer(allow_null=True, help_text="The customer the POS already has, where known.")
-
-
-class SyncCountsSerializer(serializers.Serializer):
-    fetched = serializers.IntegerField()
-    created = serializers.IntegerField()
-    updated = serializers.IntegerField()
-    unchanged = serializers.IntegerField()
-    invalid = serializers.IntegerField()
-    deactivated = serializers.IntegerField()
-
-
-class SyncSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=["pending", "in_progress", "failed", "finished"])
-    kind = serializers.ChoiceField(choices=["incremental", "full"])
-    trigger = serializers.ChoiceField(choices=["schedule", "manual", "admin", "api"])
-    created_at = serializers.DateTimeField()
-    started_at = serializers.DateTimeField(allow_null=True)
-    finished_at = serializers.DateTimeField(allow_null=True)
-    duration_seconds = serializers.FloatField(allow_null=True)
-    counts = SyncCountsSerializer()
-    error = serializers.CharField(allow_null=True)
-
-
-class StoreSyncStatusSerializer(serializers.Serializer):
-    catalog_id = serializers.CharField()
-    name = serializers.CharField()
-    pos_vendor = serializers.CharField()
-    sync_enabled = serializers.BooleanField()
-    last_sync = SyncSerializer(allow_null=True, help_text="The latest sync, whatever its outcome.")
-    last_finished_at = serializers.DateTimeField(allow_null=True, help_text="When a sync last finished well.")
-
-
-@extend_schema_serializer(many=False)
-class SyncListResponseSerializer(serializers.Serializer):
-    syncs = StoreSyncStatusSerializer(many=True)
-
-
-class SyncTriggerResponseSerializer(serializers.Serializer):
-    sync = SyncSerializer()
-    created = serializers.BooleanField(help_text="false: a sync was already running; this is that one.")
-    catalog_id = serializers.CharField()

@@ -6,11 +6,10 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
-from customers.api.views import CustomerViewSet, LegacyCustomerSearchView, SyncViewSet
+from customers.api.views import CustomerViewSet, LegacyCustomerSearchView
 
 router = SimpleRouter(trailing_slash=False)  # unlike DefaultRouter, adds no format-suffix (.json) routes
 router.register("customers", CustomerViewSet, basename="customer")
-router.register("syncs", SyncViewSet, basename="sync")
 
 urlpatterns = [
     path("api/v1/", include(router.urls)),

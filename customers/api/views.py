@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -13,10 +13,10 @@ from rest_framework.views import APIView
 from rest_framework.viewsets import ViewSet
 
 from customers.api import examples as ex
-from customers.api import schema as _schema  # noqa: F401  (registers the auth scheme)
 from customers.api.errors import ApiError, CustomerNotFound
-from customers.api.filters import CustomerFilter, LegacySearchFilter, SyncListFilter, parse_query
+from customers.api.filters import CustomerFilter, LegacySearchFilter, parse_query
 from customers.api.pagination import MAX_ID, PAGE_PARAMS, PAGINATION_PARAMETERS, next_link, page_request
+from customers.api.schema import COMMON_EXAMPLES, ERRORS
 from customers.api.serializers import (
     CustomerCreateSerializer,
     CustomerListResponseSerializer,
@@ -25,31 +25,17 @@ from customers.api.serializers import (
     ErrorSerializer,
     LegacySearchResponseSerializer,
     NewCustomerSerializer,
-    SyncListResponseSerializer,
-    SyncTriggerResponseSerializer,
-    SyncTriggerSerializer,
 )
-from customers.api.syncs import sync_as_dict, sync_status_list
 from customers.models import Customer
 from customers.selectors import CustomerFilters, customer_get, customer_list, customer_peak_list
 from customers.services import IdempotencyKey, customer_create, customer_search, request_fingerprint
+from stores.authentication import request_api_key
 from stores.models import ApiKey
 from stores.selectors import store_get_for_key
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 LEGACY_MAX_RESULTS = 100
-
-ERRORS: dict[int, Any] = {
-    400: OpenApiResponse(ErrorSerializer, description="Unknown or malformed parameters or fields."),
-    401: OpenApiResponse(ErrorSerializer, description="Missing, wrong or revoked API key."),
-    429: OpenApiResponse(ErrorSerializer, description="Too many requests for this key; see Retry-After."),
-}
-COMMON_EXAMPLES = [ex.UNAUTHORIZED, ex.THROTTLED]
-
-
-def _api_key(request: Request) -> ApiKey:
-    return cast(ApiKey, request.auth)
 
 
 class CustomerViewSet(ViewSet):
@@ -86,7 +72,7 @@ class CustomerViewSet(ViewSet):
             parse_query(CustomerFilter, request.query_params, also_allowed=PAGE_PARAMS)
         )
         page = page_request(request.query_params)
-        result = customer_search(api_key=_api_key(request), filters=filters, after=page.after, size=page.size)
+        result = customer_search(api_key=request_api_key(request), filters=filters, after=page.after, size=page.size)
         body: dict[str, Any] = {
             "customers": result.customers,
             "next": next_link(request, result.next_after),
@@ -110,7 +96,7 @@ class CustomerViewSet(ViewSet):
     def retrieve(self, request: Request, pk: str) -> Response:
         if not pk.isdigit() or int(pk) > MAX_ID:
             raise CustomerNotFound()
-        return Response({"customer": customer_get(api_key=_api_key(request), pk=int(pk))})
+        return Response({"customer": customer_get(api_key=request_api_key(request), pk=int(pk))})
 
     @extend_schema(
         operation_id="customers_create",
@@ -160,7 +146,7 @@ class CustomerViewSet(ViewSet):
         ],
     )
     def create(self, request: Request) -> Response:
-        api_key = _api_key(request)
+        api_key = request_api_key(request)
         serializer = CustomerCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         store = store_get_for_key(api_key=api_key, catalog_id=serializer.validated_data["catalog_id"])
@@ -211,66 +197,10 @@ class LegacyCustomerSearchView(APIView):
     def get(self, request: Request) -> Response:
         params = parse_query(LegacySearchFilter, request.query_params, also_allowed=frozenset({"api_key"}))
         filters = CustomerFilters(customer_id=params["customer_id"], catalog_id=params.get("catalog_id") or None)
-        customers = customer_list(api_key=_api_key(request), filters=filters)
+        customers = customer_list(api_key=request_api_key(request), filters=filters)
         return Response({"customers": customer_peak_list(queryset=customers, limit=LEGACY_MAX_RESULTS)})
 
     # For the schema only: drf-spectacular documents the query parameters from the filterset.
     filter_backends = [DjangoFilterBackend]
     filterset_class = LegacySearchFilter
     queryset = Customer.objects.none()
-
-
-class SyncViewSet(ViewSet):
-    """Customer syncs of the stores the API key reaches."""
-
-    @extend_schema(
-        operation_id="syncs_list",
-        summary="Sync status per store",
-        description="Each store the key reaches, with its latest sync (status, times, counts, error).",
-        parameters=[OpenApiParameter("catalog_id", str, description="Only this store.")],
-        responses={
-            200: SyncListResponseSerializer,
-            404: OpenApiResponse(ErrorSerializer, description="catalog_id is not one of the key's stores."),
-            **ERRORS,
-        },
-        examples=[ex.SYNCS_OK, ex.STORE_NOT_FOUND, ex.BAD_PARAMS, *COMMON_EXAMPLES],
-    )
-    def list(self, request: Request) -> Response:
-        params = parse_query(SyncListFilter, request.query_params)
-        api_key = _api_key(request)
-        store = (
-            store_get_for_key(api_key=api_key, catalog_id=params["catalog_id"]) if params.get("catalog_id") else None
-        )
-        return Response({"syncs": sync_status_list(api_key=api_key, store=store)})
-
-    @extend_schema(
-        operation_id="syncs_create",
-        summary="Sync a store now",
-        description="Queues a sync of the store; if one is already pending or running, answers with that one (200).",
-        request=SyncTriggerSerializer,
-        responses={
-            202: SyncTriggerResponseSerializer,
-            200: SyncTriggerResponseSerializer,
-            404: OpenApiResponse(ErrorSerializer, description="catalog_id is not one of the key's stores."),
-            **ERRORS,
-        },
-        examples=[
-            ex.SYNC_REQUEST,
-            ex.SYNC_STARTED,
-            ex.SYNC_RUNNING,
-            ex.SYNC_INVALID,
-            ex.STORE_NOT_FOUND,
-            *COMMON_EXAMPLES,
-        ],
-    )
-    def create(self, request: Request) -> Response:
-        from syncs.services import sync_trigger
-
-        serializer = SyncTriggerSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        store = store_get_for_key(api_key=_api_key(request), catalog_id=serializer.validated_data["catalog_id"])
-        sync, created = sync_trigger(store=store, kind=serializer.validated_data["kind"], trigger="api")
-        return Response(
-            {"catalog_id": store.catalog_id, "created": created, "sync": sync_as_dict(sync)},
-            status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
-        )
