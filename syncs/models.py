@@ -112,6 +112,17 @@ class CustomerSync(models.Model):
             return None
         return self.finished_at - self.started_at
 
+    def counts(self) -> dict[str, int]:
+        """What the sync did to the customers, by outcome (the API and the task's result show these)."""
+        return {
+            "fetched": self.fetched,
+            "created": self.created,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "invalid": self.invalid,
+            "deactivated": self.deactivated,
+        }
+
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES

@@ -59,11 +59,6 @@ def sync_store_customers(
         "sync_id": sync.pk,
         "store_id": sync.store_id,
         "status": sync.status,
-        "fetched": sync.fetched,
-        "created": sync.created,
-        "updated": sync.updated,
-        "unchanged": sync.unchanged,
-        "invalid": sync.invalid,
-        "deactivated": sync.deactivated,
+        **sync.counts(),
         "error_type": sync.error_type,
     }

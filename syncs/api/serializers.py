@@ -84,14 +84,7 @@ def sync_as_dict(sync: CustomerSync) -> dict[str, Any]:
         "started_at": _iso(sync.started_at),
         "finished_at": _iso(sync.finished_at),
         "duration_seconds": duration.total_seconds() if duration is not None else None,
-        "counts": {
-            "fetched": sync.fetched,
-            "created": sync.created,
-            "updated": sync.updated,
-            "unchanged": sync.unchanged,
-            "invalid": sync.invalid,
-            "deactivated": sync.deactivated,
-        },
+        "counts": sync.counts(),
         "error": sync.error_message or None,
     }
 
