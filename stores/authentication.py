@@ -137,6 +137,8 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
     1,200 entries at 1200/min, pickled twice in the local-memory cache or sent both ways to Redis."""
 
     scope = "api_key"
+    # Not DRF's key ("throttle_api_key_<id>"): a cache still holding DRF's lists after an upgrade is left alone.
+    cache_format = "throttle_%(scope)s_bucket_%(ident)s"
     num_requests: int  # set from the rate by SimpleRateThrottle.__init__
     duration: int
     wait_seconds: float | None = None
@@ -157,7 +159,9 @@ class ApiKeyRateThrottle(SimpleRateThrottle):
             self.wait_seconds = self.duration
             return False
         interval = self.duration / self.num_requests
-        full_at = max(float(self.cache.get(key, now)), now)  # when the bucket is full again (now: it is full)
+        full_at = self.cache.get(key)  # when the bucket is full again; none, or past: it is full now
+        if not isinstance(full_at, float) or full_at < now:
+            full_at = now
         # This request fits if the bucket, with it, would be full again within one period.
         over = full_at + interval - now - self.duration
         if over > 0:
