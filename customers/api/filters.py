@@ -117,5 +117,5 @@ def parse_query(
 def _form_fields(filterset_class: type[django_filters.FilterSet]) -> dict[str, forms.Field]:
     # A FilterSet deep-copies its filters and builds its form class on every instantiation; the form's fields
     # are all parsing needs, and they never change.
-    form_class = filterset_class(queryset=Customer.objects.none()).form.__class__
+    form_class = filterset_class(queryset=filterset_class._meta.model.objects.none()).form.__class__
     return dict(form_class.base_fields)
