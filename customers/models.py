@@ -229,9 +229,9 @@ def peak_customer(row: Sequence[Any]) -> dict[str, Any]:
         "address": {"street": street, "city": city, "state": state, "postal_code": postal_code},
         "loyalty_points": _number(loyalty_points),
         "notes": notes,
-        "pos_created_at": _iso_dt(pos_created_at),
-        "pos_updated_at": _iso_dt(pos_updated_at),
-        "synced_at": _iso_dt(synced_at),
+        "pos_created_at": iso_timestamp(pos_created_at),
+        "pos_updated_at": iso_timestamp(pos_updated_at),
+        "synced_at": iso_timestamp(synced_at),
     }
 
 
@@ -242,7 +242,7 @@ def _iso(value: date | str | None) -> str | None:
     return value.isoformat()
 
 
-def _iso_dt(value: Any) -> str | None:
+def iso_timestamp(value: Any) -> str | None:
     """ISO 8601 in UTC with a "Z"; text already in that form (formatted by the database, see
     customers.selectors.PeakTimestamp) as it is."""
     if value is None or isinstance(value, str):

@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
 from customers.api.serializers import StrictSerializer
+from customers.models import iso_timestamp
 from syncs.models import CustomerSync
 from syncs.selectors import StoreSyncStatus
 
@@ -80,9 +81,9 @@ def sync_as_dict(sync: CustomerSync) -> dict[str, Any]:
         "status": sync.status,
         "kind": sync.kind,
         "trigger": sync.trigger,
-        "created_at": _iso(sync.created_at),
-        "started_at": _iso(sync.started_at),
-        "finished_at": _iso(sync.finished_at),
+        "created_at": iso_timestamp(sync.created_at),
+        "started_at": iso_timestamp(sync.started_at),
+        "finished_at": iso_timestamp(sync.finished_at),
         "duration_seconds": duration.total_seconds() if duration is not None else None,
         "counts": sync.counts(),
         "error": sync.error_message or None,
@@ -98,9 +99,5 @@ def store_sync_status_as_dict(status: StoreSyncStatus) -> dict[str, Any]:
         "pos_vendor": store.pos_vendor,
         "sync_enabled": store.sync_enabled,
         "last_sync": sync_as_dict(status.last_sync) if status.last_sync is not None else None,
-        "last_finished_at": _iso(status.last_finished_at),
+        "last_finished_at": iso_timestamp(status.last_finished_at),
     }
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
