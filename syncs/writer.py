@@ -405,9 +405,7 @@ class PostgresPageWriter(PageWriter):
         return {cid: (active, updated, synced) for cid, active, updated, synced in found}
 
     def send(self, rows: Sequence[Row], *, now: datetime, held: Mapping[str, Any], commit: bool) -> PageWrites:
-        connection.ensure_connection()
-        connection.validate_no_broken_transaction()
-        raw_connection = connection.connection
+        raw_connection = self._raw_connection()
         seen = [row.customer_id for row in rows if row.customer_id in held]
         with connection.wrap_database_errors:
             pipeline = raw_connection.pipeline()
@@ -435,10 +433,16 @@ class PostgresPageWriter(PageWriter):
         return cursor
 
     def _run(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        raw_connection = self._raw_connection()
+        with connection.wrap_database_errors, self._send(raw_connection, sql, params) as cursor:
+            return cursor.fetchall() if cursor.description else []
+
+    @staticmethod
+    def _raw_connection() -> Any:
+        """Django's psycopg connection, opened if need be, outside a transaction that has failed."""
         connection.ensure_connection()
         connection.validate_no_broken_transaction()
-        with connection.wrap_database_errors, self._send(connection.connection, sql, params) as cursor:
-            return cursor.fetchall() if cursor.description else []
+        return connection.connection
 
     def _upsert_params(self, rows: Sequence[Row], now: datetime) -> list[Any]:
         arrays: list[list[Any]] = [[row.customer_id for row in rows]]
