@@ -13,7 +13,7 @@ from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.http import HttpRequest, HttpResponse
 
-from customers.api.errors import API_PATH_PREFIXES
+from api.errors import API_PATH_PREFIXES
 
 
 def is_api_request(request: HttpRequest) -> bool:

@@ -132,21 +132,21 @@ if not POS_CREDENTIALS_KEYS:
     POS_CREDENTIALS_KEYS = [base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()]
 
 # --- REST API -------------------------------------------------------------------------------------
-# Every endpoint needs an API key (stores.authentication); views opt out explicitly (health, schema, docs).
+# Every endpoint needs an API key (api.authentication); views opt out explicitly (health, schema, docs).
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["stores.authentication.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["stores.authentication.HasApiKey"],
-    "DEFAULT_THROTTLE_CLASSES": ["stores.authentication.ApiKeyRateThrottle"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.HasApiKey"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.ApiKeyRateThrottle"],
     # Counted in the default cache: per process with the local-memory cache, shared once CACHES points at Redis.
     "DEFAULT_THROTTLE_RATES": {"api_key": env.str("API_THROTTLE_RATE", default="1200/min")},
     # DRF's JSON, encoded with orjson; negotiation that settles the usual Accept headers without parsing them.
-    "DEFAULT_RENDERER_CLASSES": ["customers.api.renderers.FastJSONRenderer"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "customers.api.renderers.ContentNegotiation",
+    "DEFAULT_RENDERER_CLASSES": ["api.renderers.FastJSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "api.renderers.ContentNegotiation",
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "customers.api.errors.exception_handler",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
-    # Ours (stores.authentication): seconds a worker keeps a looked-up API key, saving a query per request; a
+    # Ours (api.key_cache): seconds a worker keeps a looked-up API key, saving a query per request; a
     # key revoked or re-scoped in another process takes effect there up to this late. 0: look up every time.
     "API_KEY_CACHE_SECONDS": env.float("API_KEY_CACHE_SECONDS", default=0),
 }

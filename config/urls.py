@@ -17,8 +17,7 @@ SIDECAR_STATIC = Path(drf_spectacular_sidecar.__file__).parent / "static"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("health/", health, name="health"),
-    path("", include("customers.api.urls")),
-    path("", include("syncs.api.urls")),
+    path("", include("api.urls")),
     re_path(
         rf"^{settings.STATIC_URL.lstrip('/')}(?P<path>drf_spectacular_sidecar/.*)$",
         serve,
@@ -26,5 +25,5 @@ urlpatterns = [
     ),
 ]
 
-handler404 = "customers.api.errors.not_found"
-handler500 = "customers.api.errors.server_error"
+handler404 = "api.errors.not_found"
+handler500 = "api.errors.server_error"

@@ -1,1 +1,2 @@
-"""The REST API: serializers, filters, views and routes for customers, plus sync status and triggers."""
+"""The customers endpoints of the REST API (/api/v1/customers, /customers/search): views, routes, filters,
+serializers and examples, built on the api package."""

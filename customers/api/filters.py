@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from typing import Any
 
 import django_filters
-from django import forms
 from django.core.exceptions import ValidationError
-from django.http import QueryDict
 from django_filters.fields import IsoDateTimeField
 
-from customers.api.errors import InvalidParameters
 from customers.models import Customer, CustomerQuerySet, phone_digits
 from customers.selectors import CustomerFilters, customer_filter
 
@@ -85,37 +81,3 @@ class LegacySearchFilter(django_filters.FilterSet):
     class Meta:
         model = Customer
         fields: list[str] = []
-
-
-def parse_query(
-    filterset_class: type[django_filters.FilterSet], query: QueryDict, *, also_allowed: frozenset[str] = frozenset()
-) -> dict[str, Any]:
-    """The cleaned values of a query string; InvalidParameters naming each unknown or malformed parameter."""
-    errors: dict[str, list[str]] = {}
-    # A class is hashable, but mypy doesn't see type[Any] (django-filter is untyped) as Hashable: python/mypy#11470.
-    fields = _form_fields(filterset_class)  # type: ignore[arg-type]
-    for name in query:
-        if name not in fields and name not in also_allowed:
-            errors[name] = ["Unknown parameter."]
-        elif len(query.getlist(name)) > 1:
-            errors[name] = ["Give this parameter once."]
-    # What the filterset's form would do (Form._clean_fields), without building a form per request: a form
-    # deep-copies every field when it is made. Fields are not changed by cleaning, so they can be shared.
-    cleaned: dict[str, Any] = {}
-    for name, field in fields.items():
-        try:
-            cleaned[name] = field.clean(field.widget.value_from_datadict(query, {}, name))
-        except ValidationError as exc:
-            errors.setdefault(name, []).extend(exc.messages)
-    if errors:
-        names = ", ".join(sorted(errors))
-        raise InvalidParameters(f"Invalid query parameters: {names}.", fields=errors)
-    return cleaned
-
-
-@functools.cache
-def _form_fields(filterset_class: type[django_filters.FilterSet]) -> dict[str, forms.Field]:
-    # A FilterSet deep-copies its filters and builds its form class on every instantiation; the form's fields
-    # are all parsing needs, and they never change.
-    form_class = filterset_class(queryset=filterset_class._meta.model.objects.none()).form.__class__
-    return dict(form_class.base_fields)

@@ -10,6 +10,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
+from api.serializers import ErrorSerializer, StrictSerializer
 from customers.models import Gender, licence_key, phone_digits
 from pos_integrations.records import CustomerInput
 
@@ -17,17 +18,6 @@ from pos_integrations.records import CustomerInput
 _NAME = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ '\-.\u2019])*$")
 _LICENCE = re.compile(r"^[A-Z0-9]{4,20}$")
 OLDEST_BIRTHDAY_YEARS = 120
-
-
-class StrictSerializer(serializers.Serializer):
-    """Rejects keys it does not know, so a misspelt field is an error rather than silently dropped."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
-        return super().to_internal_value(data)
 
 
 class NewCustomerSerializer(StrictSerializer):
@@ -166,23 +156,6 @@ class CustomerResponseSerializer(serializers.Serializer):
 
 class LegacySearchResponseSerializer(serializers.Serializer):
     customers = PeakCustomerSerializer(many=True)
-
-
-class ErrorDetailSerializer(serializers.Serializer):
-    code = serializers.CharField(help_text="Stable, machine-readable, e.g. invalid_request, store_not_found.")
-    message = serializers.CharField(help_text="For people.")
-    # DRF's SerializerMetaclass pops declared fields off the class, so this doesn't shadow Serializer.fields at
-    # runtime; the stubs can't express that.
-    fields = serializers.DictField(  # type: ignore[assignment]
-        child=serializers.ListField(child=serializers.CharField()),
-        required=False,
-        help_text="Per field (or query parameter), what is wrong.",
-    )
-    retry_after = serializers.IntegerField(required=False, help_text="Seconds to wait before retrying.")
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = ErrorDetailSerializer()
 
 
 class DuplicateErrorSerializer(ErrorSerializer):

@@ -1,9 +1,8 @@
-"""Routes of the REST API."""
+"""Routes of the customers endpoints (api.urls mounts them)."""
 
 from __future__ import annotations
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
 from customers.api.views import CustomerViewSet, LegacyCustomerSearchView
@@ -14,7 +13,4 @@ router.register("customers", CustomerViewSet, basename="customer")
 urlpatterns = [
     path("api/v1/", include(router.urls)),
     path("customers/search", LegacyCustomerSearchView.as_view(), name="legacy-customer-search"),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
 ]

@@ -1,4 +1,4 @@
-"""API views: parse the request, call a selector or service, shape the answer. Errors: customers.api.errors."""
+"""The customers endpoints: parse the request, call a selector or service, shape the answer (errors: api.errors)."""
 
 from __future__ import annotations
 
@@ -12,24 +12,26 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.viewsets import ViewSet
 
+from api import examples as api_ex
+from api.authentication import request_api_key
+from api.errors import ApiError, CustomerNotFound
+from api.pagination import MAX_ID, PAGE_PARAMS, PAGINATION_PARAMETERS, next_link, page_request
+from api.query import parse_query
+from api.schema import COMMON_EXAMPLES, ERRORS
+from api.serializers import ErrorSerializer
 from customers.api import examples as ex
-from customers.api.errors import ApiError, CustomerNotFound
-from customers.api.filters import CustomerFilter, LegacySearchFilter, parse_query
-from customers.api.pagination import MAX_ID, PAGE_PARAMS, PAGINATION_PARAMETERS, next_link, page_request
-from customers.api.schema import COMMON_EXAMPLES, ERRORS
+from customers.api.filters import CustomerFilter, LegacySearchFilter
 from customers.api.serializers import (
     CustomerCreateSerializer,
     CustomerListResponseSerializer,
     CustomerResponseSerializer,
     DuplicateErrorSerializer,
-    ErrorSerializer,
     LegacySearchResponseSerializer,
     NewCustomerSerializer,
 )
 from customers.models import Customer
 from customers.selectors import CustomerFilters, customer_get, customer_list, customer_peak_list
 from customers.services import IdempotencyKey, customer_create, customer_search, request_fingerprint
-from stores.authentication import request_api_key
 from stores.models import ApiKey
 from stores.selectors import store_get_for_key
 
@@ -65,7 +67,7 @@ class CustomerViewSet(ViewSet):
             404: OpenApiResponse(ErrorSerializer, description="catalog_id is not one of the key's stores."),
             **ERRORS,
         },
-        examples=[ex.LIST_OK, ex.LIST_LIVE, ex.BAD_PARAMS, ex.STORE_NOT_FOUND, *COMMON_EXAMPLES],
+        examples=[ex.LIST_OK, ex.LIST_LIVE, api_ex.BAD_PARAMS, api_ex.STORE_NOT_FOUND, *COMMON_EXAMPLES],
     )
     def list(self, request: Request) -> Response:
         filters = CustomerFilters.from_mapping(
@@ -135,7 +137,7 @@ class CustomerViewSet(ViewSet):
             ex.CREATE_REQUEST,
             ex.CREATED,
             ex.CREATE_INVALID,
-            ex.STORE_NOT_FOUND,
+            api_ex.STORE_NOT_FOUND,
             ex.CREATE_NOT_SUPPORTED,
             ex.CREATE_DUPLICATE,
             ex.CREATE_IN_PROGRESS,
@@ -192,7 +194,7 @@ class LegacyCustomerSearchView(APIView):
             404: OpenApiResponse(ErrorSerializer, description="catalog_id is not one of the key's stores."),
             **ERRORS,
         },
-        examples=[ex.LEGACY_OK, ex.LEGACY_BAD, ex.STORE_NOT_FOUND, *COMMON_EXAMPLES],
+        examples=[ex.LEGACY_OK, ex.LEGACY_BAD, api_ex.STORE_NOT_FOUND, *COMMON_EXAMPLES],
     )
     def get(self, request: Request) -> Response:
         params = parse_query(LegacySearchFilter, request.query_params, also_allowed=frozenset({"api_key"}))

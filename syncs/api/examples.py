@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from customers.api.examples import error, ex
+from api.examples import error, ex
 
 SYNC: dict[str, Any] = {
     "id": 88,

@@ -8,7 +8,7 @@ import django_filters
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from customers.api.serializers import StrictSerializer
+from api.serializers import StrictSerializer
 from customers.models import iso_timestamp
 from syncs.models import CustomerSync
 from syncs.selectors import StoreSyncStatus

@@ -1,4 +1,4 @@
-"""Routes of the syncs endpoints (config/urls.py includes them beside customers.api.urls)."""
+"""Routes of the syncs endpoints (api.urls mounts them)."""
 
 from __future__ import annotations
 

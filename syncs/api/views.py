@@ -8,11 +8,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import ViewSet
 
-from customers.api import examples as api_ex
-from customers.api.filters import parse_query
-from customers.api.schema import COMMON_EXAMPLES, ERRORS
-from customers.api.serializers import ErrorSerializer
-from stores.authentication import request_api_key
+from api import examples as api_ex
+from api.authentication import request_api_key
+from api.query import parse_query
+from api.schema import COMMON_EXAMPLES, ERRORS
+from api.serializers import ErrorSerializer
 from stores.selectors import store_get_for_key
 from syncs.api import examples as ex
 from syncs.api.serializers import (

@@ -9,8 +9,8 @@ from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from api.throttling import ApiKeyRateThrottle
 from customers.models import Customer
-from stores.authentication import ApiKeyRateThrottle
 from stores.models import ApiKey
 from stores.services import api_key_revoke
 from tests.factories import CustomerFactory, CustomerSyncFactory

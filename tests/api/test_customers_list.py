@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory
 from rest_framework.utils.urls import replace_query_param
 
-from customers.api.pagination import encode_cursor, next_link
+from api.pagination import encode_cursor, next_link
 from customers.models import Customer
 from pos_integrations.errors import PosUnavailable
 from pos_integrations.records import Capabilities, CustomerRecord

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.renderers import JSONRenderer
 
-from customers.api.renderers import FastJSONRenderer
+from api.renderers import FastJSONRenderer
 
 BODIES = [
     {"customers": [{"id": 1, "name": "Zoë 🌿", "points": 10.98, "active": True, "email": None}], "next": None},

@@ -10,8 +10,8 @@ from rest_framework.test import APIClient
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi import checks
 
+from api.throttling import ApiKeyRateThrottle
 from pos_integrations.errors import PosUnavailable
-from stores.authentication import ApiKeyRateThrottle
 from stores.services import api_key_create
 from tests.factories import CustomerFactory, CustomerSyncFactory, StoreFactory
 

@@ -12,7 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.request import Request
 
-from customers.api.errors import InvalidParameters
+from api.errors import InvalidParameters
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200

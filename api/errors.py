@@ -20,7 +20,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-logger = logging.getLogger("customers.api")
+logger = logging.getLogger(__name__)
 
 
 class ApiError(exceptions.APIException):

@@ -1,5 +1,5 @@
 """OpenAPI pieces every endpoint shares: the API-key authentication (registered with drf-spectacular when this
-module is imported, which every API views module does) and the common error responses and examples."""
+module is imported, which api.urls and every API views module do) and the common error responses and examples."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse
 
-from customers.api import examples as ex
-from customers.api.serializers import ErrorSerializer
+from api import examples as ex
+from api.serializers import ErrorSerializer
 
 # The errors any endpoint can answer, and examples of the ones not tied to an endpoint's own input.
 ERRORS: dict[int, Any] = {
@@ -21,7 +21,7 @@ COMMON_EXAMPLES = [ex.UNAUTHORIZED, ex.THROTTLED]
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "stores.authentication.ApiKeyAuthentication"
+    target_class = "api.authentication.ApiKeyAuthentication"
     name = ["ApiKeyAuth", "ApiKeyHeader"]
 
     def get_security_definition(self, auto_schema: Any) -> list[dict[str, Any]]:
