@@ -5,12 +5,18 @@
 `fields` ({"customer.birthday": ["..."]}, nested fields joined with dots) appears on validation errors,
 `retry_after` (seconds, also sent as a Retry-After header) where a retry may succeed;
 a 409 for a duplicate also carries the existing `customer` next to `error`.
+
+Domain errors (raised by services, selectors and POS clients, which know nothing of HTTP) are answered through
+tables of ErrorAnswer: DOMAIN_ERRORS here for the errors of stores and the POS clients, and a view's own
+`domain_errors` for its app's (customers.api.errors).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -19,6 +25,16 @@ from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
+
+from pos_integrations.errors import (
+    PosAuthError,
+    PosError,
+    PosNotSupported,
+    PosRateLimited,
+    PosUnavailable,
+    PosValidationError,
+)
+from stores.selectors import StoreNotReachable
 
 logger = logging.getLogger(__name__)
 
@@ -55,16 +71,81 @@ class InvalidParameters(ApiError):
     default_detail = "Some query parameters are unknown or malformed."
 
 
-class StoreNotFound(ApiError):
-    status_code = status.HTTP_404_NOT_FOUND
-    default_code = "store_not_found"
-    default_detail = "No such store for this API key."
+@dataclass(frozen=True, slots=True)
+class ErrorAnswer:
+    """How the API answers a domain error: its status and code, its message (a format string, given the error as
+    `exc`), and its retry_after, field errors and keys beside `error` in the body, fixed or read from the error."""
+
+    status: int
+    code: str
+    message: str
+    retry_after: float | Callable[[Any], float | None] | None = None
+    fields: Callable[[Any], dict[str, list[str]] | None] | None = None
+    body: Callable[[Any], dict[str, Any]] | None = None
+
+    def error(self, exc: Exception) -> ApiError:
+        retry_after = self.retry_after(exc) if callable(self.retry_after) else self.retry_after
+        return ApiError(
+            self.message.format(exc=exc),
+            code=self.code,
+            fields=self.fields(exc) if self.fields else None,
+            retry_after=retry_after,
+            extra=self.body(exc) if self.body else None,
+            status_code=self.status,
+        )
 
 
-class CustomerNotFound(ApiError):
-    status_code = status.HTTP_404_NOT_FOUND
-    default_code = "customer_not_found"
-    default_detail = "No such customer for this API key."
+# Domain errors (of services, selectors, POS clients) and their answers. An exception is answered by the entry of
+# its most specific class (the first in its MRO) in the view's `domain_errors`, then here.
+DomainErrors = Mapping[type[Exception], ErrorAnswer]
+
+
+def _pos_field_errors(exc: PosValidationError) -> dict[str, list[str]] | None:
+    return {name: [str(m) for m in messages] for name, messages in exc.field_errors.items()} or None
+
+
+DOMAIN_ERRORS: DomainErrors = {
+    StoreNotReachable: ErrorAnswer(
+        status.HTTP_404_NOT_FOUND, "store_not_found", "No store {exc.catalog_id!r} for this API key."
+    ),
+    PosNotSupported: ErrorAnswer(status.HTTP_405_METHOD_NOT_ALLOWED, "pos_not_supported", "{exc.message}"),
+    PosValidationError: ErrorAnswer(
+        status.HTTP_400_BAD_REQUEST,
+        "pos_rejected",
+        "The store's POS rejected the customer: {exc.message}",
+        fields=_pos_field_errors,
+    ),
+    PosRateLimited: ErrorAnswer(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "pos_rate_limited",
+        "The store's POS is rate-limiting us; retry later.",
+        retry_after=lambda exc: exc.retry_after or 30,
+    ),
+    PosUnavailable: ErrorAnswer(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "pos_unavailable",
+        "The store's POS is unavailable; retry later.",
+        retry_after=30,
+    ),
+    PosAuthError: ErrorAnswer(
+        status.HTTP_502_BAD_GATEWAY,
+        "pos_auth_failed",
+        "The store's POS refused our credentials; staff have to fix the store's connection.",
+        retry_after=300,
+    ),
+    PosError: ErrorAnswer(
+        status.HTTP_502_BAD_GATEWAY, "pos_error", "The store's POS failed: {exc.message}", retry_after=30
+    ),
+}
+
+
+def domain_error(exc: Exception, view_errors: DomainErrors | None = None) -> ApiError | None:
+    """A domain error as the API error it is answered with (see DOMAIN_ERRORS); None: not a domain error."""
+    for cls in type(exc).__mro__:
+        answer = (view_errors or {}).get(cls) or DOMAIN_ERRORS.get(cls)
+        if answer is not None:
+            return answer.error(exc)
+    return None
 
 
 def error_body(
@@ -128,7 +209,7 @@ def _as_fields(detail: Any, prefix: str = "") -> dict[str, list[str]]:
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Every error the API raises, in the one error shape; anything unexpected stays a server error."""
-    mapped = domain_error(exc)
+    mapped = domain_error(exc, getattr(context.get("view"), "domain_errors", None))
     if mapped is not None:
         if isinstance(mapped.status_code, int) and mapped.status_code >= 500:
             logger.warning("API answered %s (%s)", mapped.status_code, type(exc).__name__)
@@ -191,82 +272,3 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith(API_PATH_PREFIXES):
         return JsonResponse(error_body("server_error", "Something went wrong on our side."), status=500)
     return defaults.server_error(request)
-
-
-def domain_error(exc: Exception) -> ApiError | None:
-    """Our services' and the POS clients' typed errors as API errors (None: not one of them)."""
-    from customers.models import Customer
-    from customers.services import CustomerDuplicate, IdempotencyInProgress, IdempotencyKeyReused
-    from pos_integrations.errors import (
-        PosAuthError,
-        PosError,
-        PosNotSupported,
-        PosRateLimited,
-        PosUnavailable,
-        PosValidationError,
-    )
-    from stores.selectors import StoreNotReachable
-
-    if isinstance(exc, StoreNotReachable):
-        return StoreNotFound(f"No store {exc.catalog_id!r} for this API key.")
-    if isinstance(exc, Customer.DoesNotExist):
-        return CustomerNotFound()
-    if isinstance(exc, CustomerDuplicate):
-        return ApiError(
-            "The store's POS already has this customer.",
-            code="duplicate_customer",
-            status_code=status.HTTP_409_CONFLICT,
-            extra={"customer": exc.customer},
-        )
-    if isinstance(exc, IdempotencyKeyReused):
-        return ApiError(
-            "This Idempotency-Key was used with a different request body.",
-            code="idempotency_key_reused",
-            status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
-        )
-    if isinstance(exc, IdempotencyInProgress):
-        return ApiError(
-            "A request with this Idempotency-Key is still in progress; retry later.",
-            code="idempotency_in_progress",
-            status_code=status.HTTP_409_CONFLICT,
-            retry_after=2,
-        )
-    if not isinstance(exc, PosError):
-        return None
-    if isinstance(exc, PosNotSupported):
-        return ApiError(exc.message, code="pos_not_supported", status_code=status.HTTP_405_METHOD_NOT_ALLOWED)
-    if isinstance(exc, PosValidationError):
-        fields = {name: [str(m) for m in messages] for name, messages in exc.field_errors.items()}
-        return ApiError(
-            f"The store's POS rejected the customer: {exc.message}",
-            code="pos_rejected",
-            fields=fields or None,
-            status_code=status.HTTP_400_BAD_REQUEST,
-        )
-    if isinstance(exc, PosRateLimited):
-        return ApiError(
-            "The store's POS is rate-limiting us; retry later.",
-            code="pos_rate_limited",
-            retry_after=exc.retry_after or 30,
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
-    if isinstance(exc, PosUnavailable):
-        return ApiError(
-            "The store's POS is unavailable; retry later.",
-            code="pos_unavailable",
-            retry_after=30,
-            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        )
-    if isinstance(exc, PosAuthError):
-        return ApiError(
-            "The store's POS refused our credentials; staff have to fix the store's connection.",
-            code="pos_auth_failed",
-            retry_after=300,
-            status_code=status.HTTP_502_BAD_GATEWAY,
-        )
-    return ApiError(
-        f"The store's POS failed: {exc.message}",
-        code="pos_error",
-        retry_after=30,
-        status_code=status.HTTP_502_BAD_GATEWAY,
-    )

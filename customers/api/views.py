@@ -14,12 +14,13 @@ from rest_framework.viewsets import ViewSet
 
 from api import examples as api_ex
 from api.authentication import request_api_key
-from api.errors import ApiError, CustomerNotFound
+from api.errors import ApiError
 from api.pagination import MAX_ID, PAGE_PARAMS, PAGINATION_PARAMETERS, next_link, page_request
 from api.query import parse_query
 from api.schema import COMMON_EXAMPLES, ERRORS
 from api.serializers import ErrorSerializer
 from customers.api import examples as ex
+from customers.api.errors import CUSTOMER_ERRORS
 from customers.api.filters import CustomerFilter, LegacySearchFilter
 from customers.api.serializers import (
     CustomerCreateSerializer,
@@ -42,6 +43,8 @@ LEGACY_MAX_RESULTS = 100
 
 class CustomerViewSet(ViewSet):
     """Customers of the stores the API key reaches."""
+
+    domain_errors = CUSTOMER_ERRORS
 
     # For the schema only: drf-spectacular documents the query parameters from the filterset.
     filter_backends = [DjangoFilterBackend]
@@ -97,7 +100,7 @@ class CustomerViewSet(ViewSet):
     )
     def retrieve(self, request: Request, pk: str) -> Response:
         if not pk.isdigit() or int(pk) > MAX_ID:
-            raise CustomerNotFound()
+            raise Customer.DoesNotExist()
         return Response({"customer": customer_get(api_key=request_api_key(request), pk=int(pk))})
 
     @extend_schema(
@@ -179,6 +182,7 @@ class LegacyCustomerSearchView(APIView):
     """GET /customers/search — the older endpoint, kept for its clients."""
 
     allow_query_api_key = True
+    domain_errors = CUSTOMER_ERRORS
 
     @extend_schema(
         operation_id="legacy_customers_search",

@@ -114,6 +114,23 @@ def test_pos_that_cannot_create_gets_405(api, pos, body):
     assert pos.creates == []
 
 
+def test_pos_rejecting_the_data_gets_400_with_its_field_errors(api, pos, body):
+    pos.create_error = PosValidationError(
+        "email is not allowed", vendor="treez", field_errors={"email": ["Domain not allowed."]}
+    )
+    response = api.post(URL, body, format="json")
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": {
+            "code": "pos_rejected",
+            "message": "The store's POS rejected the customer: email is not allowed",
+            "fields": {"email": ["Domain not allowed."]},
+        }
+    }
+    assert "Retry-After" not in response
+    assert not Customer.objects.exists()
+
+
 def test_pos_duplicate_gets_409_with_the_existing_customer(api, store, pos, body):
     existing = CustomerFactory(store=store, customer_id="T-9")
     pos.create_error = PosDuplicate("already there", vendor="treez", existing_customer_id="T-9")
