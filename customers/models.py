@@ -111,6 +111,10 @@ class CustomerQuerySet(models.QuerySet["Customer"]):
         key = licence_key(licence)
         return self.alias(_dl=Upper("drivers_license")).filter(_dl=key) if key else self.none()
 
+    def active_equal(self, active: bool) -> CustomerQuerySet:
+        """Active customers (True) or inactive ones (False)."""
+        return self.filter(active=active)
+
     def modified_after(self, when: Any) -> CustomerQuerySet:
         return self.filter(pos_updated_at__gt=when)
 

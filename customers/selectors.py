@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields
-from datetime import date, datetime
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet
@@ -14,19 +12,10 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import DateField, DateTimeField, Expression, Func, Subquery
 from django.db.models.sql.compiler import SQLCompiler
 
-from customers.models import (
-    PEAK_COLUMNS,
-    Customer,
-    CustomerQuerySet,
-    licence_key,
-    peak_customer,
-    phone_digits,
-    text_key,
-)
+from customers.filters import CustomerFilters
+from customers.models import PEAK_COLUMNS, Customer, CustomerQuerySet, peak_customer
 from stores.models import ApiKey, Store
 from stores.selectors import api_key_store_ids, store_get_for_key
-
-IDENTITY_FIELDS = ("phone", "email", "driver_license")
 
 
 class PeakTimestamp(Func):
@@ -77,33 +66,6 @@ PEAK_SELECT: tuple[str | Expression, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class CustomerFilters:
-    """What a customer list can be narrowed by; None means "not given"."""
-
-    catalog_id: str | None = None
-    first_name: str | None = None
-    last_name: str | None = None
-    phone: str | None = None
-    email: str | None = None
-    driver_license: str | None = None
-    birthday: date | None = None
-    modified_after: datetime | None = None
-    active: bool | None = None
-    search: str | None = None
-    customer_id: str | None = None
-
-    @classmethod
-    def from_mapping(cls, values: dict[str, object]) -> CustomerFilters:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in names and v not in (None, "")})  # type: ignore[arg-type]
-
-    @property
-    def is_identity_lookup(self) -> bool:
-        """A lookup by phone, email or licence: the kind the POS can be asked live."""
-        return any(getattr(self, name) for name in IDENTITY_FIELDS)
-
-
 def _list_shape() -> CustomerQuerySet:
     # Rows of PEAK_SELECT (turned into answers by _peak): the vendor JSON and our bookkeeping times are never read.
     # Each list starts from a copy of one unevaluated queryset: setting up its thirty columns cost more than
@@ -136,28 +98,12 @@ def customer_scope(*, api_key: ApiKey, store: Store | None = None) -> CustomerQu
 
 
 def customer_filter(*, queryset: CustomerQuerySet, filters: CustomerFilters) -> CustomerQuerySet:
-    """Apply the filters (each served by an index; see Customer.Meta.indexes)."""
+    """Apply the filters given, in their order (customers.filters; each served by an index, see
+    Customer.Meta.indexes)."""
     qs = queryset
-    if filters.first_name:
-        qs = qs.first_name_equal(filters.first_name)
-    if filters.last_name:
-        qs = qs.last_name_equal(filters.last_name)
-    if filters.phone:
-        qs = qs.phone_equal(filters.phone)
-    if filters.email:
-        qs = qs.email_equal(filters.email)
-    if filters.driver_license:
-        qs = qs.licence_equal(filters.driver_license)
-    if filters.birthday:
-        qs = qs.birthday_on(filters.birthday)
-    if filters.modified_after:
-        qs = qs.modified_after(filters.modified_after)
-    if filters.active is not None:
-        qs = qs.filter(active=filters.active)
-    if filters.search:
-        qs = qs.search(filters.search)
-    if filters.customer_id:
-        qs = qs.customer_id_equal(filters.customer_id)
+    for _, spec, value in filters.given():
+        if spec.apply is not None:
+            qs = spec.apply(qs, value)
     return qs.order_by("id")
 
 
@@ -225,30 +171,11 @@ _COMPILED_LISTS: dict[tuple[Any, ...], str] = {}
 _COMPILED_LISTS_MAX = 1000
 
 
-def _same(value: Any) -> Any:
-    return value
-
-
-# customer_filter's filters that take a parameter, in its order, each with the SQL parameter its value becomes (the
-# normalisation the CustomerQuerySet method applies). `active` is written into the SQL (`active` / `NOT active`);
-# free-text search is left out: its parameters are LIKE patterns.
-_FILTER_PARAMS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
-    ("first_name", text_key),
-    ("last_name", text_key),
-    ("phone", phone_digits),
-    ("email", text_key),
-    ("driver_license", licence_key),
-    ("birthday", _same),
-    ("modified_after", _same),
-    ("customer_id", str.strip),
-)
-
-
 def _list_plan(
     *, api_key: ApiKey, filters: CustomerFilters, after: int | None, size: int
 ) -> tuple[tuple[Any, ...], list[Any]] | None:
     """(shape, parameters) of a list whose SQL depends on its shape only; None for the others."""
-    if connection.vendor != "postgresql" or filters.search:
+    if connection.vendor != "postgresql":
         return None
     store_ids = api_key_store_ids(api_key=api_key)
     if store_ids is not None and not store_ids:
@@ -256,14 +183,19 @@ def _list_plan(
     params: list[Any] = sorted(store_ids) if store_ids is not None else []
     if filters.catalog_id:
         params.append(filters.catalog_id)
-    names = [] if filters.active is None else [f"active={filters.active}"]
-    for name, to_param in _FILTER_PARAMS:
-        value = getattr(filters, name)
-        if not value:  # as customer_filter: a filter not given
+    # The filters as customer_filter applies them, each one parameter of the SQL, in order, or written into it.
+    names: list[str] = []
+    for name, spec, value in filters.given():
+        if spec.apply is None:
+            continue  # catalog_id: in the scope, above
+        if spec.sql == "patterns":
+            return None
+        if spec.sql == "literal":
+            names.append(f"{name}={value!r}")
             continue
-        value = to_param(value)
-        if value == "" and name in ("phone", "driver_license"):
-            return None  # nothing to match: the ORM answers without a query
+        value = spec.normalise(value)
+        if value == "":
+            return None  # nothing to compare (no digits in a phone, say): the ORM answers it, maybe without a query
         names.append(name)
         params.append(value)
     if after is not None:

@@ -30,8 +30,9 @@ from customers.api.serializers import (
     LegacySearchResponseSerializer,
     NewCustomerSerializer,
 )
+from customers.filters import CustomerFilters
 from customers.models import Customer
-from customers.selectors import CustomerFilters, customer_get, customer_list, customer_peak_list
+from customers.selectors import customer_get, customer_list, customer_peak_list
 from customers.services import IdempotencyKey, customer_create, customer_search, request_fingerprint
 from stores.models import ApiKey
 from stores.selectors import store_get_for_key

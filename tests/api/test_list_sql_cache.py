@@ -8,8 +8,9 @@ from unittest import mock
 import pytest
 
 from customers import selectors
+from customers.filters import CustomerFilters
 from customers.models import Customer
-from customers.selectors import CustomerFilters, customer_filter
+from customers.selectors import customer_filter
 from tests.factories import CustomerFactory, StoreFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres_only]

@@ -11,6 +11,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi import checks
 
 from api.throttling import ApiKeyRateThrottle
+from customers.filters import FILTERS
 from pos_integrations.errors import PosUnavailable
 from stores.services import api_key_create
 from tests.factories import CustomerFactory, CustomerSyncFactory, StoreFactory
@@ -50,6 +51,13 @@ def test_schema_lists_every_endpoint_with_examples_and_the_error_shape(openapi):
     assert "ErrorDetail" in openapi["components"]["schemas"]
     schemes = openapi["components"]["securitySchemes"]
     assert {schemes[name]["name"] for name in schemes} == {"Authorization", "X-API-Key"}
+
+
+def test_the_list_documents_each_filter_it_takes_and_its_pages(openapi):
+    parameters = {p["name"] for p in openapi["paths"]["/api/v1/customers"]["get"]["parameters"]}
+    listed = {name for name, spec in FILTERS.items() if spec.query is not None}
+    assert listed >= {"catalog_id", "phone", "email", "driver_license", "birthday", "search"}
+    assert parameters == listed | {"cursor", "page_size"}
 
 
 def test_docs_pages_and_their_assets_are_served_locally(db):
