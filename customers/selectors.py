@@ -6,12 +6,11 @@ import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.core.exceptions import EmptyResultSet
-from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import DateField, DateTimeField, Expression, Func, Subquery
 from django.db.models.sql.compiler import SQLCompiler
 
+from customers import list_sql
 from customers.filters import CustomerFilters
 from customers.models import PEAK_COLUMNS, Customer, CustomerQuerySet, peak_customer
 from stores.models import ApiKey, Store
@@ -144,92 +143,19 @@ def customer_page(
 ) -> tuple[list[dict[str, Any]], int | None]:
     """One page of the key's customers matching `filters` (customer_list with check_store=False), in id order
     (keyset: `id > after`), in the canonical representation, and the id the next page starts after, or None.
+    On PostgreSQL its SQL may come from the one kept for its shape (customers.list_sql)."""
 
-    On PostgreSQL the SQL of each list shape (which filters, how many stores, the page size) is kept once the ORM
-    has built it: building and compiling the queryset of thirty columns costs more than running the query
-    (~0.7 ms of a ~1.5 ms request), and only the parameters change from one request to the next."""
-    plan = _list_plan(api_key=api_key, filters=filters, after=after, size=size)
-    sql = _COMPILED_LISTS.get(plan[0]) if plan is not None else None
-    rows: Iterable[Sequence[Any]]
-    if plan is not None and sql is not None:
-        rows = _fetch(sql, plan[1])
-    else:
+    def page() -> CustomerQuerySet:
         queryset = customer_list(api_key=api_key, filters=filters, check_store=False)
         if after is not None:
             queryset = queryset.filter(id__gt=after)
-        rows = _run_and_learn(queryset[: size + 1], plan)
-    customers = _peak(rows)
+        return queryset[: size + 1]
+
+    customers = _peak(list_sql.page_rows(api_key=api_key, filters=filters, after=after, size=size, build=page))
     if len(customers) > size:
         customers = customers[:size]
         return customers, customers[-1]["id"]
     return customers, None
-
-
-# The SQL of each list shape seen, on PostgreSQL: {shape: sql}. Bounded (shapes are few: filter combinations and
-# page sizes); past the bound, new shapes run through the ORM every time.
-_COMPILED_LISTS: dict[tuple[Any, ...], str] = {}
-_COMPILED_LISTS_MAX = 1000
-
-
-def _list_plan(
-    *, api_key: ApiKey, filters: CustomerFilters, after: int | None, size: int
-) -> tuple[tuple[Any, ...], list[Any]] | None:
-    """(shape, parameters) of a list whose SQL depends on its shape only; None for the others."""
-    if connection.vendor != "postgresql":
-        return None
-    store_ids = api_key_store_ids(api_key=api_key)
-    if store_ids is not None and not store_ids:
-        return None  # no store at all: the ORM answers without a query
-    params: list[Any] = sorted(store_ids) if store_ids is not None else []
-    if filters.catalog_id:
-        params.append(filters.catalog_id)
-    # The filters as customer_filter applies them, each one parameter of the SQL, in order, or written into it.
-    names: list[str] = []
-    for name, spec, value in filters.given():
-        if spec.apply is None:
-            continue  # catalog_id: in the scope, above
-        if spec.sql == "patterns":
-            return None
-        if spec.sql == "literal":
-            names.append(f"{name}={value!r}")
-            continue
-        value = spec.normalise(value)
-        if value == "":
-            return None  # nothing to compare (no digits in a phone, say): the ORM answers it, maybe without a query
-        names.append(name)
-        params.append(value)
-    if after is not None:
-        params.append(after)
-    stores = len(store_ids) if store_ids is not None else None
-    shape = (stores, bool(filters.catalog_id), tuple(names), after is not None, size)
-    return shape, params
-
-
-def _fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
-def _run_and_learn(
-    queryset: CustomerQuerySet, plan: tuple[tuple[Any, ...], list[Any]] | None
-) -> Iterable[Sequence[Any]]:
-    """The queryset's rows; its SQL is kept for its shape when the ORM's parameters are exactly the plan's (each
-    value distinct, so that none can stand for another) and the rows need no conversion."""
-    if plan is None:
-        return queryset  # type: ignore[return-value]
-    compiler = queryset.query.get_compiler(using=queryset.db)
-    try:
-        sql, params = compiler.as_sql()
-    except EmptyResultSet:
-        return []
-    shape, planned = plan
-    distinct = len({(type(p), p) for p in planned}) == len(planned)
-    if compiler.get_converters([column for column, _, _ in compiler.select]):
-        return queryset  # type: ignore[return-value]
-    if distinct and list(params) == planned and len(_COMPILED_LISTS) < _COMPILED_LISTS_MAX:
-        _COMPILED_LISTS[shape] = sql
-    return _fetch(sql, params)
 
 
 def customer_peak_list(*, queryset: CustomerQuerySet, limit: int) -> list[dict[str, Any]]:

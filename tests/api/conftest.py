@@ -10,6 +10,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from customers import list_sql
 from pos_integrations.errors import PosError
 from pos_integrations.records import Capabilities, CustomerInput, CustomerRecord
 from stores.models import ApiKey, Store
@@ -21,6 +22,15 @@ from tests.factories import StoreFactory
 def _fresh_throttle_counts() -> None:
     # Throttle counts live in the (local-memory) cache, which outlives a test's database.
     cache.clear()
+
+
+@pytest.fixture(params=[True, False], ids=["kept-sql", "orm-only"])
+def list_sql_cache(request: pytest.FixtureRequest, settings: Any) -> bool:
+    """Runs a test with CUSTOMER_LIST_SQL_CACHE on and off (customers.list_sql; PostgreSQL only either way),
+    starting with no SQL kept."""
+    settings.CUSTOMER_LIST_SQL_CACHE = request.param
+    list_sql.clear()
+    return bool(request.param)
 
 
 @dataclass

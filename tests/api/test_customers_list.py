@@ -19,7 +19,7 @@ from pos_integrations.errors import PosUnavailable
 from pos_integrations.records import Capabilities, CustomerRecord
 from tests.factories import CustomerFactory, StoreFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("list_sql_cache")]
 
 
 def ids(response) -> list[int]:
