@@ -20,18 +20,21 @@ CURSOR_PREFIX = "id:"
 MAX_ID = 2**63 - 1
 PAGE_PARAMS = frozenset({"cursor", "page_size"})
 
-PAGINATION_PARAMETERS = [
-    OpenApiParameter(
-        "cursor",
-        OpenApiTypes.STR,
-        description="Opaque: the `next` link of the previous page carries it.",
-    ),
-    OpenApiParameter(
-        "page_size",
-        OpenApiTypes.INT,
-        description=f"Customers per page, 1 to {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE}).",
-    ),
-]
+
+def pagination_parameters(*, items: str) -> list[OpenApiParameter]:
+    """The OpenAPI parameters of a paginated list of `items` ("Customers")."""
+    return [
+        OpenApiParameter(
+            "cursor",
+            OpenApiTypes.STR,
+            description="Opaque: the `next` link of the previous page carries it.",
+        ),
+        OpenApiParameter(
+            "page_size",
+            OpenApiTypes.INT,
+            description=f"{items} per page, 1 to {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE}).",
+        ),
+    ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from rest_framework.viewsets import ViewSet
 from api import examples as api_ex
 from api.authentication import request_api_key
 from api.errors import ApiError
-from api.pagination import MAX_ID, PAGE_PARAMS, PAGINATION_PARAMETERS, next_link, page_request
+from api.pagination import MAX_ID, PAGE_PARAMS, next_link, page_request, pagination_parameters
 from api.query import parse_query
 from api.schema import COMMON_EXAMPLES, ERRORS
 from api.serializers import ErrorSerializer
@@ -62,7 +62,7 @@ class CustomerViewSet(ViewSet):
             'answers with `"source": "pos"`.'
         ),
         parameters=[
-            *PAGINATION_PARAMETERS,
+            *pagination_parameters(items="Customers"),
             OpenApiParameter("active", str, enum=["true", "false"], description="Only active (or inactive) customers."),
         ],
         filters=True,
