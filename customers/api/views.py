@@ -45,7 +45,7 @@ LEGACY_MAX_RESULTS = 100
 class CustomerViewSet(ViewSet):
     """Customers of the stores the API key reaches."""
 
-    domain_errors = CUSTOMER_ERRORS
+    domain_errors = CUSTOMER_ERRORS  # how api.errors.exception_handler answers this app's errors
 
     # For the schema only: drf-spectacular documents the query parameters from the filterset.
     filter_backends = [DjangoFilterBackend]
@@ -183,7 +183,7 @@ class LegacyCustomerSearchView(APIView):
     """GET /customers/search — the older endpoint, kept for its clients."""
 
     allow_query_api_key = True
-    domain_errors = CUSTOMER_ERRORS
+    domain_errors = CUSTOMER_ERRORS  # how api.errors.exception_handler answers this app's errors
 
     @extend_schema(
         operation_id="legacy_customers_search",
