@@ -12,12 +12,13 @@ from .errors import (
     PosUnavailable,
     PosValidationError,
 )
-from .records import Capabilities, CustomerInput, CustomerPage, CustomerRecord, RecordError
+from .records import DEFAULT_TIME_ZONE, Capabilities, CustomerInput, CustomerPage, CustomerRecord, RecordError
 from .registry import CLIENTS, get_client
 from .vendors import VENDOR_LABELS, VENDORS, CredentialsError, validate_credentials
 
 __all__ = [
     "CLIENTS",
+    "DEFAULT_TIME_ZONE",
     "VENDORS",
     "VENDOR_LABELS",
     "Capabilities",

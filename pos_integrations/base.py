@@ -16,11 +16,19 @@ from typing import Any, ClassVar
 import requests
 
 from . import parsing
-from .errors import PosBadResponse, PosError, PosNotFound, PosNotSupported, RecordParseError
+from .errors import PosBadResponse, PosError, PosNotFound, PosNotSupported, PosValidationError, RecordParseError
 from .http import DEFAULT_MAX_WAIT_SECONDS, DEFAULT_TIMEOUT, Auth, ErrorHook, HttpClient, Timeout
 from .mapping import Source, build_record, check_sources, vendor_keys_to_ours
 from .pagination import Position, RawPage, paginate
-from .records import SEARCH_FIELDS, Capabilities, CustomerInput, CustomerPage, CustomerRecord, RecordError
+from .records import (
+    DEFAULT_TIME_ZONE,
+    SEARCH_FIELDS,
+    Capabilities,
+    CustomerInput,
+    CustomerPage,
+    CustomerRecord,
+    RecordError,
+)
 from .vendors import VENDOR_LABELS, validate_credentials
 
 logger = logging.getLogger("pos_integrations.client")
@@ -35,6 +43,7 @@ class PosClient:
     FIELD_SOURCES: ClassVar[Mapping[str, Source]]
     id_key: ClassVar[str]
     overlap: ClassVar[timedelta] = timedelta(seconds=60)
+    accept: ClassVar[str] = "application/json"
 
     def __init__(
         self,
@@ -49,8 +58,11 @@ class PosClient:
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: Callable[[], float] = random.random,
+        time_zone: str | None = None,
     ) -> None:
         validate_credentials(self.vendor, credentials)
+        # The store's own zone, for vendors that send a calendar date as an instant (Blaze's `dob`).
+        self.time_zone = parsing.time_zone(time_zone or DEFAULT_TIME_ZONE)
         self._credentials = {k: v.strip() if isinstance(v, str) else v for k, v in credentials.items()}
         self.label = VENDOR_LABELS[self.vendor]
         self.store_label = store_label or ""
@@ -67,6 +79,7 @@ class PosClient:
             timeout=timeout,
             rng=rng,
             error_hook=self.error_hook(),
+            accept=self.accept,
         )
         self.http.field_names = vendor_keys_to_ours(self.FIELD_SOURCES)
         self.http.auth = self.build_auth()
@@ -220,6 +233,13 @@ class PosClient:
         if not self.capabilities.can_create:
             raise PosNotSupported(
                 f"{self.label} customers cannot be created through this integration", vendor=self.vendor
+            )
+        missing = sorted(name for name in self.capabilities.create_requires if getattr(data, name) in (None, ""))
+        if missing:
+            raise PosValidationError(
+                f"{self.label} needs {', '.join(missing)} to create a customer",
+                vendor=self.vendor,
+                field_errors={name: [f"{self.label} requires this field."] for name in missing},
             )
         raw = self.send_create(data)
         if isinstance(raw, Mapping) and set(raw) - {self.id_key}:

@@ -1,9 +1,11 @@
-"""Blaze: partner_key + raw Authorization key, epoch-ms windows of at most 7 days, skip/limit/total pages."""
+"""Blaze: partner_key + raw Authorization key; a full sync reads the undated listing by skip/limit, incremental
+ones read epoch-ms windows of at most 7 days on `modified`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime, timedelta
+from functools import cached_property, lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -11,35 +13,47 @@ from . import parsing
 from .base import PosClient, ensure_list
 from .errors import PosBadResponse
 from .http import Auth, StaticAuth
-from .mapping import Source, absent, computed, customer_type_from, joined, key, nested, status_active
+from .mapping import (
+    Source,
+    absent,
+    build_record,
+    computed,
+    customer_type_from,
+    first_readable,
+    joined,
+    key,
+    nested,
+    status_active,
+)
 from .pagination import Position, RawPage, list_from
-from .records import Capabilities
+from .records import DEFAULT_TIME_ZONE, Capabilities, CustomerRecord
 from .vendors import BLAZE
 
 MEMBERS = "/api/v1/partner/members"
 PAGE_SIZE = 500
+# A dated listing asks for at most 7 days at a time: one published script says the API demands it, and the
+# swagger says nothing either way. Only incremental syncs (and a full sync's closing window) use dates.
 WINDOW = timedelta(days=7)
 WINDOW_MS = int(WINDOW.total_seconds() * 1000)
-# Full syncs walk 7-day windows from here: Blaze has no earlier stores.
-FULL_SYNC_FROM = datetime(2014, 1, 1, tzinfo=UTC)
-SEX_CODES = {0: "M", 1: "F", 2: "X"}  # the integer form is the MALE|FEMALE|OTHER enum's ordinal
+# The swagger's `sex` enum. Real listings send an integer instead (0 for every member of one store: "not set");
+# no source says what other integers mean, so they stay unknown.
+SEXES = {"MALE": "M", "FEMALE": "F", "OTHER": "X"}
 MEDICAL_TYPES = {"medicinalstate", "medicinalthirdparty"}
 # Our search field -> (path under /members, query parameter); email has its own path.
 SEARCHES = {
     "drivers_license": ("/search", "licenceNumber"),
     "phone": ("/search/phone", "phoneNumber"),
-    "birthday": ("/search/dob", "dob"),
+    "birthday": ("/search/dob", "dob"),  # the swagger types it a string: we send YYYY-MM-DD, as `birthdate` reads
 }
 
 
 def _sex(value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return SEX_CODES.get(value, "")
-    return parsing.normalize_gender(value)
+    return SEXES.get(value.strip().upper(), "") if isinstance(value, str) else ""
 
 
 def _licence(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     ids = [i for i in raw.get("identifications") or [] if isinstance(i, Mapping)]
+    # Real listings send `type: null`: such an identification is read as the licence when no Drivers one exists.
     return next((i for i in ids if str(i.get("type") or "").lower() == "drivers"), ids[0] if ids else {})
 
 
@@ -54,47 +68,66 @@ def _is_medical(raw: Mapping[str, Any]) -> bool:
     )
 
 
-FIELD_SOURCES: dict[str, Source] = {
-    "customer_id": key("id"),
-    "first_name": key("firstName"),
-    "last_name": key("lastName"),
-    "email": key("email"),
-    "phone": key("primaryPhone"),
-    "birthday": key("birthdate", "localDob", "dob"),
-    "gender": key("sex", convert=_sex, doc="`sex` (MALE/FEMALE/OTHER or 0/1/2)"),
-    "drivers_license": computed(
-        "`identifications[type=Drivers or first].licenseNumber`", lambda raw: _licence(raw).get("licenseNumber")
-    ),
-    "drivers_license_expiration": computed(
-        "`identifications[…].localExpirationDate` / `expirationDate`",
-        lambda raw: _licence(raw).get("localExpirationDate") or _licence(raw).get("expirationDate"),
-    ),
-    "medical_card_number": computed(
-        "`recommendations[0].recommendationNumber`", lambda raw: _recommendation(raw).get("recommendationNumber")
-    ),
-    "medical_card_expiration": computed(
-        "`recommendations[0].expirationDate`", lambda raw: _recommendation(raw).get("expirationDate")
-    ),
-    "customer_type": computed(
-        "`consumerType` (Medicinal…) or `medical`", _is_medical, convert=customer_type_from(bool)
-    ),
-    "active": status_active("status", inactive=("Inactive",), deleted="deleted"),
-    "notes": computed(
-        "`notes[].message`",
-        lambda raw: "\n".join(
-            parsing.clean_str(n.get("message")) for n in raw.get("notes") or [] if isinstance(n, Mapping)
+@lru_cache(maxsize=32)
+def field_sources(zone_name: str) -> dict[str, Source]:
+    """The mapping for a store in this time zone (`dob` is an instant at the store's local midnight)."""
+    zone = parsing.time_zone(zone_name)
+    return {
+        "customer_id": key("id"),
+        "first_name": key("firstName"),
+        "last_name": key("lastName"),
+        "email": key("email"),
+        "phone": key("primaryPhone", "cpn", doc="`primaryPhone`, else `cpn` (E.164)"),
+        "birthday": first_readable(
+            "birthdate",
+            "localDob",
+            "dob",
+            convert={
+                "birthdate": parsing.parse_date,
+                "localDob": parsing.parse_date,
+                "dob": lambda value: parsing.parse_local_date(value, zone),
+            },
+            doc="`birthdate`, else `localDob`, else `dob` (epoch ms, read as the date in the store's `time_zone`)",
         ),
-    ),
-    "street": joined("address.address", "address.addressLine2"),
-    "city": nested("address.city"),
-    "state": nested("address.state"),
-    "postal_code": nested("address.zipCode"),
-    "loyalty_points": key("loyaltyPoints"),
-    "pos_created_at": key("created"),
-    "pos_updated_at": key("modified"),
-    "merged_into_customer_id": absent(),
-    "drivers_license_hash": absent(),
-}
+        "gender": key("sex", convert=_sex, doc="`sex` (MALE/FEMALE/OTHER; integers such as 0 are unknown)"),
+        "drivers_license": computed(
+            "`identifications[type=Drivers or first].licenseNumber`", lambda raw: _licence(raw).get("licenseNumber")
+        ),
+        "drivers_license_expiration": computed(
+            "`identifications[…].localExpirationDate` / `expirationDate`",
+            lambda raw: _licence(raw).get("localExpirationDate") or _licence(raw).get("expirationDate"),
+        ),
+        "medical_card_number": computed(
+            "`recommendations[0].recommendationNumber`", lambda raw: _recommendation(raw).get("recommendationNumber")
+        ),
+        "medical_card_expiration": computed(
+            "`recommendations[0].expirationDate`", lambda raw: _recommendation(raw).get("expirationDate")
+        ),
+        "customer_type": computed(
+            "`consumerType` (Medicinal…) or `medical`", _is_medical, convert=customer_type_from(bool)
+        ),
+        "active": status_active("status", inactive=("Inactive",), deleted="deleted"),
+        "banned": key("banPatient"),
+        "notes": computed(
+            "`notes[].message`",
+            lambda raw: "\n".join(
+                parsing.clean_str(n.get("message")) for n in raw.get("notes") or [] if isinstance(n, Mapping)
+            ),
+        ),
+        "street": joined("address.address", "address.addressLine2"),
+        "city": nested("address.city"),
+        "state": nested("address.state"),
+        "postal_code": nested("address.zipCode"),
+        "loyalty_points": key("loyaltyPoints"),
+        "pos_created_at": key("created"),
+        "pos_updated_at": key("modified"),
+        "merged_into_customer_id": absent(),
+        "merged_customer_ids": absent(),
+        "drivers_license_hash": absent(),
+    }
+
+
+FIELD_SOURCES = field_sources(DEFAULT_TIME_ZONE)
 
 
 class BlazeClient(PosClient):
@@ -111,33 +144,68 @@ class BlazeClient(PosClient):
     def build_auth(self) -> Auth:
         return StaticAuth({"partner_key": self.credential("partner_key"), "Authorization": self.credential("api_key")})
 
+    @cached_property
+    def _sources(self) -> Mapping[str, Source]:
+        return field_sources(self.time_zone.key)
+
+    def parse_record(self, raw: Any) -> CustomerRecord:
+        return build_record(raw, self._sources)
+
     def first_position(self, modified_since: datetime | None) -> Position:
-        start = parsing.epoch_ms(modified_since or FULL_SYNC_FROM)
-        until = parsing.epoch_ms(self.now())
-        return {"start": start, "end": min(start + WINDOW_MS, max(until, start + 1)), "skip": 0, "until": until}
+        now = parsing.epoch_ms(self.now())
+        if modified_since is None:
+            # A full sync reads the listing without dates (the swagger makes them optional): about one request
+            # per page, however old the store. `started` says where its closing window begins.
+            return {"segment": "all", "skip": 0, "started": now, "recent": {}}
+        return self._window(parsing.epoch_ms(modified_since), now)
+
+    @staticmethod
+    def _window(start: int, until: int, recent: Mapping[str, Any] | None = None) -> Position:
+        """The dated listing from `start`, in windows of at most 7 days, up to `until` (epoch ms)."""
+        end = min(start + WINDOW_MS, max(until, start + 1))
+        window: Position = {"segment": start, "start": start, "end": end, "skip": 0, "until": until}
+        return {**window, "recent": dict(recent)} if recent else window
 
     def fetch_page(self, position: Position) -> RawPage:
-        body = self.http.get_json(
-            MEMBERS,
-            params={
-                "startDate": position["start"],
-                "endDate": position["end"],
-                "skip": position["skip"],
-                "limit": PAGE_SIZE,
-            },
-        )
+        walking = "started" in position
+        params: dict[str, int] = {"skip": position["skip"], "limit": PAGE_SIZE}
+        if not walking:
+            params = {"startDate": position["start"], "endDate": position["end"], **params}
+        body = self.http.get_json(MEMBERS, params=params)
         items = list_from(body, "values")
         if items is None:
             raise PosBadResponse(f"{self.label} sent a member page without `values`", vendor=self.vendor)
         skip = position["skip"] + len(items)
         total = body.get("total") if isinstance(body, Mapping) else None
-        window_done = not items or (skip >= total if isinstance(total, int) else len(items) < PAGE_SIZE)
-        if not window_done:
-            return RawPage(items, {**position, "skip": skip})
+        done = not items or (skip >= total if isinstance(total, int) else len(items) < PAGE_SIZE)
+        overlap_ms = int(self.overlap.total_seconds() * 1000)
+        # Members the walk read that its closing window will list again, by the version read: `recent`.
+        recent: dict[str, Any] = dict(position.get("recent") or {})
+        if walking:
+            closing = position["started"] - overlap_ms
+            recent.update(
+                (str(item["id"]), item["modified"])
+                for item in items
+                if isinstance(item, Mapping)
+                and item.get("id")
+                and isinstance(item.get("modified"), int)
+                and item["modified"] >= closing
+            )
+        elif recent:
+            items = [
+                i for i in items if not (isinstance(i, Mapping) and recent.get(str(i.get("id"))) == i.get("modified"))
+            ]
+        if not done:
+            return RawPage(
+                items, {**position, "skip": skip, "recent": recent} if walking else {**position, "skip": skip}
+            )
+        if walking:
+            # The undated listing's order is Blaze's (newest-modified first in a real one): a member modified
+            # while we walked may have moved to a page already read. Read those back by date.
+            return RawPage(items, self._window(closing, parsing.epoch_ms(self.now()), recent))
         if position["end"] >= position["until"]:
             return RawPage(items, None)
-        start = position["end"]
-        return RawPage(items, {**position, "start": start, "end": min(start + WINDOW_MS, position["until"]), "skip": 0})
+        return RawPage(items, self._window(position["end"], position["until"], recent))
 
     def lookup(self, filters: Mapping[str, str]) -> tuple[list[Any], set[str]]:
         field = next(f for f in ("email", "drivers_license", "phone", "birthday") if f in filters)
@@ -146,8 +214,6 @@ class BlazeClient(PosClient):
             body = self.http.get_json(f"{MEMBERS}/email/{quote(value, safe='')}", log_path=f"{MEMBERS}/email/<email>")
         else:
             path, param = SEARCHES[field]
-            if field == "birthday":
-                value = str(parsing.epoch_ms(datetime.combine(date.fromisoformat(value), time(0), tzinfo=UTC)))
             body = self.http.get_json(MEMBERS + path, params={param: value})
         return ensure_list(body, self.label, self.vendor, "values"), {field}
 

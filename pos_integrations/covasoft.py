@@ -1,4 +1,5 @@
-"""Cova (covasoft, on iQmetrix): OAuth password-grant token, OData $skip/$top, PascalCase, ContactMethods."""
+"""Cova (covasoft, on iQmetrix): OAuth password-grant token, OData $skip/$top (or, where the server ignores
+them, a LastModifiedDateUtc filter moved forward), PascalCase, ContactMethods."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from typing import Any
 from urllib.parse import quote
 
 from . import parsing
-from .base import PosClient, ensure_list
-from .errors import PosBadResponse
+from .base import PosClient
+from .errors import PosBadResponse, PosNotFound
 from .http import Auth, HttpClient, TokenAuth, request_token
 from .mapping import Source, absent, computed, key, status_active
-from .pagination import Position, RawPage, list_from
+from .pagination import Position, RawPage, fingerprint, list_from
 from .records import Capabilities
 from .vendors import COVASOFT
 
@@ -68,6 +69,7 @@ FIELD_SOURCES: dict[str, Source] = {
     "medical_card_expiration": absent(),
     "customer_type": absent("— (always recreational)"),
     "active": status_active(None, disabled="Disabled", merged="MergedIntoCustomerId"),
+    "banned": absent(),
     "notes": key("Notes"),
     "street": computed(
         "`Addresses[Default first].StreetAddress1 + StreetAddress2` / `AddressLine1 + AddressLine2`",
@@ -83,8 +85,15 @@ FIELD_SOURCES: dict[str, Source] = {
     "pos_created_at": key("CreatedDateUtc", "CreatedDate"),
     "pos_updated_at": key("LastModifiedDateUtc", "LastModifiedDate"),
     "merged_into_customer_id": key("MergedIntoCustomerId"),
+    "merged_customer_ids": absent(),
     "drivers_license_hash": absent(),
 }
+
+
+def _modified(item: Any) -> str | None:
+    """A record's LastModifiedDateUtc as the filter literal takes it (ms precision, UTC), or None."""
+    moment = parsing.parse_datetime(item.get("LastModifiedDateUtc")) if isinstance(item, Mapping) else None
+    return parsing.format_iso_utc(moment, millis=True) if moment else None
 
 
 class CovaClient(PosClient):
@@ -92,6 +101,7 @@ class CovaClient(PosClient):
 
     vendor = COVASOFT
     default_base_url = PRODUCTION_URL
+    accept = "application/hal+json, application/json"  # iQmetrix documents collections as HAL
     capabilities = Capabilities(can_create=False, search_fields=frozenset(SEARCH_CRITERIA), incremental=True)
     FIELD_SOURCES = FIELD_SOURCES
     id_key = "Id"
@@ -127,6 +137,13 @@ class CovaClient(PosClient):
         return {"since": since, "skip": 0}
 
     def fetch_page(self, position: Position) -> RawPage:
+        """One page by $skip/$top; where the server ignores them, the filter moves past the newest record read.
+
+        The documentation of this call lists no $skip/$top. A server that ignores $top answers everything at
+        once (more than a page: the listing is complete); one that ignores $skip answers the same page again,
+        and from then on (`forward` in the position) each page starts at the newest LastModifiedDateUtc read so
+        far, the records already read at that instant (`seen`) left out.
+        """
         body = self.http.get_json(
             self.company() + "/CustomerFull",
             params={
@@ -140,18 +157,49 @@ class CovaClient(PosClient):
             if not isinstance(body, Mapping) or "_embedded" in body or "_links" not in body:
                 raise PosBadResponse(f"{self.label} sent a customer page without a customer list", vendor=self.vendor)
             items = []  # HAL without `_embedded.self` is an empty page
-        done = len(items) < PAGE_SIZE
-        return RawPage(items, None if done else {**position, "skip": position["skip"] + len(items)})
+        page_print = fingerprint(items, self.id_key)
+        if position["skip"] and items and page_print == position.get("last"):
+            return RawPage([], self._forward(position, items))  # $skip ignored: these were read last time
+        seen = set(position.get("seen") or ())
+        fresh = [item for item in items if not (isinstance(item, Mapping) and str(item.get(self.id_key)) in seen)]
+        if len(items) < PAGE_SIZE or len(items) > PAGE_SIZE or not fresh:
+            return RawPage(fresh, None)
+        if position.get("forward"):
+            return RawPage(fresh, self._forward(position, items))
+        return RawPage(fresh, {**position, "skip": position["skip"] + len(items), "last": page_print})
+
+    def _forward(self, position: Position, items: list[Any]) -> Position:
+        """Where the listing goes on when $skip does not work: from the newest instant on this page."""
+        stamps = [stamp for stamp in map(_modified, items) if stamp]
+        if not stamps:
+            raise PosBadResponse(
+                f"{self.label} ignores $skip and its records carry no LastModifiedDateUtc to page by",
+                vendor=self.vendor,
+            )
+        newest = max(stamps)
+        ties = [str(item[self.id_key]) for item in items if _modified(item) == newest and item.get(self.id_key)]
+        kept = list(position.get("seen") or ()) if newest == position["since"] else []
+        seen = sorted(set(kept + ties))
+        return {"segment": newest, "since": newest, "skip": 0, "forward": True, "seen": seen}
 
     def lookup(self, filters: Mapping[str, str]) -> tuple[list[Any], set[str]]:
         found: list[Any] = []
         for name, value in filters.items():
-            body = self.http.post_json(
-                self.company() + "/Search",
-                json={"Criteria": [{"Criteria": value, "Field": SEARCH_CRITERIA[name], "Operation": "Equals"}]},
-                idempotent=True,
-            )
-            found += ensure_list(body, self.label, self.vendor, *HAL_KEYS)
+            try:
+                body = self.http.post_json(
+                    self.company() + "/Search",
+                    json={"Criteria": [{"Criteria": value, "Field": SEARCH_CRITERIA[name], "Operation": "Equals"}]},
+                    idempotent=True,
+                )
+            except PosNotFound as exc:
+                # Not "no match": a lookup that could not search must not let the caller create a duplicate.
+                raise PosBadResponse(
+                    f"{self.label} could not search customers (answered 404)", vendor=self.vendor, status_code=404
+                ) from exc
+            results = list_from(body, *HAL_KEYS)
+            if results is None:
+                raise PosBadResponse(f"{self.label} sent a search answer without `Results`", vendor=self.vendor)
+            found += results
         # Several filters are several searches: then keep what our mirror would match on all of them.
         return found, set(filters) if len(filters) == 1 else set()
 

@@ -35,6 +35,7 @@ FIELD_SOURCES: dict[str, Source] = {
     "medical_card_expiration": key("medIdExpiration", doc="`medIdExpiration` (if present)"),
     "customer_type": key("type"),
     "active": absent("— (always active)"),
+    "banned": absent(),
     "notes": absent(),
     "street": joined("streetAddress1", "streetAddress2"),
     "city": key("city"),
@@ -44,6 +45,7 @@ FIELD_SOURCES: dict[str, Source] = {
     "pos_created_at": key("createdAt"),
     "pos_updated_at": key("updatedAt"),
     "merged_into_customer_id": absent(),
+    "merged_customer_ids": absent(),
     "drivers_license_hash": absent(),
 }
 

@@ -214,6 +214,7 @@ class HttpClient:
         wall_clock: Callable[[], float] = time.time,
         rng: Callable[[], float] = random.random,
         error_hook: ErrorHook | None = None,
+        accept: str = "application/json",
     ) -> None:
         self.vendor = vendor
         self.label = label
@@ -230,6 +231,7 @@ class HttpClient:
         self.wall_clock = wall_clock
         self.rng = rng
         self.error_hook = error_hook
+        self.accept = accept
         self.auth: Auth = Auth()
         self.field_names: Mapping[str, str] = {}
 
@@ -299,7 +301,7 @@ class HttpClient:
         waited = 0.0
         refreshed = False
         while True:
-            request_headers = {"Accept": "application/json", **(headers or {})}
+            request_headers = {"Accept": self.accept, **(headers or {})}
             if authenticate:
                 request_headers.update(self.auth.headers(self, method, url))
             started = time.perf_counter()

@@ -43,6 +43,7 @@ FIELD_SOURCES: dict[str, Source] = {
     "active": status_active(
         "status", inactive=("Inactive", "Disabled", "Banned", "Deleted", "Merged"), merged="mergedIntoCustomerId"
     ),
+    "banned": absent(),
     "notes": key("notes"),
     "street": joined("address1", "address2"),
     "city": key("city"),
@@ -52,6 +53,7 @@ FIELD_SOURCES: dict[str, Source] = {
     "pos_created_at": key("creationDate"),
     "pos_updated_at": key("lastModifiedDateUTC"),
     "merged_into_customer_id": key("mergedIntoCustomerId"),
+    "merged_customer_ids": absent(),
     "drivers_license_hash": key("driversLicenseHash"),
 }
 

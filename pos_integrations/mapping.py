@@ -62,6 +62,30 @@ def nested(path: str, *, convert: Converter | None = None) -> Source:
     return Source(f"`{path}`", lambda raw: dig(raw, *steps), convert)
 
 
+def first_readable(*names: str, convert: Mapping[str, Converter], doc: str) -> Source:
+    """The first of these top-level keys whose value reads (each with its own converter): a malformed value
+    falls back to the next key, and only when every present value is malformed is the record rejected."""
+
+    def get(raw: Mapping[str, Any]) -> Any:
+        failure: Exception | None = None
+        for name in names:
+            value = raw.get(name)
+            if value in (None, ""):
+                continue
+            try:
+                result = convert[name](value)
+            except (ValueError, TypeError, ArithmeticError) as exc:
+                failure = failure or exc
+                continue
+            if result is not None:
+                return result
+        if failure is not None:
+            raise failure
+        return None
+
+    return Source(doc, get, lambda value: value, names)
+
+
 def computed(doc: str, get: Getter, *, convert: Converter | None = None) -> Source:
     """Anything that needs code: the doc says what it reads."""
     return Source(doc, get, convert)
@@ -93,10 +117,12 @@ CONVERTERS: dict[str, Converter] = {
     "gender": parsing.normalize_gender,
     "customer_type": customer_type_from(contains_medical),
     "active": parsing.parse_bool,
+    "banned": lambda value: parsing.parse_bool(value, default=False),
     "loyalty_points": parsing.parse_decimal,
     "pos_created_at": parsing.parse_datetime,
     "pos_updated_at": parsing.parse_datetime,
     "merged_into_customer_id": parsing.optional_str,
+    "merged_customer_ids": parsing.parse_id_list,
 }
 
 
@@ -186,14 +212,20 @@ def status_active(
     active: tuple[str, ...] = (),
     inactive: tuple[str, ...] = (),
     merged: str | None = None,
+    survivor: tuple[str, str] | None = None,
     deleted: str | None = None,
     disabled: str | None = None,
 ) -> Source:
     """Active unless the status says otherwise (listed `active` values, or not an `inactive` one),
-    the record is merged into another, deleted or disabled."""
+    the record is merged into another, deleted or disabled.
+
+    `survivor` is (status value, key listing the ids a merge absorbed): a record with that status, a non-empty
+    list there and nothing under `merged` is the surviving record of a merge, and active."""
     parts = []
     if status:
         rule = " / ".join(active) if active else "not " + " / ".join(inactive)
+        if survivor:
+            rule += f", or {survivor[0]} with `{survivor[1]}`"
         parts.append(f"`{status}` ({rule})")
     parts += [f"no `{k}`" for k in (merged,) if k] + [f"not `{k}`" for k in (deleted, disabled) if k]
 
@@ -204,6 +236,8 @@ def status_active(
             return False
         value = parsing.clean_str(raw.get(status)).lower() if status else ""
         if not value:
+            return True
+        if survivor and value == survivor[0].lower() and parsing.parse_id_list(raw.get(survivor[1])):
             return True
         if active:
             return value in {a.lower() for a in active}

@@ -21,7 +21,8 @@ class RawPage:
     next_position: Position | None
 
 
-def _fingerprint(items: list[Any], id_key: str) -> str:
+def fingerprint(items: list[Any], id_key: str) -> str:
+    """A short digest of a page: its records' ids in order (or the records themselves where ids are missing)."""
     if all(isinstance(item, dict) and item.get(id_key) is not None for item in items):
         material = "\x1f".join(str(item[id_key]) for item in items)
     else:
@@ -46,10 +47,12 @@ def paginate(
 
     The position yielded with the last page carries `"done": True`. A position or a page of
     records seen before means the vendor is ignoring our paging, so we stop with PosBadResponse
-    instead of looping forever.
+    instead of looping forever. A listing made of several queries (Blaze's date windows) names each in its
+    positions' `segment`: the same records may rightly come back in another segment, so pages are compared
+    within one segment only.
     """
     seen_positions: set[str] = set()
-    seen_pages: set[str] = set()
+    seen_pages: set[tuple[str, str]] = set()
     position: Position | None = start
     pages = 0
     while position is not None and not position.get("done"):
@@ -62,10 +65,10 @@ def paginate(
             raise PosBadResponse(f"{label} pagination did not end after {max_pages} pages", vendor=vendor)
         page = fetch(position)
         if page.items:
-            fingerprint = _fingerprint(page.items, id_key)
-            if fingerprint in seen_pages:
+            seen = (_key({"segment": position.get("segment")}), fingerprint(page.items, id_key))
+            if seen in seen_pages:
                 raise PosBadResponse(f"{label} pagination loop: the same page came back twice", vendor=vendor)
-            seen_pages.add(fingerprint)
+            seen_pages.add(seen)
         after = page.next_position if page.next_position is not None else {**position, "done": True}
         yield page.items, after
         position = page.next_position

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Vendors write 1900-01-01 (Dutchie) or 0001-01-01 (.NET) where they mean "no date".
@@ -154,6 +156,35 @@ def parse_date(value: Any) -> date | None:
         return None if _placeholder(result.year) else result
     moment = parse_datetime(text)
     return moment.date() if moment else None
+
+
+def parse_local_date(value: Any, zone: tzinfo) -> date | None:
+    """A calendar date: epoch milliseconds (a number or numeric text) are read as the date they fall on in `zone`
+    (an instant at the store's local midnight is that day); anything else as parse_date reads it."""
+    if isinstance(value, str) and _NUMERIC.match(value.strip()):
+        value = float(value) if "." in value else int(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        moment = parse_datetime(value)
+        return moment.astimezone(zone).date() if moment else None
+    return parse_date(value)
+
+
+@lru_cache(maxsize=64)
+def time_zone(name: str) -> ZoneInfo:
+    """The IANA time zone of this name (e.g. America/Los_Angeles); ValueError when there is none."""
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ValueError(f"unknown time zone {name!r}") from None
+
+
+def parse_id_list(value: Any) -> tuple[str, ...]:
+    """POS ids from a list (ints or strings); null or an empty list is none."""
+    if value is None:
+        return ()
+    if not isinstance(value, list | tuple):
+        raise ValueError(f"expected a list of ids, got {type(value).__name__}")
+    return tuple(text for text in (clean_str(item) for item in value) if text)
 
 
 def parse_decimal(value: Any) -> Decimal:

@@ -10,6 +10,9 @@ from typing import Any
 
 RECREATIONAL = "recreational"
 MEDICAL = "medical"
+# A store's time zone when none is set: US west coast, where Blaze's real `dob` values sit at local midnight
+# (07:00 or 08:00 UTC). Vendors that send a bare instant for a calendar date are read in the store's zone.
+DEFAULT_TIME_ZONE = "America/Los_Angeles"
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +21,9 @@ class CustomerRecord:
 
     Strings are "" when empty. `gender` is "M", "F", "X" (other / non-binary) or "" (unknown).
     `phone` holds digits only. Datetimes are aware UTC. `drivers_license_hash` carries a vendor's
-    licence hash (Dutchie) — never a licence number, which stays in `drivers_license`.
+    licence hash (Dutchie) — never a licence number, which stays in `drivers_license`. `banned` is the
+    vendor's own ban flag (False where it has none). A merge's surviving record lists the POS ids it absorbed
+    in `merged_customer_ids`; a merged-away record names its survivor in `merged_into_customer_id`.
     """
 
     customer_id: str
@@ -34,6 +39,7 @@ class CustomerRecord:
     medical_card_expiration: date | None = None
     customer_type: str = RECREATIONAL
     active: bool = True
+    banned: bool = False
     notes: str = ""
     street: str = ""
     city: str = ""
@@ -43,6 +49,7 @@ class CustomerRecord:
     pos_created_at: datetime | None = None
     pos_updated_at: datetime | None = None
     merged_into_customer_id: str | None = None
+    merged_customer_ids: tuple[str, ...] = ()
     drivers_license_hash: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -150,6 +157,8 @@ class Capabilities:
     can_create: bool
     search_fields: frozenset[str]
     incremental: bool
+    # CustomerInput fields the POS refuses a create without; create_customer checks them before calling it.
+    create_requires: frozenset[str] = frozenset()
 
     @property
     def can_search(self) -> bool:

@@ -33,9 +33,11 @@ def get_client(
     sleep: Callable[[float], None] = time.sleep,
     max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS,
     timeout: Timeout = DEFAULT_TIMEOUT,
+    time_zone: str | None = None,
     **options: Any,
 ) -> PosClient:
-    """A client for this vendor; blank base_url means production. Raises CredentialsError naming what is missing."""
+    """A client for this vendor; blank base_url means production, no time_zone the default (America/Los_Angeles).
+    Raises CredentialsError naming what is missing, ValueError for an unknown time zone."""
     try:
         cls = CLIENTS[vendor]
     except KeyError:
@@ -48,6 +50,7 @@ def get_client(
         sleep=sleep,
         max_wait_seconds=max_wait_seconds,
         timeout=timeout,
+        time_zone=time_zone,
         **options,
     )
 

@@ -40,6 +40,18 @@ def _primary_address(raw: Mapping[str, Any]) -> Mapping[str, Any]:
     return next((a for a in addresses if a.get("primary")), addresses[0] if addresses else {})
 
 
+# Treez's gender codes (the create schema's enum: Male, Female, Unspecified, Non-Binary) -> ours, and back.
+GENDERS = {"M": "M", "F": "F", "N": "X", "U": ""}
+GENDER_CODES = {"M": "M", "F": "F", "X": "N"}
+# The adult-use type, and the medical one that needs the state card and its expiry (the create schema says so).
+ADULT, MEDICAL_MMID = "ADULT", "MEDICAL_MMID"
+
+
+def _gender(value: Any) -> str:
+    text = parsing.clean_str(value)
+    return GENDERS[text.upper()] if text.upper() in GENDERS else parsing.normalize_gender(text)
+
+
 def _address(field: str) -> Source:
     return computed(f"`addresses[primary or first].{field}`", lambda raw: _primary_address(raw).get(field))
 
@@ -51,13 +63,21 @@ FIELD_SOURCES: dict[str, Source] = {
     "email": key("email"),
     "phone": key("phone"),
     "birthday": key("birthday"),
-    "gender": key("gender"),
+    "gender": key("gender", convert=_gender, doc="`gender` (M / F / N non-binary / U)"),
     "drivers_license": key("drivers_license"),
     "drivers_license_expiration": key("drivers_license_expiration"),
     "medical_card_number": key("state_medical_id"),
     "medical_card_expiration": key("permit_expiration"),
     "customer_type": key("patient_type"),
-    "active": status_active("status", active=("ACTIVE",), merged="merged_into_customer_id"),
+    # The spec's example: `status: MERGED`, no `merged_into_customer_id`, `merged_customer_ids: [19]` is the
+    # surviving record of a merge (active); the records it absorbed are inactive and name it.
+    "active": status_active(
+        "status",
+        active=("ACTIVE",),
+        merged="merged_into_customer_id",
+        survivor=("MERGED", "merged_customer_ids"),
+    ),
+    "banned": key("banned"),
     "notes": key("notes"),
     "street": computed(
         "`addresses[primary or first].street1` + `street2`",
@@ -70,16 +90,22 @@ FIELD_SOURCES: dict[str, Source] = {
     "pos_created_at": key("signup_date"),
     "pos_updated_at": key("last_update"),
     "merged_into_customer_id": key("merged_into_customer_id"),
+    "merged_customer_ids": key("merged_customer_ids"),
     "drivers_license_hash": Source("—", lambda raw: None),
 }
 
 
 def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode()
+    """base64url without padding, as JWTs write their parts."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 class JwtAuth(Auth):
-    """Treez v3: a fresh self-signed token per request, `base64url(claims).base64(RSA-SHA256(claims part))`."""
+    """Treez v3: a fresh self-signed token per request, `base64url(claims).base64url(RSA-SHA256(claims part))`.
+
+    Both parts are base64url without padding, as in a JWT, and there is no JOSE header: the form the
+    documentation shows (`<claims>.<signature>`) and two published clients send.
+    """
 
     def __init__(
         self,
@@ -113,7 +139,7 @@ class JwtAuth(Auth):
         }
         body = _b64url(json.dumps(claims, separators=(",", ":")).encode())
         signature = self._key.sign(body.encode(), padding.PKCS1v15(), hashes.SHA256())
-        return f"{body}.{base64.b64encode(signature).decode()}"
+        return f"{body}.{_b64url(signature)}"
 
     def headers(self, http: HttpClient, method: str, url: str) -> dict[str, str]:
         return {"Authorization": self.token(url)}
@@ -164,6 +190,7 @@ class TreezClient(PosClient):
         can_create=True,
         search_fields=frozenset({"phone", "email", "drivers_license", "first_name", "last_name"}),
         incremental=True,
+        create_requires=frozenset({"first_name", "last_name", "birthday"}),  # the create schema's required fields
     )
     FIELD_SOURCES = FIELD_SOURCES
     id_key = "customer_id"
@@ -262,22 +289,30 @@ class TreezClient(PosClient):
         return self._data(self.http.decode(response, log_path or path))
 
     def send_create(self, data: CustomerInput) -> Any:
-        medical = data.customer_type == MEDICAL
+        """POST the customer as the v3 create schema has it (`CustomerWrite`), and nothing it lacks."""
+        phone = parsing.parse_phone(data.phone)
+        if phone and len(phone) != 10:
+            raise PosValidationError(
+                f"{self.label} takes a 10-digit phone number",
+                vendor=self.vendor,
+                field_errors={"phone": [f"{self.label} takes a 10-digit phone number."]},
+            )
+        # MEDICAL_MMID requires the state medical id and its expiry; without both the customer is adult-use.
+        mmid = data.customer_type == MEDICAL and bool(data.medical_card_number and data.medical_card_expiration)
         payload = {
             "first_name": data.first_name,
             "last_name": data.last_name,
             "birthday": data.birthday.isoformat() if data.birthday else None,
+            "patient_type": MEDICAL_MMID if mmid else ADULT,
             "email": data.email,
-            "phone": parsing.parse_phone(data.phone),
-            "gender": data.gender if data.gender in ("M", "F") else None,
+            "phone": phone,
+            "gender": GENDER_CODES.get(data.gender),
             "notes": data.notes,
             "drivers_license": data.drivers_license,
-            "drivers_license_expiration": (
-                data.drivers_license_expiration.isoformat() if data.drivers_license_expiration else None
+            "state_medical_id": data.medical_card_number if mmid else None,
+            "permit_expiration": (
+                data.medical_card_expiration.isoformat() if mmid and data.medical_card_expiration else None
             ),
-            "state_medical_id": data.medical_card_number,
-            "permit_expiration": data.medical_card_expiration.isoformat() if data.medical_card_expiration else None,
-            "patient_type": "MEDICAL_MMID" if medical else "ADULT",
         }
         body = self.http.post_json(
             self.prefix() + "/customer/detailcustomer",

@@ -26,3 +26,14 @@ if [ ! -f "$stamp" ]; then
     fi
     touch "$stamp"
 fi
+if [ "${1:-runtime}" = dev ]; then
+    # The contract tests convert Blaze's Swagger 2.0 to OpenAPI 3 with swagger2openapi (Node, pinned in its lock).
+    tools=tests/pos_integrations/contracts
+    tools_stamp="$tools/node_modules/.installed-$(sha256sum "$tools/package-lock.json" | cut -c1-16)"
+    if [ ! -f "$tools_stamp" ]; then
+        command -v npm >/dev/null || { echo "npm (Node.js) is required for the contract tests." >&2; exit 1; }
+        echo "Installing $tools/package-lock.json ..."
+        npm ci --prefix "$tools" --no-audit --no-fund --loglevel=error >/dev/null
+        touch "$tools_stamp"
+    fi
+fi

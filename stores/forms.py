@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
 
+from pos_integrations.records import DEFAULT_TIME_ZONE
 from pos_integrations.vendors import OPTIONAL_CREDENTIALS, REQUIRED_CREDENTIALS, CredentialsError, validate_credentials
 from stores.models import Store
 
@@ -41,13 +43,27 @@ class _StoreAdminFormBase(forms.ModelForm):
         assume_scheme="https",
         help_text="Leave blank for the vendor's production API; the sandbox and tests point elsewhere.",
     )
+    time_zone = forms.ChoiceField(
+        required=False,
+        choices=lambda: [(name, name) for name in sorted(zoneinfo.available_timezones())],
+        initial=DEFAULT_TIME_ZONE,
+        help_text=Store._meta.get_field("time_zone").help_text,
+    )
     clear_credentials = forms.BooleanField(
         required=False, help_text="Forget every stored credential before applying the fields above."
     )
 
     class Meta:
         model = Store
-        fields = ["name", "catalog_id", "pos_vendor", "pos_base_url", "sync_enabled", "sync_interval_minutes"]
+        fields = [
+            "name",
+            "catalog_id",
+            "pos_vendor",
+            "pos_base_url",
+            "time_zone",
+            "sync_enabled",
+            "sync_interval_minutes",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -55,6 +71,11 @@ class _StoreAdminFormBase(forms.ModelForm):
         for key in credential_keys():
             if stored.get(key):
                 self.fields[f"cred_{key}"].help_text = "Stored — leave blank to keep."
+
+    def clean_time_zone(self) -> str:
+        # Left out of a submission, the store keeps its zone (a new store gets the default).
+        value: str = self.cleaned_data.get("time_zone") or ""
+        return value or (self.instance.time_zone if self.instance.pk else DEFAULT_TIME_ZONE)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 
+from pos_integrations.parsing import time_zone
+from pos_integrations.records import DEFAULT_TIME_ZONE
 from pos_integrations.vendors import VENDOR_LABELS, CredentialsError, validate_credentials
 from stores.fields import EncryptedJSONField
 
@@ -27,6 +29,14 @@ class PosVendor(models.TextChoices):
     BLAZE = "blaze", VENDOR_LABELS["blaze"]
 
 
+def validate_time_zone(value: str) -> None:
+    """An IANA time zone name, e.g. America/Los_Angeles."""
+    try:
+        time_zone(value)
+    except ValueError:
+        raise ValidationError(f"{value!r} is not a known time zone (e.g. America/Los_Angeles).") from None
+
+
 class Store(models.Model):
     """One dispensary location and the POS it runs on."""
 
@@ -40,6 +50,16 @@ class Store(models.Model):
     )
     pos_credentials = EncryptedJSONField(
         blank=True, default=dict, help_text="The vendor's secrets, encrypted at rest and never shown back."
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        default=DEFAULT_TIME_ZONE,
+        validators=[validate_time_zone],
+        help_text=(
+            "The store's IANA time zone. Where a POS sends a calendar date as an instant at the store's local "
+            "midnight (Blaze's dates of birth), the date is read in this zone. Default America/Los_Angeles: real "
+            "Blaze dates of birth sit at 07:00 or 08:00 UTC, midnight on the US west coast."
+        ),
     )
     sync_enabled = models.BooleanField(default=True)
     sync_interval_minutes = models.PositiveIntegerField(
@@ -73,6 +93,7 @@ class Store(models.Model):
             base_url=self.pos_base_url or None,
             credentials=self.pos_credentials,
             store_label=self.catalog_id,
+            time_zone=self.time_zone or None,
             **kwargs,
         )
 

@@ -148,7 +148,7 @@ class StoreAdmin(admin.ModelAdmin):
     actions = ["sync_now", "full_resync", "test_connection"]
     fieldsets = [
         (None, {"fields": ["name", "catalog_id"]}),
-        ("POS connection", {"fields": ["pos_vendor", "pos_base_url", "credential_keys"]}),
+        ("POS connection", {"fields": ["pos_vendor", "pos_base_url", "time_zone", "credential_keys"]}),
         (
             "POS credentials (write-only)",
             {"fields": [*CREDENTIAL_FIELDS, "clear_credentials"], "description": _vendor_credentials_help()},

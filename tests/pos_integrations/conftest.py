@@ -10,8 +10,12 @@ from typing import Any
 
 import pytest
 import responses
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from pos_integrations import PosClient, get_client
+
+from .contracts.specs import check_request, checked
 
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 SINCE = NOW - timedelta(hours=1)
@@ -155,18 +159,21 @@ def covasoft_record(i: int, **over: Any) -> dict[str, Any]:
 
 
 def blaze_record(i: int, **over: Any) -> dict[str, Any]:
+    """A member shaped as a real /partner/members listing sends them (fake values)."""
     return {
         "id": f"{i:024x}",
         "created": 1758247149594,
         "modified": 1795510800000 + i,
         "deleted": False,
         "firstName": "JANE",
+        "middleName": None,
         "lastName": f"ROE{i}",
         "email": f"roe{i}@example.com",
-        "primaryPhone": "",
-        "dob": 631152000000,
+        "primaryPhone": f"555010{i:04d}",
+        "cpn": f"+1555010{i:04d}",
+        "dob": 631180800000,  # 1990-01-01T08:00:00Z: midnight in Los Angeles
         "birthdate": "1990-01-01",
-        "sex": 1,
+        "sex": 0,
         "status": "Active",
         "medical": False,
         "consumerType": "AdultUse",
@@ -182,6 +189,8 @@ def blaze_record(i: int, **over: Any) -> dict[str, Any]:
         ],
         "recommendations": [],
         "loyaltyPoints": 10.98,
+        "lastVisitDate": None,
+        "banPatient": False,
         "notes": [{"message": "likes edibles"}],
         **over,
     }
@@ -262,10 +271,29 @@ def sleeps() -> Sleeps:
     return Sleeps()
 
 
+@pytest.fixture(scope="session")
+def rsa_key() -> rsa.RSAPrivateKey:
+    """The key a Treez v3 integrator signs with (RSA generation takes a moment: once per run)."""
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def v3_credentials(key: rsa.RSAPrivateKey) -> dict[str, str]:
+    """Treez v3 (self-signed JWT) credentials with this private key."""
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return {"dispensary": "greenleaf", "certificate_id": "cert-1", "organization_id": "org-guid", "private_key": pem}
+
+
 @pytest.fixture
 def rsps() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+    """Mocked HTTP; every Treez and Blaze request is checked against the vendor's published spec as it is sent
+    (a request no mock answered is checked when the test ends)."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False, response_callback=checked) as mock:
         yield mock
+        for call in mock.calls:
+            if isinstance(call.response, Exception):
+                check_request(call.request)
 
 
 @pytest.fixture

@@ -164,3 +164,13 @@ def test_get_customer_missing_is_none(rsps: responses.RequestsMock, make_client:
 def test_repr_hides_credentials(make_client: MakeClient, dialect: Dialect) -> None:
     client = make_client(dialect.vendor)
     assert SECRET not in repr(client) and SECRET not in repr(client.http.auth)
+
+
+def test_banned_is_false_where_the_vendor_does_not_say(make_client: MakeClient, dialect: Dialect) -> None:
+    record = make_client(dialect.vendor).parse_record(dialect.record(1))
+    assert record.banned is False and record.merged_customer_ids == ()
+
+
+def test_every_client_takes_the_stores_time_zone(make_client: MakeClient, dialect: Dialect) -> None:
+    assert make_client(dialect.vendor).time_zone.key == "America/Los_Angeles"  # the documented default
+    assert make_client(dialect.vendor, time_zone="America/New_York").time_zone.key == "America/New_York"

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
-from datetime import date
-from urllib.parse import parse_qs
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
 import responses
 from responses import matchers
 
-from pos_integrations import PosAuthError, PosClient
+from pos_integrations import PosAuthError, PosBadResponse, PosClient, PosUnavailable
+from pos_integrations.parsing import parse_datetime
 
 from .conftest import COVA_TOKEN_URL, SINCE, covasoft_record
 
@@ -53,6 +56,46 @@ def test_token_once_and_pages_with_skip_top(rsps: responses.RequestsMock, make_c
         "client_secret": ["cs-s3cr3t-value"],
     }
     assert "%20ge%20datetime%272026-11-24T09%3A00%3A00Z%27" in rsps.calls[1].request.url
+
+
+class IgnoringServer:
+    """A Cova listing that applies the LastModifiedDateUtc filter but ignores $skip (and, if asked, $top)."""
+
+    def __init__(self, size: int, *, honours_top: bool) -> None:
+        start = datetime(2025, 1, 1, tzinfo=UTC)
+        # Three records per instant, so page boundaries fall between records modified at the same moment.
+        self.records = [
+            covasoft_record(i, LastModifiedDateUtc=(start + timedelta(seconds=i // 3)).isoformat()) for i in range(size)
+        ]
+        self.honours_top = honours_top
+        self.requests = 0
+
+    def answer(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        self.requests += 1
+        query = {k: v[0] for k, v in parse_qs(urlsplit(request.url or "").query).items()}
+        match = re.search(r"datetime'([^']+)'", query["$filter"])
+        assert match is not None
+        since = parse_datetime(match[1])
+        assert since is not None
+        found = [r for r in self.records if parse_datetime(r["LastModifiedDateUtc"]) >= since]  # type: ignore[operator]
+        found.sort(key=lambda r: r["LastModifiedDateUtc"])
+        if self.honours_top:
+            found = found[: int(query["$top"])]
+        return 200, {}, json.dumps(found)
+
+
+@pytest.mark.parametrize("honours_top", [True, False])
+def test_a_server_that_ignores_skip_is_walked_by_moving_the_filter(
+    rsps: responses.RequestsMock, make_client: MakeClient, honours_top: bool
+) -> None:
+    token(rsps)
+    server = IgnoringServer(250, honours_top=honours_top)
+    rsps.add_callback(responses.GET, LIST, callback=server.answer)
+    ids = [r.customer_id for page in make_client("covasoft").iter_customers() for r in page.records]
+    assert sorted(ids) == sorted(r["Id"] for r in server.records)  # each once: ties at a boundary are not repeated
+    # Everything at once: one request. Pages of 100: the first, its repeat (which shows $skip is ignored), then
+    # one per page from the newest instant read so far, until a short page.
+    assert server.requests == (4 if honours_top else 1)
 
 
 def test_hal_page_without_embedded_is_empty(rsps: responses.RequestsMock, make_client: MakeClient) -> None:
@@ -151,6 +194,34 @@ def test_search(rsps: responses.RequestsMock, make_client: MakeClient, filters: 
     assert [r.last_name for r in found] == ["Jasmine1"]
     body = json.loads(rsps.calls[-1].request.body)
     assert body == {"Criteria": [{"Criteria": value, "Field": field, "Operation": "Equals"}]}
+
+
+def test_sends_the_documented_accept_header(rsps: responses.RequestsMock, make_client: MakeClient) -> None:
+    token(rsps)
+    accept = matchers.header_matcher({"Accept": "application/hal+json, application/json"})
+    rsps.add(responses.GET, LIST, json=[], match=[accept])
+    rsps.add(responses.POST, SEARCH, json={"Id": 1, "Criteria": [], "Results": []}, match=[accept])
+    client = make_client("covasoft")
+    assert [page.records for page in client.iter_customers(SINCE)] == [[]]
+    assert client.search_customers(phone="3062220001") == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        ({"status": 404, "json": {"Message": "Resource cannot be found"}}, PosBadResponse),
+        ({"status": 200, "json": {"Id": 1, "Criteria": []}}, PosBadResponse),  # no Results
+        ({"status": 200, "body": ""}, PosBadResponse),
+        ({"status": 503, "json": {"Message": "busy"}}, PosUnavailable),
+    ],
+)
+def test_a_search_that_could_not_search_is_an_error_not_no_match(
+    rsps: responses.RequestsMock, make_client: MakeClient, answer: dict, error: type
+) -> None:
+    token(rsps)
+    rsps.add(responses.POST, SEARCH, **answer)
+    with pytest.raises(error):
+        make_client("covasoft").search_customers(email="jas1@example.com")
 
 
 def test_get_customer(rsps: responses.RequestsMock, make_client: MakeClient) -> None:

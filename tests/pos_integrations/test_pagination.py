@@ -61,3 +61,15 @@ def test_done_position_yields_nothing() -> None:
     assert (
         list(paginate(lambda p: RawPage([], None), {"page": 3, "done": True}, vendor="x", label="X", id_key="id")) == []
     )
+
+
+def test_the_same_page_in_another_segment_is_no_loop() -> None:
+    # Blaze's date windows: a member modified again shows up alone in a later window too.
+    def walk(*pages: RawPage) -> list[list[dict]]:
+        answers = iter(pages)
+        start = {"segment": 100, "skip": 0}
+        return [items for items, _ in paginate(lambda p: next(answers), start, vendor="x", label="X", id_key="id")]
+
+    assert walk(RawPage([{"id": 1}], {"segment": 200, "skip": 0}), RawPage([{"id": 1}], None)) == [[{"id": 1}]] * 2
+    with pytest.raises(PosBadResponse, match="loop"):
+        walk(RawPage([{"id": 1}], {"segment": 100, "skip": 1}), RawPage([{"id": 1}], None))

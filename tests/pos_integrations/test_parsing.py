@@ -16,8 +16,11 @@ from pos_integrations.parsing import (
     parse_date,
     parse_datetime,
     parse_decimal,
+    parse_id_list,
+    parse_local_date,
     parse_phone,
     split_full_name,
+    time_zone,
 )
 
 MOMENTS = st.datetimes(min_value=datetime(1901, 1, 1), max_value=datetime(2200, 1, 1)).map(
@@ -156,3 +159,32 @@ def test_other_values() -> None:
     ]
     assert split_full_name("  Mary  Ann   Smith ") == ("Mary Ann", "Smith")
     assert split_full_name("") == ("", "")
+
+
+@pytest.mark.parametrize(
+    ("value", "zone", "day"),
+    [
+        (631180800000, "America/Los_Angeles", date(1990, 1, 1)),  # 08:00 UTC: PST midnight
+        (646815600000, "America/Los_Angeles", date(1990, 7, 1)),  # 07:00 UTC: PDT midnight
+        ("631180800000", "America/Los_Angeles", date(1990, 1, 1)),
+        (631180800000, "UTC", date(1990, 1, 1)),
+        (631152000000, "America/Los_Angeles", date(1989, 12, 31)),  # UTC midnight is the evening before
+        ("1990-01-01", "Asia/Tokyo", date(1990, 1, 1)),  # a written date is never shifted
+        (None, "UTC", None),
+    ],
+)
+def test_local_dates_from_epoch_milliseconds(value: object, zone: str, day: date | None) -> None:
+    assert parse_local_date(value, time_zone(zone)) == day
+
+
+@pytest.mark.parametrize("name", ["", "Mars/Olympus_Mons", "../etc/passwd", "America/"])
+def test_unknown_time_zones_are_a_value_error(name: str) -> None:
+    with pytest.raises(ValueError, match="unknown time zone"):
+        time_zone(name)
+
+
+def test_id_lists() -> None:
+    assert parse_id_list([19, "20", None, " "]) == ("19", "20")
+    assert parse_id_list(None) == () and parse_id_list([]) == ()
+    with pytest.raises(ValueError):
+        parse_id_list("19")

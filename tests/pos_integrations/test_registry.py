@@ -60,3 +60,6 @@ def test_capabilities() -> None:
     assert caps["flowhub"].search_fields == frozenset({"phone"})
     assert "drivers_license" not in caps["leaflogix"].search_fields  # Dutchie only has a licence hash
     assert not Capabilities(can_create=False, search_fields=frozenset(), incremental=False).can_search
+    # What the API can tell a client before calling the POS: Treez's create schema requires these.
+    assert caps["treez"].create_requires == frozenset({"first_name", "last_name", "birthday"})
+    assert caps["leaflogix"].create_requires == frozenset()

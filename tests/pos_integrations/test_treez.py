@@ -13,17 +13,26 @@ from urllib.parse import parse_qs
 
 import pytest
 import responses
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from responses import matchers
 
-from pos_integrations import CredentialsError, CustomerInput, PosAuthError, PosClient, PosDuplicate, PosNotSupported
+from pos_integrations import (
+    CredentialsError,
+    CustomerInput,
+    PosAuthError,
+    PosClient,
+    PosDuplicate,
+    PosNotSupported,
+    PosValidationError,
+)
 
-from .conftest import SINCE, TREEZ_TOKEN_URL, treez_record
+from .conftest import SINCE, TREEZ_TOKEN_URL, treez_record, v3_credentials
 
 MakeClient = Callable[..., PosClient]
 ROOT = "https://treez.test/v2.0/dispensary/greenleaf"
 AUTH = {"Authorization": "Bearer tz-token-1", "client_id": "treez-client"}
+JANE = CustomerInput(first_name="Jane", last_name="Doe", birthday=date(1990, 1, 1))
 
 
 def page_url(page: int) -> re.Pattern[str]:
@@ -122,9 +131,32 @@ def test_field_mapping_and_merged_customers(make_client: MakeClient) -> None:
     assert (record.street, record.city, record.state, record.postal_code) == ("1 MAIN ST", "OAKLAND", "CA", "94601")
     assert record.loyalty_points == Decimal(12)
     assert record.pos_updated_at == datetime(2026, 11, 24, 9, 26, 36, tzinfo=UTC)
-    assert record.active and record.merged_into_customer_id is None
+    assert record.active and record.merged_into_customer_id is None and record.merged_customer_ids == ()
+    assert record.banned is False
     merged = client.parse_record(treez_record(2, status="MERGED", merged_into_customer_id="21", patient_type="ADULT"))
     assert (merged.active, merged.merged_into_customer_id, merged.customer_type) == (False, "21", "recreational")
+
+
+def test_the_survivor_of_a_merge_is_active(make_client: MakeClient) -> None:
+    client = make_client("treez")
+    # As the spec's example: MERGED, no merged_into_customer_id, the absorbed ids listed.
+    survivor = client.parse_record(treez_record(1, status="MERGED", merged_customer_ids=[19, 18]))
+    assert survivor.active is True and survivor.merged_into_customer_id is None
+    assert survivor.merged_customer_ids == ("19", "18")
+    # MERGED without either side of the merge named stays inactive; so does a deactivated survivor.
+    assert client.parse_record(treez_record(2, status="MERGED", merged_customer_ids=[])).active is False
+    assert client.parse_record(treez_record(3, status="INACTIVE", merged_customer_ids=[19])).active is False
+
+
+@pytest.mark.parametrize(("value", "banned"), [(True, True), (False, False), (None, False)])
+def test_banned_is_kept(make_client: MakeClient, value: object, banned: bool) -> None:
+    record = make_client("treez").parse_record(treez_record(1, banned=value))
+    assert record.banned is banned and record.active is True
+
+
+@pytest.mark.parametrize(("gender", "ours"), [("M", "M"), ("F", "F"), ("N", "X"), ("U", ""), ("", "")])
+def test_gender_codes(make_client: MakeClient, gender: str, ours: str) -> None:
+    assert make_client("treez").parse_record(treez_record(1, gender=gender)).gender == ours
 
 
 @pytest.mark.parametrize(
@@ -176,18 +208,77 @@ def test_create(rsps: responses.RequestsMock, make_client: MakeClient) -> None:
     token(rsps)
     rsps.add(responses.POST, ROOT + "/customer/detailcustomer", json=ok(treez_record(40, first_name="NEW")))
     record = make_client("treez").create_customer(
-        CustomerInput(first_name="New", last_name="Doe", birthday=date(1990, 1, 1), phone="555 000 1111", gender="M")
+        CustomerInput(
+            first_name="New",
+            last_name="Doe",
+            birthday=date(1990, 1, 1),
+            phone="555 000 1111",
+            gender="X",
+            drivers_license="D1234567",
+            drivers_license_expiration=date(2030, 1, 1),
+        )
     )
     assert record.customer_id == "60" and record.first_name == "NEW"
     sent = json.loads(rsps.calls[-1].request.body)
+    # Non-binary is the spec's N; the create schema has no drivers_license_expiration, so it is not sent.
     assert sent == {
         "first_name": "New",
         "last_name": "Doe",
         "birthday": "1990-01-01",
         "phone": "5550001111",
-        "gender": "M",
+        "gender": "N",
+        "drivers_license": "D1234567",
         "patient_type": "ADULT",
     }
+
+
+@pytest.mark.parametrize(
+    ("card", "expiry", "sent"),
+    [
+        (
+            "MED-1",
+            date(2027, 1, 31),
+            {"patient_type": "MEDICAL_MMID", "state_medical_id": "MED-1", "permit_expiration": "2027-01-31"},
+        ),
+        ("MED-1", None, {"patient_type": "ADULT"}),
+        ("", date(2027, 1, 31), {"patient_type": "ADULT"}),
+    ],
+)
+def test_medical_mmid_only_with_the_card_and_its_expiry(
+    rsps: responses.RequestsMock, make_client: MakeClient, card: str, expiry: date | None, sent: dict
+) -> None:
+    token(rsps)
+    rsps.add(responses.POST, ROOT + "/customer/detailcustomer", json=ok(treez_record(40)))
+    make_client("treez").create_customer(
+        CustomerInput(
+            first_name="Med",
+            last_name="Doe",
+            birthday=date(1990, 1, 1),
+            customer_type="medical",
+            medical_card_number=card,
+            medical_card_expiration=expiry,
+        )
+    )
+    body = json.loads(rsps.calls[-1].request.body)
+    assert {k: v for k, v in body.items() if k not in ("first_name", "last_name", "birthday")} == sent
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        (CustomerInput(first_name="Jane", last_name="Doe"), "birthday"),
+        (CustomerInput(first_name="", last_name="Doe", birthday=date(1990, 1, 1)), "first_name"),
+        (CustomerInput(first_name="Jane", last_name="Doe", birthday=date(1990, 1, 1), phone="555-0101"), "phone"),
+    ],
+)
+def test_create_refuses_what_treez_would_before_calling_it(
+    rsps: responses.RequestsMock, make_client: MakeClient, data: CustomerInput, field: str
+) -> None:
+    client = make_client("treez")
+    with pytest.raises(PosValidationError) as caught:
+        client.create_customer(data)
+    assert list(caught.value.field_errors) == [field]
+    assert len(rsps.calls) == 0
 
 
 @pytest.mark.parametrize("status", [200, 400, 409])
@@ -202,7 +293,7 @@ def test_duplicate_carries_the_existing_id(
         json={"resultCode": "FAIL", "resultReason": "Customer is a duplicate", "data": {"customer_id": "31"}},
     )
     with pytest.raises(PosDuplicate) as caught:
-        make_client("treez").create_customer(CustomerInput(first_name="Jane", last_name="Doe"))
+        make_client("treez").create_customer(JANE)
     assert caught.value.existing_customer_id == "31"
     assert sleeps == []  # never retried
 
@@ -215,7 +306,7 @@ def test_duplicate_id_in_the_detail_text(rsps: responses.RequestsMock, make_clie
         json={"resultCode": "FAIL", "resultReason": "DUPLICATE_CUSTOMER", "resultDetail": "existing customer_id: 77"},
     )
     with pytest.raises(PosDuplicate) as caught:
-        make_client("treez").create_customer(CustomerInput(first_name="Jane", last_name="Doe"))
+        make_client("treez").create_customer(JANE)
     assert caught.value.existing_customer_id == "77"
 
 
@@ -223,20 +314,12 @@ def test_create_is_not_retried_on_5xx(rsps: responses.RequestsMock, make_client:
     token(rsps)
     create = rsps.add(responses.POST, ROOT + "/customer/detailcustomer", status=503)
     with pytest.raises(Exception, match="503"):
-        make_client("treez").create_customer(CustomerInput(first_name="Jane", last_name="Doe"))
+        make_client("treez").create_customer(JANE)
     assert create.call_count == 1 and sleeps == []
 
 
-@pytest.fixture(scope="module")
-def rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def v3_credentials(key: rsa.RSAPrivateKey) -> dict[str, str]:
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    return {"dispensary": "greenleaf", "certificate_id": "cert-1", "organization_id": "org-guid", "private_key": pem}
+def unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def test_v3_jwt_is_signed_per_request_for_the_exact_url(
@@ -249,10 +332,10 @@ def test_v3_jwt_is_signed_per_request_for_the_exact_url(
     assert client.get_customer("31") is not None
     header = rsps.calls[0].request.headers["Authorization"]
     claims_part, signature_part = header.split(".")
-    rsa_key.public_key().verify(
-        base64.b64decode(signature_part), claims_part.encode(), padding.PKCS1v15(), hashes.SHA256()
-    )
-    claims = json.loads(base64.urlsafe_b64decode(claims_part))
+    # Both parts base64url without padding, as JWT parts are written.
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", claims_part) and re.fullmatch(r"[A-Za-z0-9_-]+", signature_part)
+    rsa_key.public_key().verify(unb64url(signature_part), claims_part.encode(), padding.PKCS1v15(), hashes.SHA256())
+    claims = json.loads(unb64url(claims_part))
     assert claims["aud"] == url
     assert (claims["iss"], claims["oid"]) == ("cert-1", "org-guid")
     assert claims["exp"] - claims["iat"] == 30000 and claims["jti"]
