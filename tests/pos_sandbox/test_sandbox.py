@@ -7,7 +7,6 @@ import json
 import time
 import tracemalloc
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -17,10 +16,12 @@ import requests
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from pos_integrations.sandbox import SANDBOX_CREDENTIALS, Dataset, FaultSpecError, SandboxServer, parse_spec
-from pos_integrations.sandbox.credentials import treez_v3_credentials, treez_v3_private_key
-from pos_integrations.sandbox.data import digits_of
-from pos_integrations.sandbox.render import LOCAL_OFFSET_MS, RENDERERS
+from pos_sandbox import SANDBOX_CREDENTIALS, Dataset, FaultSpecError, SandboxServer
+from pos_sandbox.data import digits_of
+from pos_sandbox.faults import parse_spec
+from pos_sandbox.render import LOCAL_OFFSET_MS
+from pos_sandbox.vendors import DIALECTS
+from pos_sandbox.vendors.treez import treez_v3_credentials, treez_v3_private_key
 
 N = 240
 SEED = 7
@@ -35,26 +36,6 @@ MODIFIED_KEY = {
     "covasoft": "LastModifiedDateUtc",
     "blaze": "modified",
 }
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(customers=N, seed=SEED) as server:
-        yield server
-
-
-@pytest.fixture
-def sb(sandbox: SandboxServer) -> Iterator[SandboxServer]:
-    """The shared sandbox, with every change and fault undone after the test."""
-    sandbox.reset()
-    yield sandbox
-    sandbox.reset()
-
-
-@pytest.fixture
-def http() -> Iterator[requests.Session]:
-    with requests.Session() as session:
-        yield session
 
 
 # --- speaking each dialect ----------------------------------------------------------------------------------
@@ -622,29 +603,30 @@ def test_fault_vendor_rate_limit_defaults(sb: SandboxServer, http: requests.Sess
 
 
 def test_fault_spec_grammar() -> None:
-    assert parse_spec("5xx=0.1,429=5%,retry_after=2s;treez:drop=1/100,slow=200ms;leaflogix:ratelimit=on") == {
+    spec = "5xx=0.1,429=5%,retry_after=2s;treez:drop=1/100,slow=200ms;leaflogix:ratelimit=on"
+    assert parse_spec(spec, VENDORS) == {
         "*": {"rate_5xx": 0.1, "rate_429": 0.05, "retry_after": 2},
         "treez": {"drop": 0.01, "slow": 0.2},
         "leaflogix": {"ratelimit": True, "ratelimit_requests": None, "ratelimit_window": None},
     }
-    assert parse_spec("token_ttl=30s") == {"*": {"token_ttl_requests": None, "token_ttl_seconds": 30.0}}
+    assert parse_spec("token_ttl=30s", VENDORS) == {"*": {"token_ttl_requests": None, "token_ttl_seconds": 30.0}}
     for bad in ("5xx=2", "nope=1", "square:5xx=0.1", "5xx", "slow=fast", "ratelimit=sometimes", "token_ttl=x"):
         with pytest.raises(FaultSpecError):
-            parse_spec(bad)
+            parse_spec(bad, VENDORS)
 
 
 # --- data ------------------------------------------------------------------------------------------------
 def test_same_seed_same_data_other_seed_other_data() -> None:
     def sample(seed: int) -> list[str]:
-        ds = Dataset(customers=500, seed=seed)
-        return [RENDERERS[v](ds.generator(v), p, False) for v in VENDORS for p in ds.people(v, [0, 17, 499])]
+        ds = Dataset(customers=500, seed=seed, vendors=VENDORS)
+        return [DIALECTS[v].record(ds.generator(v), p, False) for v in VENDORS for p in ds.people(v, [0, 17, 499])]
 
     assert sample(3) == sample(3)
     assert sample(3) != sample(4)
 
 
 def test_data_is_realistic_and_messy(sb: SandboxServer) -> None:
-    ds = Dataset(customers=3000, seed=SEED)
+    ds = Dataset(customers=3000, seed=SEED, vendors=VENDORS)
     people = list(ds.iter_people("leaflogix"))
     emails = [p.email for p in people]
     assert 0.03 < sum(e is None for e in emails) / len(people) < 0.12
@@ -667,7 +649,7 @@ def test_data_is_realistic_and_messy(sb: SandboxServer) -> None:
 def test_a_million_customers_without_building_them() -> None:
     tracemalloc.start()
     try:
-        ds = Dataset(customers=1_000_000, seed=SEED)
+        ds = Dataset(customers=1_000_000, seed=SEED, vendors=VENDORS)
         last = ds.person("blaze", 999_999)
         assert last is not None and last.index == 999_999
         since = ds.generator("blaze").modified_ms(999_000)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -22,27 +22,13 @@ from pos_integrations import (
     RecordError,
     get_client,
 )
-from pos_integrations.sandbox import SANDBOX_CREDENTIALS, SandboxServer, treez_v3_credentials
-from pos_integrations.sandbox.data import Person, digits_of
-from pos_integrations.sandbox.render import vendor_id
+from pos_sandbox import SANDBOX_CREDENTIALS, Person, SandboxServer, treez_v3_credentials
+from pos_sandbox.data import digits_of
 
 N = 150
 SEED = 11
 VENDORS = list(SANDBOX_CREDENTIALS)
 CREATORS = ["leaflogix", "treez"]
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(customers=N, seed=SEED) as server:
-        yield server
-
-
-@pytest.fixture
-def sb(sandbox: SandboxServer) -> Iterator[SandboxServer]:
-    sandbox.reset()
-    yield sandbox
-    sandbox.reset()
 
 
 class Sleeps(list[float]):
@@ -76,8 +62,7 @@ def listing(client: PosClient, since: datetime | None = None) -> tuple[list[Cust
 
 
 def people(sb: SandboxServer, vendor: str) -> dict[str, Person]:
-    gen = sb.dataset.generator(vendor)
-    return {vendor_id(vendor, gen, p): p for p in sb.dataset.iter_people(vendor)}
+    return {sb.vendor_id(vendor, p): p for p in sb.dataset.iter_people(vendor)}
 
 
 # --- listings ----------------------------------------------------------------------------------------------
