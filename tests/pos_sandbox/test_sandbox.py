@@ -459,6 +459,63 @@ def test_create_is_not_offered_by_the_other_vendors(
     assert r.status_code == 405
 
 
+# --- routing ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("vendor", "method", "path", "allow"),
+    [
+        ("leaflogix", "GET", "/leaflogix/customer/customerLookup", "POST"),
+        ("treez", "PUT", f"/treez/{DISPENSARY}/customer/1001", "GET"),
+        ("treez", "GET", f"/treez/{DISPENSARY}/config/api/gettokens", "POST"),  # no credentials needed
+        ("flowhub", "DELETE", "/flowhub/v1/customers/", "GET"),
+        ("covasoft", "GET", "/covasoft/oauth2/token", "POST"),  # no credentials needed
+        ("covasoft", "DELETE", f"/covasoft/v1/Companies({COMPANY})/CustomerFull", "GET"),
+        ("blaze", "PUT", "/blaze/api/v1/partner/members/5f1e0b7c2a9d4e0012ab34cd", "GET"),
+    ],
+)
+def test_a_known_path_with_another_method_is_a_405_naming_the_methods(
+    sb: SandboxServer, http: requests.Session, vendor: str, method: str, path: str, allow: str
+) -> None:
+    headers = {} if path.endswith("token") or path.endswith("gettokens") else auth_headers(sb, http, vendor)
+    r = http.request(method, sb.url + path, headers=headers)
+    assert r.status_code == 405
+    assert r.headers["Allow"] == allow
+    assert isinstance(r.json(), dict)  # the vendor's error body
+
+
+@pytest.mark.parametrize(
+    ("vendor", "path", "body"),
+    [
+        (
+            "leaflogix",
+            "/leaflogix/customer/nothing",
+            {"message": "No HTTP resource was found that matches the request URI '/leaflogix/customer/nothing'."},
+        ),
+        ("treez", f"/treez/{DISPENSARY}/customer/email/a/b", {"resultCode": "FAIL", "resultReason": "NOT_FOUND"}),
+        ("flowhub", "/flowhub/v2/customers/", {"message": "Not found"}),
+        ("covasoft", f"/covasoft/v1/Companies({COMPANY})/Nothing", {"Message": "Resource cannot be found"}),
+        ("blaze", "/blaze/api/v1/partner/members/a/b/c", {"message": "Resource not found"}),
+    ],
+)
+def test_an_unknown_path_is_the_vendors_404(
+    sb: SandboxServer, http: requests.Session, vendor: str, path: str, body: dict[str, str]
+) -> None:
+    r = http.get(sb.url + path, headers=auth_headers(sb, http, vendor))
+    assert r.status_code == 404
+    assert {k: r.json().get(k) for k in body} == body
+
+
+def test_double_and_trailing_slashes_are_ignored(sb: SandboxServer, http: requests.Session) -> None:
+    headers = auth_headers(sb, http, "treez")
+    plain = http.get(f"{sb.url}/treez/{DISPENSARY}/customer/1001", headers=headers)
+    assert plain.status_code == 200
+    assert http.get(f"{sb.url}/treez/{DISPENSARY}//customer/1001/", headers=headers).json() == plain.json()
+    fh = auth_headers(sb, http, "flowhub")
+    assert (
+        http.get(f"{sb.url}/flowhub/v1/customers", headers=fh).json()
+        == http.get(f"{sb.url}/flowhub/v1/customers/", headers=fh).json()
+    )
+
+
 # --- control API -----------------------------------------------------------------------------------------
 def test_control_api_modify_create_delete_drive_incremental_listing(sb: SandboxServer, http: requests.Session) -> None:
     before = datetime.now(UTC) - timedelta(seconds=1)
