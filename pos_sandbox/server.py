@@ -1,4 +1,4 @@
-"""The sandbox HTTP server: a small keep-alive HTTP/1.1 server, fault injection and the control API.
+"""The sandbox HTTP server: a small keep-alive HTTP/1.1 server, dispatch to the vendors and the control API.
 
 http.server parses headers with the email package, which costs more than rendering a page of customers;
 this handler reads the request line and headers itself and answers with one write.
