@@ -34,9 +34,9 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pos_integrations.sandbox import SANDBOX_CREDENTIALS as C  # noqa: E402
-from pos_integrations.sandbox.data import Dataset  # noqa: E402
-from pos_integrations.sandbox.render import RENDERERS  # noqa: E402
+from pos_sandbox.data import Dataset  # noqa: E402
+from pos_sandbox.vendors import DIALECTS, VENDORS  # noqa: E402
+from pos_sandbox.vendors import SANDBOX_CREDENTIALS as C  # noqa: E402
 
 PAGE_SIZES = {"leaflogix": 100, "treez": 50, "flowhub": 500, "covasoft": 100, "blaze": 500}
 DISPENSARY = C["treez"]["dispensary"]
@@ -132,8 +132,8 @@ def wait_up(port: int) -> None:
 
 def baseline(customers: int, seed: int, vendor: str) -> float:
     """Customers/s rendering the same pages in this process, without HTTP."""
-    ds = Dataset(customers=customers, seed=seed)
-    gen, render, size = ds.generator(vendor), RENDERERS[vendor], PAGE_SIZES[vendor]
+    ds = Dataset(customers=customers, seed=seed, vendors=VENDORS)
+    gen, render, size = ds.generator(vendor), DIALECTS[vendor].record, PAGE_SIZES[vendor]
     count = min(customers, 50_000)
     start = time.perf_counter()
     for offset in range(0, count, size):
@@ -165,7 +165,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     port, k = free_port(), args.clients
-    sandbox = ["-m", "pos_integrations.sandbox", "--port", str(port), "--customers", str(args.customers)]
+    sandbox = ["-m", "pos_sandbox", "--port", str(port), "--customers", str(args.customers)]
     proc = subprocess.Popen(
         [sys.executable, *sandbox, "--seed", str(args.seed)],
         env={**os.environ, "PYTHONPATH": str(ROOT)},

@@ -107,7 +107,7 @@ def _start_sandbox(customers: int, seed: int) -> tuple[subprocess.Popen[bytes], 
         [
             sys.executable,
             "-m",
-            "pos_integrations.sandbox",
+            "pos_sandbox",
             "--port",
             str(port),
             "--customers",
@@ -149,7 +149,7 @@ def _run_child(store_id: int, kind: str) -> dict[str, Any]:
 
 def _fresh_store(catalog_id: str, vendor: str, base_url: str) -> Any:
     from customers.models import Customer
-    from pos_integrations.sandbox import SANDBOX_CREDENTIALS
+    from pos_sandbox import SANDBOX_CREDENTIALS
     from stores.models import Store
 
     Store.objects.filter(catalog_id=catalog_id).delete()

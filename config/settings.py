@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_q",
     "pos_integrations.apps.PosIntegrationsConfig",
+    "pos_sandbox.apps.PosSandboxConfig",  # only its `pos_sandbox` command; production code never imports it
     "stores.apps.StoresConfig",
     "customers.apps.CustomersConfig",
     "syncs.apps.SyncsConfig",

@@ -1,4 +1,4 @@
-"""Django app config: pos_integrations has no models, only the `pos_sandbox` command."""
+"""Django app config: pos_integrations has no models (the POS clients are plain Python)."""
 
 from django.apps import AppConfig
 

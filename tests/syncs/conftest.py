@@ -177,7 +177,7 @@ def sentry_events() -> Iterator[list[dict[str, Any]]]:
 @pytest.fixture
 def sandbox_store() -> Iterator[Callable[..., tuple[Any, Store]]]:
     """Start the POS sandbox (real HTTP on a free loopback port) and make a store of one vendor on it."""
-    from pos_integrations.sandbox import SANDBOX_CREDENTIALS, SandboxServer
+    from pos_sandbox import SANDBOX_CREDENTIALS, SandboxServer
 
     servers: list[Any] = []
 

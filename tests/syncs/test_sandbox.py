@@ -144,7 +144,7 @@ def test_a_sync_killed_with_sigkill_loses_nothing_and_the_next_fetches_at_most_o
         assert _manage(env, "migrate", "--no-input").returncode == 0
         create = (
             "from stores.models import Store;"
-            "from pos_integrations.sandbox import SANDBOX_CREDENTIALS as C;"
+            "from pos_sandbox import SANDBOX_CREDENTIALS as C;"
             f"Store.objects.create(name='Crash', catalog_id='crash', pos_vendor='leaflogix',"
             f"pos_base_url='{server.vendor_url('leaflogix')}', pos_credentials=dict(C['leaflogix']))"
         )

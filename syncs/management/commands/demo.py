@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django_q.tasks import async_task
 
-from pos_integrations.sandbox import SANDBOX_CREDENTIALS
+from pos_sandbox import SANDBOX_CREDENTIALS
 from stores.models import SYNC_CLUSTER, SYNC_TASK, ApiKey, PosVendor, Store
 from stores.services import api_key_create, api_key_revoke
 

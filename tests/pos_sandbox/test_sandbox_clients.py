@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -22,27 +22,13 @@ from pos_integrations import (
     RecordError,
     get_client,
 )
-from pos_integrations.sandbox import SANDBOX_CREDENTIALS, SandboxServer, treez_v3_credentials
-from pos_integrations.sandbox.data import Person, digits_of
-from pos_integrations.sandbox.render import vendor_id
+from pos_sandbox import SANDBOX_CREDENTIALS, Person, SandboxServer, treez_v3_credentials
+from pos_sandbox.data import digits_of
 
 N = 150
 SEED = 11
 VENDORS = list(SANDBOX_CREDENTIALS)
 CREATORS = ["leaflogix", "treez"]
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    with SandboxServer(customers=N, seed=SEED) as server:
-        yield server
-
-
-@pytest.fixture
-def sb(sandbox: SandboxServer) -> Iterator[SandboxServer]:
-    sandbox.reset()
-    yield sandbox
-    sandbox.reset()
 
 
 class Sleeps(list[float]):
@@ -76,8 +62,7 @@ def listing(client: PosClient, since: datetime | None = None) -> tuple[list[Cust
 
 
 def people(sb: SandboxServer, vendor: str) -> dict[str, Person]:
-    gen = sb.dataset.generator(vendor)
-    return {vendor_id(vendor, gen, p): p for p in sb.dataset.iter_people(vendor)}
+    return {sb.vendor_id(vendor, p): p for p in sb.dataset.iter_people(vendor)}
 
 
 # --- listings ----------------------------------------------------------------------------------------------
@@ -137,7 +122,8 @@ def test_incremental_listing_returns_what_changed(
 def test_treez_v3_jwt_client(sb: SandboxServer, make: Callable[..., PosClient]) -> None:
     client = make("treez", treez_v3_credentials())
     records, errors = listing(client, datetime(2026, 1, 1, tzinfo=UTC))
-    assert errors == [] and records
+    assert errors == []
+    assert records
     assert client.get_customer(records[0].customer_id) == records[0]
 
 
@@ -150,7 +136,8 @@ def test_lookups(sb: SandboxServer, make: Callable[..., PosClient], vendor: str)
         (i, p) for i, p in truth.items() if p.phone and p.email and "@" in p.email and "." in p.email and p.licence
     )
     record = client.get_customer(customer_id)
-    assert record is not None and record.customer_id == customer_id
+    assert record is not None
+    assert record.customer_id == customer_id
     assert client.get_customer(customer_id[:-1] + ("0" if customer_id[-1] != "0" else "1")) is None
     fields = client.capabilities.search_fields
     if "phone" in fields:
@@ -184,7 +171,9 @@ def test_create_then_duplicate(sb: SandboxServer, make: Callable[..., PosClient]
         medical_card_expiration=date(2027, 12, 31),  # Treez's MEDICAL_MMID needs the card and its expiry
     )
     created = client.create_customer(data)
-    assert created.customer_id and created.phone == "4155550142" and created.customer_type == "medical"
+    assert created.customer_id
+    assert created.phone == "4155550142"
+    assert created.customer_type == "medical"
     assert sb.record(vendor, created.customer_id) is not None
     assert client.get_customer(created.customer_id) == created
     with pytest.raises(PosDuplicate) as dup:
@@ -228,7 +217,8 @@ def test_retries_through_429_5xx_and_dropped_connections(
     records, errors = listing(client)
     for record in records[:10]:
         assert client.get_customer(record.customer_id) == record
-    assert errors == [] and len(records) == N
+    assert errors == []
+    assert len(records) == N
     assert 2.0 in sleeps  # Retry-After honoured
     assert len(sleeps) >= 3
 
@@ -254,7 +244,8 @@ def test_malformed_records_become_record_errors(sb: SandboxServer, make: Callabl
     sb.set_faults(f"{vendor}:malformed_record=1/10")
     records, errors = listing(make(vendor))
     bad = sb.malformed_ids(vendor)
-    assert bad and {e.customer_id for e in errors} == bad
+    assert bad
+    assert {e.customer_id for e in errors} == bad
     assert len(records) + len(errors) == N
     assert {r.customer_id for r in records} == set(people(sb, vendor)) - bad
 
@@ -264,7 +255,8 @@ def test_expiring_tokens_are_refreshed(sb: SandboxServer, make: Callable[..., Po
     sb.set_faults(f"{vendor}:token_ttl=1")
     client = make(vendor)
     records, errors = listing(client)
-    assert errors == [] and len(records) == N
+    assert errors == []
+    assert len(records) == N
     assert client.get_customer(records[-1].customer_id) == records[-1]
     assert client.http.auth.fetch_count > 1  # type: ignore[attr-defined]
 
@@ -277,7 +269,8 @@ def test_rate_limits_are_waited_out(sb: SandboxServer, make: Callable[..., PosCl
     records, errors = listing(client)
     for record in records[:3]:
         assert client.get_customer(record.customer_id) == record
-    assert errors == [] and len(records) == N
+    assert errors == []
+    assert len(records) == N
     assert time.monotonic() - start >= 0.4  # waited for the window to reset
 
 

@@ -11,10 +11,9 @@ import math
 import random
 import threading
 import time
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
-
-from .data import VENDORS
 
 ALL = "*"
 
@@ -37,7 +36,7 @@ class FaultSettings:
     malformed_record: float = 0.0  # share of records (a stable choice per record) with an unreadable modified time
     token_ttl_requests: int | None = None  # tokens stop working after this many uses...
     token_ttl_seconds: float | None = None  # ...or this many seconds
-    ratelimit: bool = False  # enforce the vendor's own rate limit (pos-apis.md)
+    ratelimit: bool = False  # enforce the vendor's published rate limit (each vendor module declares it)
     ratelimit_requests: int | None = None  # override the vendor's limit: this many requests...
     ratelimit_window: float | None = None  # ...per this many seconds
 
@@ -60,15 +59,7 @@ _SPEC_KEYS = {
     "ratelimit": "ratelimit",
 }
 _RATE_FIELDS = frozenset({"rate_5xx", "rate_429", "slow_rate", "drop", "malformed_page", "malformed_record"})
-
-# Each vendor's documented limit (requests, window seconds), enforced when `ratelimit` is on. Treez publishes none.
-VENDOR_RATE_LIMITS: dict[str, tuple[int, float] | None] = {
-    "leaflogix": (120, 60.0),
-    "treez": None,
-    "flowhub": (59, 1.0),
-    "covasoft": (1000, 60.0),
-    "blaze": (10_000, 300.0),
-}
+RateLimit = tuple[int, float]  # requests per window seconds
 
 
 def parse_rate(text: str, name: str) -> float:
@@ -143,8 +134,8 @@ def _item(key: str, value: str) -> dict[str, Any]:
     return {"ratelimit": True, "ratelimit_requests": int(count), "ratelimit_window": seconds}
 
 
-def parse_spec(spec: str) -> dict[str, dict[str, Any]]:
-    """SPEC -> {vendor or "*": {field: value}}; raises FaultSpecError naming the bad part."""
+def parse_spec(spec: str, vendors: Collection[str]) -> dict[str, dict[str, Any]]:
+    """SPEC -> {vendor or "*": {field: value}} for these vendors; raises FaultSpecError naming the bad part."""
     out: dict[str, dict[str, Any]] = {}
     for raw_group in spec.split(";"):
         group = raw_group.strip()
@@ -155,8 +146,8 @@ def parse_spec(spec: str) -> dict[str, dict[str, Any]]:
         if sep and "=" not in head:
             vendor = head.strip().lower()
             group = rest
-            if vendor != ALL and vendor not in VENDORS:
-                known = ", ".join(VENDORS)
+            if vendor != ALL and vendor not in vendors:
+                known = ", ".join(vendors)
                 raise FaultSpecError(f"unknown vendor {vendor!r} in {raw_group.strip()!r}; use * or one of {known}")
         target = out.setdefault(vendor, {})
         for raw_item in group.split(","):
@@ -217,21 +208,31 @@ class Decision:
 class Faults:
     """Current fault settings per vendor and the seeded dice that apply them."""
 
-    def __init__(self, *, seed: int = 0, spec: str | dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, *, vendors: Iterable[str], seed: int = 0, spec: str | dict[str, dict[str, Any]] | None = None
+    ) -> None:
+        self.vendors = tuple(vendors)
         self._lock = threading.Lock()
         self._seed = seed
         self._layers: dict[str, dict[str, Any]] = {}
-        self._rngs = {v: random.Random(f"{seed}:faults:{v}") for v in VENDORS}
+        self._rngs = self._dice()
         self._effective: dict[str, FaultSettings] = {}
         self._windows: dict[str, tuple[float, int]] = {}
         if spec:
-            self.apply(parse_spec(spec) if isinstance(spec, str) else spec)
+            self.apply(parse_spec(spec, self.vendors) if isinstance(spec, str) else spec)
+
+    def _dice(self) -> dict[str, random.Random]:
+        return {v: random.Random(f"{self._seed}:faults:{v}") for v in self.vendors}
+
+    def parse(self, spec: str) -> dict[str, dict[str, Any]]:
+        """A SPEC for these vendors as settings layers (see parse_spec)."""
+        return parse_spec(spec, self.vendors)
 
     def apply(self, layers: dict[str, dict[str, Any]]) -> None:
         """Merge {vendor or "*": {field: value}} into the current settings."""
         with self._lock:
             for vendor, values in layers.items():
-                if vendor != ALL and vendor not in VENDORS:
+                if vendor != ALL and vendor not in self.vendors:
                     raise FaultSpecError(f"unknown vendor {vendor!r}")
                 merged = {**self._layers.get(vendor, {}), **values}
                 FaultSettings(**merged)  # type-checks the field names
@@ -247,7 +248,7 @@ class Faults:
         with self._lock:
             if vendor is None:
                 self._layers.clear()
-                self._rngs = {v: random.Random(f"{self._seed}:faults:{v}") for v in VENDORS}
+                self._rngs = self._dice()
             else:
                 self._layers.pop(vendor, None)
             self._effective.clear()
@@ -266,7 +267,7 @@ class Faults:
         """Explicit layers and the effective settings per vendor (for GET /_control/state)."""
         with self._lock:
             layers = {k: dict(v) for k, v in self._layers.items()}
-        return {"layers": layers, "effective": {v: self.settings(v).as_dict() for v in VENDORS}}
+        return {"layers": layers, "effective": {v: self.settings(v).as_dict() for v in self.vendors}}
 
     def decide(self, vendor: str) -> Decision:
         """Roll the dice for one request; draws are made in a fixed order so a seed replays the same run."""
@@ -290,18 +291,20 @@ class Faults:
             d.malformed_page = True
         return d
 
-    def rate_limit(self, vendor: str) -> tuple[bool, dict[str, str], float]:
-        """Count a request against the vendor's limit: (allowed, X-RateLimit headers, seconds until reset)."""
+    def rate_limit(self, vendor: str, published: RateLimit | None) -> tuple[bool, dict[str, str], float]:
+        """Count a request against the vendor's limit: (allowed, X-RateLimit headers, seconds until reset).
+
+        The limit is the `ratelimit=N/WINDOW` override, else the vendor's published one (None: no limit).
+        """
         s = self.settings(vendor)
         if not s.ratelimit:
             return True, {}, 0.0
         if s.ratelimit_requests is not None and s.ratelimit_window is not None:
             limit, window = s.ratelimit_requests, s.ratelimit_window
+        elif published is None:
+            return True, {}, 0.0
         else:
-            known = VENDOR_RATE_LIMITS.get(vendor)
-            if known is None:
-                return True, {}, 0.0
-            limit, window = known
+            limit, window = published
         now = time.monotonic()
         with self._lock:
             start, used = self._windows.get(vendor, (now, 0))

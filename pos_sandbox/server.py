@@ -1,4 +1,4 @@
-"""The sandbox HTTP server: a small keep-alive HTTP/1.1 server, fault injection and the control API.
+"""The sandbox HTTP server: a small keep-alive HTTP/1.1 server, dispatch to the vendors and the control API.
 
 http.server parses headers with the email package, which costs more than rendering a page of customers;
 this handler reads the request line and headers itself and answers with one write.
@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
-import math
 import socket
 import socketserver
 import threading
@@ -19,11 +17,13 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from .credentials import SANDBOX_CREDENTIALS
-from .data import VENDORS, Dataset
-from .dialects import DIALECTS, BadRequest, Dialect, Request, Response, TokenStore, int_param, json_response
-from .faults import ALL, Faults, FaultSpecError, coerce_settings, parse_spec
-from .render import RENDERERS, vendor_id
+from .control import Control
+from .data import Dataset, Person
+from .dialect import Dialect
+from .faults import ALL, Faults
+from .protocol import BadRequest, Request, Response, json_response
+from .tokens import TokenStore
+from .vendors import DIALECTS, SANDBOX_CREDENTIALS, VENDORS
 
 _REASONS = {
     200: "OK",
@@ -124,7 +124,7 @@ class _TCPServer(socketserver.ThreadingTCPServer):
 
 
 class SandboxApp:
-    """Routing, faults and the control API, independent of the socket server (handy in unit tests)."""
+    """The vendors' APIs with faults applied, and the control API, independent of the socket server."""
 
     def __init__(self, dataset: Dataset, faults: Faults) -> None:
         self.dataset = dataset
@@ -132,7 +132,7 @@ class SandboxApp:
         self.tokens = TokenStore(faults)
         self.dialects: dict[str, Dialect] = {v: DIALECTS[v](dataset, faults, self.tokens) for v in dataset.vendors}
         self.requests: dict[str, int] = dict.fromkeys(self.dialects, 0)
-        self.started = time.time()
+        self.control = Control(dataset, faults, self.dialects, self.requests)
 
     def dispatch(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Response | object:
         path, _, query_text = target.partition("?")
@@ -142,7 +142,7 @@ class SandboxApp:
         head = segs[0] if segs else ""
         try:
             if head == "_control":
-                return self.control(req, segs[1:])
+                return self.control.handle(req, segs[1:])
             dialect = self.dialects.get(head)
             if dialect is None:
                 known = ", ".join(self.dialects)
@@ -161,10 +161,9 @@ class SandboxApp:
             return _DROP
         if decision.delay:
             time.sleep(decision.delay)
-        allowed, limit_headers, reset_in = self.faults.rate_limit(vendor)
+        allowed, limit_headers, reset_in = self.faults.rate_limit(vendor, dialect.published_rate_limit)
         if not allowed:
-            # Dutchie sends Retry-After; Flowhub and Blaze send nothing, Cova its X-RateLimit headers.
-            resp = dialect.too_many(max(1, math.ceil(reset_in)) if vendor == "leaflogix" else None)
+            resp = dialect.rate_limited(reset_in)
         elif decision.status == 429:
             resp = dialect.too_many(self.faults.settings(vendor).retry_after)
         elif decision.status is not None:
@@ -173,104 +172,9 @@ class SandboxApp:
             resp = dialect.handle(req, segs)
             if decision.malformed_page and resp.listing and resp.status == 200:
                 resp.body = resp.body[: max(1, len(resp.body) // 2)]  # a page cut mid-record: not JSON
-        if vendor == "covasoft" and limit_headers:
+        if limit_headers and dialect.sends_rate_limit_headers:
             resp.headers.update(limit_headers)
         return resp
-
-    # --- control API ---------------------------------------------------------------------------------
-    def control(self, req: Request, segs: list[str]) -> Response:
-        route = "/".join(s for s in segs if s)
-        if req.method == "GET" and route == "state":
-            return json_response(200, self.state())
-        if route == "faults":
-            if req.method == "GET":
-                return json_response(200, self.faults.state())
-            if req.method == "DELETE":
-                vendor = req.query.get("vendor")
-                self.faults.clear(None if vendor in (None, "", ALL) else self._vendor_name(vendor))
-                return json_response(200, self.faults.state())
-            if req.method == "POST":
-                body = req.json_object()
-                try:
-                    if "spec" in body:
-                        self.faults.apply(parse_spec(str(body["spec"])))
-                    else:
-                        values = {k: v for k, v in body.items() if k not in ("vendor", "clear")}
-                        vendor = str(body.get("vendor") or ALL)
-                        if vendor != ALL:
-                            self._vendor_name(vendor)
-                        if body.get("clear"):
-                            self.faults.clear(None if vendor == ALL else vendor)
-                        self.faults.apply({vendor: coerce_settings(values)})
-                except FaultSpecError as exc:
-                    raise BadRequest(str(exc)) from None
-                return json_response(200, self.faults.state())
-        if req.method == "POST" and route in ("modify", "create", "delete"):
-            body = req.json_object()
-            vendors = self._vendors(body.get("vendor"))
-            count = body.get("count", 0)
-            ids = body.get("ids")
-            if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= 1_000_000:
-                raise BadRequest("count must be a whole number between 0 and 1000000")
-            if ids is not None and (not isinstance(ids, list) or route == "create" or len(vendors) != 1):
-                raise BadRequest("ids must be a list of one vendor's customer ids (modify and delete only)")
-            result = {v: self.change(route, v, count=count, ids=ids) for v in vendors}
-            return json_response(200, {route if route != "create" else "created": result})
-        if req.method == "POST" and route == "reset":
-            self.dataset.reset()
-            self.faults.clear()
-            return json_response(200, self.state())
-        if req.method == "GET" and len(segs) == 2 and segs[0] == "records":
-            vendor = self._vendor_name(segs[1])
-            offset = int_param(req.query.get("offset"), "offset", 0, 0, 10**12)
-            limit = int_param(req.query.get("limit"), "limit", 100, 1, 10_000)
-            idx, total = self.dataset.select(vendor, None, None, offset, limit)
-            render, gen = RENDERERS[vendor], self.dataset.generator(vendor)
-            records = ",".join(render(gen, p, False) for p in self.dataset.people(vendor, idx))
-            return Response(200, f'{{"total":{total},"records":[{records}]}}'.encode())
-        raise BadRequest(
-            f"unknown control call {req.method} /_control/{route}; see pos_integrations/sandbox/README.md", status=404
-        )
-
-    def change(self, action: str, vendor: str, *, count: int = 0, ids: list[str] | None = None) -> list[str]:
-        """modify / create / delete; returns the vendor ids affected."""
-        gen = self.dataset.generator(vendor)
-        indexes: list[int] | None = None
-        if ids is not None:
-            indexes = []
-            for text in ids:
-                p = self.dialects[vendor].by_id(str(text))
-                if p is None:
-                    raise BadRequest(f"{vendor} has no customer {text!r}")
-                indexes.append(p.index)
-        if action == "modify":
-            return [vendor_id(vendor, gen, p) for p in self.dataset.modify(vendor, count=count, indexes=indexes)]
-        if action == "create":
-            return [vendor_id(vendor, gen, p) for p in self.dataset.create(vendor, count=count)]
-        gone = self.dataset.delete(vendor, count=count, indexes=indexes)
-        return [vendor_id(vendor, gen, p) for p in gone]
-
-    def state(self) -> dict[str, Any]:
-        return {
-            "seed": self.dataset.seed,
-            "customers_per_vendor": self.dataset.customers,
-            "uptime_seconds": round(time.time() - self.started, 1),
-            "vendors": {
-                v: {"customers": self.dataset.count(v), **self.dataset.changes(v), "requests": self.requests[v]}
-                for v in self.dialects
-            },
-            "faults": self.faults.state(),
-        }
-
-    def _vendor_name(self, vendor: str) -> str:
-        if vendor not in self.dialects:
-            raise BadRequest(f"unknown vendor {vendor!r}; use one of {', '.join(self.dialects)}")
-        return vendor
-
-    def _vendors(self, vendor: Any) -> list[str]:
-        if vendor in (None, "", ALL):
-            return list(self.dialects)
-        return [self._vendor_name(str(vendor))]
 
 
 def tune_gc_for_serving() -> None:
@@ -295,10 +199,12 @@ class SandboxServer:
         seed: int = 1,
         faults: str | None = None,
     ) -> None:
-        self.dataset = Dataset(customers=customers, seed=seed)
-        self.faults = Faults(seed=seed, spec=faults)
+        self.dataset = Dataset(customers=customers, seed=seed, vendors=VENDORS)
+        self.faults = Faults(vendors=VENDORS, seed=seed, spec=faults)
         self.app = SandboxApp(self.dataset, self.faults)
-        self._host, self._port = host, port
+        self.control = self.app.control
+        self.host = host
+        self.requested_port = port  # 0: a free one, see `port` once started
         self._server: _TCPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -307,7 +213,7 @@ class SandboxServer:
         """Bind and serve in a background thread."""
         if self._server is not None:
             return self
-        server = _TCPServer((self._host, self._port), _Handler)
+        server = _TCPServer((self.host, self.requested_port), _Handler)
         server.app = self.app
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, name="pos-sandbox", daemon=True)
@@ -316,7 +222,7 @@ class SandboxServer:
 
     def serve_forever(self) -> None:
         """Bind and serve in this thread until interrupted."""
-        server = _TCPServer((self._host, self._port), _Handler)
+        server = _TCPServer((self.host, self.requested_port), _Handler)
         server.app = self.app
         self._server = server
         try:
@@ -353,7 +259,7 @@ class SandboxServer:
     @property
     def url(self) -> str:
         """http://127.0.0.1:PORT"""
-        return f"http://{self._host}:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def vendor_url(self, vendor: str) -> str:
         """The base URL a store of this vendor points at."""
@@ -367,20 +273,20 @@ class SandboxServer:
     # --- control operations --------------------------------------------------------------------------
     def modify(self, vendor: str, count: int = 0, *, ids: list[str] | None = None) -> list[str]:
         """Change customers now (random ones, or these ids); returns their vendor ids."""
-        return self.app.change("modify", vendor, count=count, ids=ids)
+        return self.control.change("modify", vendor, count=count, ids=ids)
 
     def create(self, vendor: str, count: int = 1) -> list[str]:
         """Add generated customers, created now; returns their vendor ids."""
-        return self.app.change("create", vendor, count=count)
+        return self.control.change("create", vendor, count=count)
 
     def delete(self, vendor: str, count: int = 0, *, ids: list[str] | None = None) -> list[str]:
         """Remove customers (random ones, or these ids); returns their vendor ids."""
-        return self.app.change("delete", vendor, count=count, ids=ids)
+        return self.control.change("delete", vendor, count=count, ids=ids)
 
     def set_faults(self, spec: str | None = None, *, vendor: str = ALL, **settings: Any) -> None:
         """Switch faults on or off: a SPEC string, or settings for one vendor (or all), e.g. rate_5xx=0.1."""
         if spec:
-            self.faults.apply(parse_spec(spec))
+            self.faults.apply(self.faults.parse(spec))
         if settings:
             self.faults.set(vendor, **settings)
 
@@ -389,30 +295,27 @@ class SandboxServer:
 
     def reset(self) -> None:
         """Forget every change and fault since start."""
-        self.dataset.reset()
-        self.faults.clear()
+        self.control.reset()
 
     def state(self) -> dict[str, Any]:
-        return self.app.state()
+        return self.control.state()
 
     # --- ground truth --------------------------------------------------------------------------------
     def vendor_records(self, vendor: str) -> Iterator[dict[str, Any]]:
         """Every current customer as the vendor's JSON (without faults), in listing order."""
-        return self.dataset.vendor_records(vendor)
+        return self.control.vendor_records(vendor)
 
     def record(self, vendor: str, customer_id: str) -> dict[str, Any] | None:
         """One current customer as the vendor's JSON, or None."""
-        p = self.app.dialects[vendor].by_id(str(customer_id))
-        return None if p is None else json.loads(RENDERERS[vendor](self.dataset.generator(vendor), p, False))
+        return self.control.record(vendor, customer_id)
+
+    def vendor_id(self, vendor: str, person: Person) -> str:
+        """The id the vendor shows for this customer."""
+        return self.app.dialects[vendor].id_of(person)
 
     def malformed_ids(self, vendor: str) -> set[str]:
         """Ids of the customers served malformed under the current malformed_record rate."""
-        rate = self.faults.settings(vendor).malformed_record
-        gen = self.dataset.generator(vendor)
-        if not rate:
-            return set()
-        people = self.dataset.iter_people(vendor)
-        return {vendor_id(vendor, gen, p) for p in people if gen.malformed_fraction(p.h) < rate}
+        return self.control.malformed_ids(vendor)
 
 
 __all__ = ["VENDORS", "SandboxApp", "SandboxServer"]

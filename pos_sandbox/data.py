@@ -8,19 +8,19 @@ overlay that every query merges in.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import threading
 import time
 from bisect import bisect_left, bisect_right, insort
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from hashlib import blake2b
 from typing import Any
 
-VENDORS: tuple[str, ...] = ("leaflogix", "treez", "flowhub", "covasoft", "blaze")
+from .render import DAYS as _days
+from .render import day_text as _day
 
 # Generated modification times are spread over these years; fixed, so the same seed gives the same data
 # whatever day it runs. Creation times go back up to four more years.
@@ -116,7 +116,7 @@ _FOUR_YEARS_MS = 4 * 365 * 86_400_000
 
 @dataclass(slots=True)
 class Person:
-    """One customer, vendor-neutral; each vendor dialect renders it in its own JSON."""
+    """One customer, vendor-neutral; each vendor module renders it in its own JSON."""
 
     index: int
     h: int  # 256 hash bits of (seed, vendor, index): stable per record, used for ids and fault choices
@@ -145,17 +145,6 @@ class Person:
     modified_ms: int
     version: int = 1
     last_visit_ms: int | None = None
-
-
-_days: dict[int, str] = {}
-
-
-def _day(days: int) -> str:
-    """YYYY-MM-DD of a day number since 1970 (cached: a few tens of thousands of days are ever used)."""
-    s = _days.get(days)
-    if s is None:
-        s = _days[days] = (date(1970, 1, 1) + timedelta(days=days)).isoformat()
-    return s
 
 
 def _hash(key: bytes) -> int:
@@ -386,9 +375,9 @@ class VendorState:
 
 
 class Dataset:
-    """All five vendors' customers for one seed; thread-safe; memory grows only with changes."""
+    """These vendors' customers for one seed; thread-safe; memory grows only with changes."""
 
-    def __init__(self, *, customers: int, seed: int, vendors: tuple[str, ...] = VENDORS) -> None:
+    def __init__(self, *, customers: int, seed: int, vendors: Iterable[str]) -> None:
         if not 0 <= customers <= MAX_CUSTOMERS:
             raise ValueError(f"customers must be between 0 and {MAX_CUSTOMERS:,}")
         self.customers = customers
@@ -507,17 +496,9 @@ class Dataset:
                 out.append(base)
                 base += 1
             else:
-                out.append(ne)  # type: ignore[arg-type]
+                out.append(ne)
                 ei += 1
         return out, total
-
-    def vendor_records(self, vendor: str) -> Iterator[dict[str, Any]]:
-        """Every current customer as the vendor's JSON (no faults applied), in listing order."""
-        from .render import RENDERERS  # render builds on this module
-
-        render, gen = RENDERERS[vendor], self.generator(vendor)
-        for p in self.iter_people(vendor):
-            yield json.loads(render(gen, p, False))
 
     def search(self, vendor: str, **criteria: str) -> list[Person]:
         """Live records matching every given criterion: phone, email, licence, card, first/last name, birthday."""
