@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
                     ("manual", "Manual (command line)"),
                     ("admin", "Admin"),
                     ("api", "API"),
-                    ("demo", "Demo (manage.py demo)"),
+                    ("demo", "Demo"),
                 ],
                 default="manual",
                 max_length=20,

@@ -22,7 +22,7 @@ from syncs.models import SyncTrigger
 
 DEMO_KEY_NAME = "demo"
 # The stores the README's examples name: (catalog id, name) per vendor.
-DEMO_STORES = {
+DEMO_STORES: dict[str, tuple[str, str]] = {
     PosVendor.LEAFLOGIX: ("greenleaf-berkeley", "Green Leaf Berkeley"),
     PosVendor.TREEZ: ("greenleaf-oakland", "Green Leaf Oakland"),
     PosVendor.FLOWHUB: ("denver-leaf", "Denver Leaf"),
@@ -118,6 +118,7 @@ class Command(BaseCommand):
     @staticmethod
     def demo_store(vendor: str, sandbox_url: str) -> Store:
         catalog_id, name = DEMO_STORES[vendor]
+        credentials: dict[str, Any] = dict(SANDBOX_CREDENTIALS[vendor])
         # Demos made before the stores had the README's names carried "demo-<vendor>": rename, don't duplicate.
         if not Store.objects.filter(catalog_id=catalog_id).exists():
             Store.objects.filter(catalog_id=f"demo-{vendor}").update(catalog_id=catalog_id)
@@ -127,7 +128,7 @@ class Command(BaseCommand):
                 "name": name,
                 "pos_vendor": vendor,
                 "pos_base_url": f"{sandbox_url}/{vendor}",
-                "pos_credentials": dict(SANDBOX_CREDENTIALS[vendor]),
+                "pos_credentials": credentials,
                 "sync_enabled": True,
                 "sync_interval_minutes": 5,
             },
