@@ -281,7 +281,7 @@ def _fmt_seconds(seconds: float) -> str:
     if minutes < 60:
         return f"{minutes}m {secs:02d}s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+    return f"{hours}h {minutes:02d}m {secs:02d}s"
 
 
 def store_health_list(*, now: dt.datetime | None = None, days: int = CHART_DAYS) -> list[StoreHealth]:
@@ -304,5 +304,5 @@ def store_health_list(*, now: dt.datetime | None = None, days: int = CHART_DAYS)
 
 
 def format_duration(value: dt.timedelta | None) -> str:
-    """A sync's duration as staff read it: 3.2s, 4m 05s, 1h 02m."""
+    """A sync's duration as staff read it, to the second: 3.2s, 4m 05s, 1h 02m 09s."""
     return "—" if value is None else _fmt_seconds(value.total_seconds())

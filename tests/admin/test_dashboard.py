@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from syncs.dashboard import ago, store_health_list
+from syncs.dashboard import ago, format_duration, store_health_list
 from syncs.models import CustomerSync, SyncStatus
 from tests.factories import CustomerFactory, CustomerSyncFactory, StoreFactory
 
@@ -156,3 +156,9 @@ def test_a_sync_seconds_ago_is_not_zero_minutes_ago():
     now = timezone.now()
     assert ago(now - dt.timedelta(seconds=42), now=now) == "42\xa0seconds ago"
     assert ago(now - dt.timedelta(minutes=5, seconds=3), now=now) == "5\xa0minutes ago"
+
+
+def test_durations_are_to_the_second():
+    assert format_duration(dt.timedelta(seconds=3.24)) == "3.2s"
+    assert format_duration(dt.timedelta(minutes=4, seconds=5)) == "4m 05s"
+    assert format_duration(dt.timedelta(hours=1, minutes=2, seconds=9)) == "1h 02m 09s"
