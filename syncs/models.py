@@ -31,6 +31,7 @@ class SyncTrigger(models.TextChoices):
     MANUAL = "manual", "Manual (command line)"
     ADMIN = "admin", "Admin"
     API = "api", "API"
+    DEMO = "demo", "Demo"
 
 
 class CustomerSyncQuerySet(models.QuerySet["CustomerSync"]):

@@ -32,7 +32,9 @@ ALTERNATIVES = {
 
 @pytest.mark.parametrize("index", list(LOOKUPS))
 def test_lookup_uses_its_index(index):
-    queryset = LOOKUPS[index](Customer.objects.all())
+    # Without the default ORDER BY id: on a table that earlier tests emptied, the planner may otherwise walk the
+    # primary key for the order it gives and filter, which says nothing about the lookup (ordered pages below).
+    queryset = LOOKUPS[index](Customer.objects.all()).order_by()
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             # An empty table always favours a sequential scan; forbid it to see whether an index can serve.

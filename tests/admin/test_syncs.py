@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from syncs.models import CustomerSync, SyncStatus
-from tests.factories import CustomerSyncFactory, StoreFactory
+from tests.factories import CustomerFactory, CustomerSyncFactory, StoreFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -132,3 +132,49 @@ def test_record_error_changelist_query_count(admin_client, failed_sync, count_qu
             sync.record_errors.create(customer_id=str(i), reason="bad")
     assert count_queries(admin_client, url) == small
     assert count_queries(admin_client, f"{url}?sync__id__exact={failed_sync.pk}") > 0
+
+
+def test_history_has_no_delete_even_for_superusers(admin_client, failed_sync):
+    html = admin_client.get(change_url(failed_sync)).content.decode()
+    assert "deletelink" not in html and "/delete/" not in html
+    delete = reverse("admin:syncs_customersync_delete", args=[failed_sync.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    record = failed_sync.record_errors.first()
+    page = reverse("admin:syncs_syncrecorderror_change", args=[record.pk])
+    assert "deletelink" not in admin_client.get(page).content.decode()
+    assert (
+        admin_client.post(reverse("admin:syncs_syncrecorderror_delete", args=[record.pk]), {"post": "yes"}).status_code
+        == 403
+    )
+    assert CustomerSync.objects.filter(pk=failed_sync.pk).exists() and failed_sync.record_errors.count() == 2
+    actions = admin_client.get(CHANGELIST).context["action_form"].fields["action"].choices
+    assert "delete_selected" not in {name for name, _ in actions}
+
+
+def test_a_deleted_store_takes_its_history_along(admin_client, failed_sync):
+    store = failed_sync.store
+    CustomerFactory(store=store)
+    delete = reverse("admin:stores_store_delete", args=[store.pk])
+    confirm = admin_client.get(delete).content.decode()
+    assert "permission to delete" not in confirm
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 302
+    assert not CustomerSync.objects.filter(pk=failed_sync.pk).exists()
+
+
+def test_times_show_seconds_and_their_zone(admin_client, failed_sync):
+    failed_sync.cursor_to = dt.datetime(2026, 11, 24, 10, 0, 4, tzinfo=dt.UTC)
+    failed_sync.save()
+    html = admin_client.get(change_url(failed_sync)).content.decode()
+    assert "2026-11-24 10:00:04 UTC" in html
+    assert "2m 05s" in html  # the duration, to the second
+    listed = admin_client.get(CHANGELIST).content.decode()
+    started = timezone.localtime(failed_sync.started_at)
+    assert f'{started:%Y-%m-%d} <span style="white-space: nowrap">{started:%H:%M:%S} UTC</span>' in listed
+
+
+def test_syncs_queued_by_the_demo_or_a_schedule_say_so(admin_client):
+    CustomerSyncFactory(trigger="demo")
+    CustomerSyncFactory(trigger="schedule")
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert '<span class="cf-quiet">Demo</span>' in html
+    assert '<span class="cf-quiet">Schedule</span>' in html
