@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from stores.models import Store
 from syncs.models import CustomerSync, SyncKind, SyncStatus, SyncTrigger
-from syncs.services import sync_create, sync_run
+from syncs.services import sync_create
 
 
 class Command(BaseCommand):
@@ -72,7 +72,7 @@ class Command(BaseCommand):
             bar.set_postfix(pages=current.pages, created=current.created, updated=current.updated)
 
         try:
-            return sync_run(sync=sync, progress=advance)
+            return sync.do_process(progress=advance)
         finally:
             bar.close()
 
