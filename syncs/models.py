@@ -1,4 +1,4 @@
-"""Runs of pulling a store's customers from its POS (what each rejected is in customers.RejectedRecord)."""
+"""Runs of pulling a store's customers from its POS; the records a run could not store are customers.RejectedRecord."""
 
 from __future__ import annotations
 
