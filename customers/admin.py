@@ -1,4 +1,5 @@
-"""Admin for customers: a read-only window on the POS mirror, searchable the way staff ask for people."""
+"""Admin for customers: a read-only window on the POS mirror, searchable the way staff ask for people, and the
+POS records the mirror could not store."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from customers.models import POS_FIELDS, Customer, CustomerType, licence_key, phone_digits
+from customers.models import POS_FIELDS, Customer, CustomerType, RejectedRecord, licence_key, phone_digits
 from stores.admin import PosVendorFilter, time_cell
 
 POS_NOTE = (
@@ -214,7 +215,7 @@ class CustomerAdmin(admin.ModelAdmin):
 
     @admin.display(description="raw vendor JSON")
     def raw_json(self, obj: Customer) -> str:
-        return format_html('<pre class="cf-json" tabindex="0">{}</pre>', json.dumps(obj.raw, indent=2, sort_keys=True))
+        return pretty_json(obj.raw)
 
     # --- the mirror is read-only here ---------------------------------------------------------------
 
@@ -234,3 +235,66 @@ class CustomerAdmin(admin.ModelAdmin):
 
 for _name in LABELS:
     setattr(CustomerAdmin, f"{_name}_shown", _labelled(_name))
+
+
+def pretty_json(value: Any) -> str:
+    """A JSON value, indented, for a read-only admin field."""
+    # Focusable: a scrolling region must be reachable from the keyboard (axe's scrollable-region-focusable).
+    return format_html(
+        '<pre class="cf-json" tabindex="0">{}</pre>', json.dumps(value, indent=2, sort_keys=True, default=str)
+    )
+
+
+def origin_link(obj: RejectedRecord) -> str:
+    """A link to the run that fetched a rejected record (a sync), or what handed it over otherwise."""
+    if obj.origin_type is None or obj.origin_id is None:
+        return obj.get_source_display()
+    kind = obj.origin_type
+    url = reverse(f"admin:{kind.app_label}_{kind.model}_change", args=[obj.origin_id])
+    return format_html('<a href="{}">{} #{}</a>', url, kind.name, obj.origin_id)
+
+
+# Evidence of what the POS sent, for staff to read: never added or edited here.
+@admin.register(RejectedRecord)
+class RejectedRecordAdmin(admin.ModelAdmin):
+    list_display = ["id", "created_at", "store_link", "source", "origin_display", "customer_id", "reason"]
+    list_display_links = ["id", "created_at"]
+    list_filter = ["source", "store", "store__pos_vendor"]
+    list_select_related = ["store", "origin_type"]
+    search_fields = ["=customer_id", "reason"]
+    search_help_text = "POS id (exact) or words of the reason."
+    show_full_result_count = False
+    ordering = ["-id"]
+    readonly_fields = (
+        "store_link",
+        "source",
+        "origin_display",
+        "customer_id",
+        "reason",
+        "payload_pretty",
+        "created_at",
+    )
+    fields = readonly_fields
+
+    @admin.display(description="store", ordering="store__name")
+    def store_link(self, obj: RejectedRecord) -> str:
+        url = reverse("admin:stores_store_change", args=[obj.store_id])
+        return format_html('<a href="{}">{}</a>', url, obj.store.name)
+
+    @admin.display(description="from")
+    def origin_display(self, obj: RejectedRecord) -> str:
+        return origin_link(obj)
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj: RejectedRecord) -> str:
+        return pretty_json(obj.payload)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Evidence stays: the next sync would not bring it back, and staff need it to see what came.
+        return False

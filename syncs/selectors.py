@@ -19,11 +19,6 @@ NOT_RESUMABLE_ERRORS = frozenset({"InvalidRecordThreshold", "MissingCustomersGua
 RESUME_MAX_AGE = timedelta(hours=24)
 
 
-def last_finished_sync(*, store: Store) -> CustomerSync | None:
-    """The store's most recent finished sync (its cursor is where the next incremental sync starts)."""
-    return CustomerSync.objects.finished().filter(store=store).order_by("-finished_at", "-id").first()
-
-
 def running_sync(*, store: Store) -> CustomerSync | None:
     """The store's pending or in-progress sync, if any."""
     return CustomerSync.objects.running().filter(store=store).order_by("-id").first()

@@ -69,7 +69,9 @@ def test_find_a_failed_sync_from_the_dashboard_and_retry_it(live_server, page, s
         error_message="Treez kept answering 503 after 5 attempts",
         invalid=1,
     )
-    failed.record_errors.create(customer_id="77", reason="birthday: not a date", payload={"id": 77})
+    failed.record_errors.create(
+        store=failed.store, source="sync", customer_id="77", reason="birthday: not a date", payload={"id": 77}
+    )
 
     log_in(page, live_server)
     page.click("text=Sync health")
@@ -87,9 +89,7 @@ def test_find_a_failed_sync_from_the_dashboard_and_retry_it(live_server, page, s
     retried = CustomerSync.objects.exclude(pk=failed.pk).filter(status=SyncStatus.PENDING).get()
     assert f"Retrying sync #{failed.pk}" in page.inner_text(".messagelist")
     # The test server runs no task queue: run the queued sync here, as a worker would.
-    from syncs.services import sync_run
-
-    sync_run(sync=retried)
+    retried.do_process()
     page.reload()
     assert page.inner_text(".field-status_display .readonly") == "Finished"
     assert "2" in page.inner_text(".field-fetched .readonly")

@@ -12,12 +12,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from customers.models import Customer
+from customers.models import Customer, RecordSource, RejectedRecord
+from customers.writer import PostgresPageStatements
 from pos_integrations.errors import PosAuthError, PosRateLimited, PosUnavailable
 from pos_integrations.records import RecordError
-from syncs.models import CustomerSync, SyncKind, SyncRecordError, SyncStatus
-from syncs.services import sync_create, sync_run
-from syncs.writer import PostgresPageWriter
+from syncs.models import CustomerSync, SyncKind, SyncStatus
+from syncs.services import sync_create
 from tests.factories import CustomerFactory
 from tests.syncs.conftest import BASE_TIME, make_record
 
@@ -35,13 +35,13 @@ def write_mode(request, monkeypatch):
     """Every test twice: inside a caller's transaction (each page waits for its writes), and in
     autocommit as a worker runs, where on PostgreSQL each page's COMMIT goes ahead with its writes."""
     sent: list[bool] = []
-    original = PostgresPageWriter.send
+    original = PostgresPageStatements.send
 
     def send(self, rows, **kwargs):
         sent.append(kwargs["commit"])
         return original(self, rows, **kwargs)
 
-    monkeypatch.setattr(PostgresPageWriter, "send", send)
+    monkeypatch.setattr(PostgresPageStatements, "send", send)
     yield request.param
     if connection.vendor == "postgresql" and sent:
         assert all(sent) if request.param == "autocommit" else not any(sent)
@@ -50,7 +50,7 @@ def write_mode(request, monkeypatch):
 def run(store, kind: str = SyncKind.INCREMENTAL, **kwargs) -> CustomerSync:
     sync, created = sync_create(store=store, kind=kind, trigger="manual")
     assert created
-    return sync_run(sync=sync, **kwargs)
+    return sync.do_process(**kwargs)
 
 
 def mirror(store) -> dict[str, Customer]:
@@ -252,12 +252,32 @@ def test_bad_records_are_quarantined_with_reason_and_payload_while_the_rest_goes
 
     assert sync.status == SyncStatus.FINISHED
     assert (sync.fetched, sync.created, sync.invalid) == (27, 25, 2)
-    errors = {e.customer_id: e for e in SyncRecordError.objects.filter(sync=sync)}
+    errors = {e.customer_id: e for e in RejectedRecord.objects.filter(sync=sync)}
     assert errors["bad-1"].reason == "birthday is not a date"
     assert errors["bad-1"].payload == {"x": 1}
     assert "first_name is longer than 150" in errors["1070"].reason
     assert errors["1070"].payload["id"] == 1070
     assert "1070" not in mirror(store)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        pytest.param({"email": "x" * 290 + "@example.com"}, "email is longer than 254", id="300-character-email"),
+        pytest.param({"first_name": "Se\x00an", "raw": {"id": 1070, "name": "Se\x00an"}}, "NUL", id="nul-in-name"),
+    ],
+)
+def test_a_record_the_mirror_cannot_hold_is_quarantined_with_the_sync_and_never_stored(store, fake_pos, change, reason):
+    fake_pos.add(make_record(70, **change))
+
+    sync = run(store)
+
+    assert sync.status == SyncStatus.FINISHED
+    assert (sync.fetched, sync.created, sync.invalid) == (26, 25, 1)
+    assert "1070" not in mirror(store)
+    [kept] = sync.record_errors.all()
+    assert (kept.customer_id, kept.source, kept.store) == ("1070", RecordSource.SYNC, store)
+    assert reason in kept.reason
 
 
 def test_too_many_invalid_records_fail_the_sync(store, fake_pos, settings):
@@ -416,7 +436,7 @@ def test_a_sync_that_lost_its_lease_stops_writing(store, fake_pos):
 def test_a_sync_that_is_not_pending_is_not_run_again(store, fake_pos):
     sync = run(store)
     fake_pos.fetches.clear()
-    assert sync_run(sync=sync).status == SyncStatus.FINISHED
+    assert sync.do_process().status == SyncStatus.FINISHED
     assert fake_pos.fetches == []
 
 

@@ -15,10 +15,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from customers.models import Customer
-from syncs.models import SyncKind, SyncRecordError, SyncStatus
-from syncs.services import sync_create, sync_run
-from syncs.writer import DATA_FIELDS
+from customers.models import Customer, RejectedRecord
+from customers.writer import DATA_FIELDS
+from syncs.models import SyncKind, SyncStatus
+from syncs.services import sync_create
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -27,7 +27,7 @@ FAULTS = "5xx=0.1,429=0.05,retry_after=1,drop=0.02,malformed_record=1/10000,toke
 
 
 def run(store, kind: str = SyncKind.FULL):
-    return sync_run(sync=sync_create(store=store, kind=kind, trigger="manual")[0])
+    return sync_create(store=store, kind=kind, trigger="manual")[0].do_process()
 
 
 def assert_mirror_equals_pos(server, store, *, skip: set[str] = frozenset()) -> int:
@@ -60,7 +60,7 @@ def test_a_sync_through_every_fault_ends_with_the_mirror_equal_to_the_pos(sandbo
 
     assert sync.status == SyncStatus.FINISHED, (sync.error_type, sync.error_message)
     assert (sync.fetched, sync.created, sync.invalid) == (10_000, 9_999, 1)
-    [bad] = SyncRecordError.objects.filter(sync=sync)
+    [bad] = RejectedRecord.objects.filter(sync=sync)
     assert bad.customer_id == malformed and bad.payload
     assert no_sleep  # it did wait out 429s and backoffs
     assert assert_mirror_equals_pos(server, store, skip={malformed}) == 9_999

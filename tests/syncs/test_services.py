@@ -16,7 +16,7 @@ from customers.models import Customer
 from pos_integrations.errors import PosAuthError
 from stores.models import SYNC_CLUSTER, SYNC_TASK, Store
 from syncs.models import CustomerSync, SyncKind, SyncStatus, SyncTrigger
-from syncs.services import sync_create, sync_reap_abandoned, sync_retry, sync_run, sync_trigger
+from syncs.services import sync_create, sync_reap_abandoned, sync_retry, sync_trigger
 from syncs.tasks import sync_store_customers
 from tests.factories import CustomerSyncFactory, StoreFactory
 
@@ -103,7 +103,7 @@ def test_a_sync_without_heartbeat_past_the_lease_is_failed_as_abandoned_and_bloc
 def test_a_crashed_sync_is_resumed_from_its_checkpoint_within_the_same_window(store, fake_pos, settings):
     settings.SYNC_LEASE_SECONDS = 60
     fake_pos.faults[3] = PosAuthError("401")
-    crashed = sync_run(sync=sync_create(store=store, trigger=SyncTrigger.MANUAL)[0])
+    crashed = sync_create(store=store, trigger=SyncTrigger.MANUAL)[0].do_process()
     assert crashed.checkpoint["position"]["page"] == 3
     # Pretend it died instead of failing cleanly: still in progress, heartbeat gone stale.
     CustomerSync.objects.filter(pk=crashed.pk).update(
@@ -111,7 +111,7 @@ def test_a_crashed_sync_is_resumed_from_its_checkpoint_within_the_same_window(st
     )
     fake_pos.fetches.clear()
 
-    resumed = sync_run(sync=sync_create(store=store, trigger=SyncTrigger.SCHEDULE)[0])
+    resumed = sync_create(store=store, trigger=SyncTrigger.SCHEDULE)[0].do_process()
 
     assert resumed.resumed_from_id == crashed.pk
     assert resumed.status == SyncStatus.FINISHED
@@ -121,12 +121,12 @@ def test_a_crashed_sync_is_resumed_from_its_checkpoint_within_the_same_window(st
 
 def test_a_failed_resume_that_made_no_progress_is_not_resumed_again(store, fake_pos):
     fake_pos.faults[2] = PosAuthError("401")
-    first = sync_run(sync=sync_create(store=store, trigger=SyncTrigger.MANUAL)[0])
+    first = sync_create(store=store, trigger=SyncTrigger.MANUAL)[0].do_process()
     fake_pos.faults[3] = PosAuthError("401")
-    second = sync_run(sync=sync_create(store=store, trigger=SyncTrigger.MANUAL)[0])
+    second = sync_create(store=store, trigger=SyncTrigger.MANUAL)[0].do_process()
     assert second.resumed_from_id == first.pk and second.pages == 0
 
-    third = sync_run(sync=sync_create(store=store, trigger=SyncTrigger.MANUAL)[0])
+    third = sync_create(store=store, trigger=SyncTrigger.MANUAL)[0].do_process()
 
     assert third.resumed_from_id is None
     assert third.status == SyncStatus.FINISHED

@@ -10,7 +10,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from stores.models import Store
 from syncs.models import CustomerSync, SyncKind, SyncStatus, SyncTrigger
-from syncs.services import sync_create, sync_run
+from syncs.services import sync_create
 
 
 class Command(BaseCommand):
@@ -79,7 +79,7 @@ class Command(BaseCommand):
 
         try:
             with logging_redirect_tqdm(tqdm_class=tqdm):
-                return sync_run(sync=sync, progress=advance)
+                return sync.do_process(progress=advance)
         finally:
             bar.close()
 

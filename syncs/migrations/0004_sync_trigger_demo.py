@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("syncs", "0002_resumed_from"),
+        ("syncs", "0003_rejected_records_move_to_customers"),
     ]
 
     operations = [
