@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
-from config.sentry import without_row_detail
+from customers.db_errors import without_row_detail
 from customers.models import Customer, RecordSource
 from customers.writer import CustomerWriter, PageWrite, StagedPage
 from pos_integrations.base import PosClient
