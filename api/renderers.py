@@ -58,4 +58,4 @@ class ContentNegotiation(DefaultContentNegotiation):
             first = renderers[0]
             if accept is None or accept == "*/*" or accept == first.media_type:
                 return first, first.media_type
-        return super().select_renderer(request, renderers, format_suffix)  # type: ignore[no-any-return]
+        return super().select_renderer(request, renderers, format_suffix)

@@ -91,7 +91,7 @@ class CustomerQuerySet(models.QuerySet["Customer"]):
         qs = self.alias(_fn=Lower("first_name"), _ln=Lower("last_name"))
         for word in words:
             qs = qs.filter(Q(_fn__startswith=word) | Q(_ln__startswith=word))
-        return qs  # type: ignore[return-value]
+        return qs
 
     def first_name_equal(self, name: str) -> CustomerQuerySet:
         return self.alias(_first=Lower("first_name")).filter(_first=text_key(name))

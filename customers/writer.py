@@ -63,8 +63,8 @@ MAX_LENGTHS: dict[str, int] = {
 GENDERS = frozenset(Gender.values)
 CUSTOMER_TYPES = frozenset(CustomerType.values)
 _POINTS_FIELD = Customer._meta.get_field("loyalty_points")
-POINTS_LIMIT = Decimal(10) ** (_POINTS_FIELD.max_digits - _POINTS_FIELD.decimal_places)  # type: ignore[operator]
-POINTS_QUANTUM = Decimal(1).scaleb(-_POINTS_FIELD.decimal_places)  # type: ignore[arg-type]
+POINTS_LIMIT = Decimal(10) ** (_POINTS_FIELD.max_digits - _POINTS_FIELD.decimal_places)
+POINTS_QUANTUM = Decimal(1).scaleb(-_POINTS_FIELD.decimal_places)
 # SQLite's compile-time default since 3.32; older builds allow 999. We ask the connection and cap here.
 SQLITE_DEFAULT_MAX_VARIABLES = 32766
 SQLITE_FALLBACK_MAX_VARIABLES = 999

@@ -216,7 +216,7 @@ class CustomerSyncAdmin(admin.ModelAdmin):
     # --- retry --------------------------------------------------------------------------------------
 
     def has_retry_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.has_perm("syncs.add_customersync")  # type: ignore[union-attr]
+        return request.user.has_perm("syncs.add_customersync")
 
     def _retry(self, request: HttpRequest, sync: CustomerSync) -> CustomerSync | None:
         from syncs.services import sync_retry

@@ -143,7 +143,7 @@ class StoreHealth:
     @property
     def last_status(self) -> str | None:
         """The status of the store's latest sync (None: never synced)."""
-        return self.store.last_sync_status  # type: ignore[attr-defined,no-any-return]
+        return self.store.last_sync_status  # type: ignore[attr-defined]
 
     @property
     def status_label(self) -> str:

@@ -153,11 +153,10 @@ class StoreAdmin(admin.ModelAdmin):
     def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, Any, Any]:
         # A store's syncs, rejected records and customers are never deleted on their own (their admins say
         # so), but a deleted store takes them along: that needs only the right to delete the store.
-        from customers.models import Customer
-        from syncs.models import SyncRecordError
+        from customers.models import Customer, RejectedRecord
 
         deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
-        own = {m._meta.verbose_name for m in (CustomerSync, SyncRecordError, Customer)}
+        own = {m._meta.verbose_name for m in (CustomerSync, RejectedRecord, Customer)}
         return deleted, counts, set(perms_needed) - own, protected
 
     def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
