@@ -425,7 +425,8 @@ def _points(value: Any) -> Decimal:
 def _column(name: str) -> str:
     """The database column of a Customer field; DATA_FIELDS are all concrete fields, never relations."""
     field = Customer._meta.get_field(name)
-    assert isinstance(field, Field) and field.column is not None
+    assert isinstance(field, Field)
+    assert field.column is not None
     return field.column
 
 

@@ -53,9 +53,11 @@ def test_demo_creates_a_store_per_vendor_a_login_and_a_key(run_demo):
     assert Schedule.objects.filter(name__startswith="customer-sync:").count() == 5
 
     user = authenticate(username="admin", password=printed["password"])
-    assert user is not None and user.is_staff
+    assert user is not None
+    assert user.is_staff
     key = ApiKey.objects.get(hashed_key=hash_api_key(printed["key"]))
-    assert key.all_stores and key.revoked_at is None
+    assert key.all_stores
+    assert key.revoked_at is None
     assert f"export KEY={printed['key']}" in printed["output"]
 
 
@@ -74,7 +76,8 @@ def test_a_second_run_prints_the_same_login_and_key_and_both_keep_working(run_de
 def test_reset_credentials_issues_new_ones_and_revokes_the_old_key(run_demo):
     first = run_demo()
     reset = run_demo(reset_credentials=True)
-    assert reset["key"] != first["key"] and reset["password"] != first["password"]
+    assert reset["key"] != first["key"]
+    assert reset["password"] != first["password"]
     assert not key_works(first["key"])
     assert key_works(reset["key"])
     assert authenticate(username="admin", password=first["password"]) is None
@@ -97,7 +100,8 @@ def test_a_key_revoked_elsewhere_is_replaced_not_reprinted(run_demo):
     first = run_demo()
     ApiKey.objects.filter(hashed_key=hash_api_key(first["key"])).update(revoked_at="2026-01-01T00:00:00Z")
     second = run_demo()
-    assert second["key"] != first["key"] and key_works(second["key"])
+    assert second["key"] != first["key"]
+    assert key_works(second["key"])
 
 
 def test_the_credentials_file_is_private(run_demo, tmp_path):

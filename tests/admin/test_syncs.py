@@ -149,7 +149,8 @@ def test_record_error_changelist_query_count(admin_client, failed_sync, count_qu
 
 def test_history_has_no_delete_even_for_superusers(admin_client, failed_sync):
     html = admin_client.get(change_url(failed_sync)).content.decode()
-    assert "deletelink" not in html and "/delete/" not in html
+    assert "deletelink" not in html
+    assert "/delete/" not in html
     delete = reverse("admin:syncs_customersync_delete", args=[failed_sync.pk])
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
     record = failed_sync.record_errors.first()
@@ -161,7 +162,8 @@ def test_history_has_no_delete_even_for_superusers(admin_client, failed_sync):
         ).status_code
         == 403
     )
-    assert CustomerSync.objects.filter(pk=failed_sync.pk).exists() and failed_sync.record_errors.count() == 2
+    assert CustomerSync.objects.filter(pk=failed_sync.pk).exists()
+    assert failed_sync.record_errors.count() == 2
     actions = admin_client.get(CHANGELIST).context["action_form"].fields["action"].choices
     assert "delete_selected" not in {name for name, _ in actions}
 

@@ -41,7 +41,8 @@ def example_environment() -> dict[str, str]:
 
 def test_a_dotenv_copied_from_the_example_serves_loopback_with_no_warning(tmp_path):
     env = example_environment()
-    assert env["DEBUG"] == "true" and env["DATABASE_URL"].startswith("sqlite:///var/")
+    assert env["DEBUG"] == "true"
+    assert env["DATABASE_URL"].startswith("sqlite:///var/")
     script = (
         "import django, os, sys\n"
         "os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'\n"
@@ -65,4 +66,5 @@ def test_a_dotenv_copied_from_the_example_serves_loopback_with_no_warning(tmp_pa
     assert result.returncode == 0, result.stderr
     assert "System check identified no issues" in result.stdout + result.stderr
     assert "W003" not in result.stdout + result.stderr
-    assert "127.0.0.1:8000 200" in result.stdout and "localhost:8000 200" in result.stdout
+    assert "127.0.0.1:8000 200" in result.stdout
+    assert "localhost:8000 200" in result.stdout

@@ -105,8 +105,14 @@ def test_a_customer_seen_earlier_in_this_run_and_listed_again_later_has_moved(st
         ({"gender": "Q"}, "gender 'Q' is not one of"),
         ({"customer_type": "vip"}, "customer_type 'vip' is not one of"),
         ({"birthday": "1988-09-12"}, "birthday is not a date"),
-        ({"birthday": datetime(1988, 9, 12)}, "birthday is not a date"),
-        ({"pos_updated_at": datetime(2026, 1, 1)}, "pos_updated_at is not an aware datetime"),
+        (
+            {"birthday": datetime(1988, 9, 12)},  # noqa: DTZ001 -- not a date, on purpose
+            "birthday is not a date",
+        ),
+        (
+            {"pos_updated_at": datetime(2026, 1, 1)},  # noqa: DTZ001 -- naive, on purpose
+            "pos_updated_at is not an aware datetime",
+        ),
         ({"loyalty_points": "lots"}, "loyalty_points is not a number"),
         ({"raw": {"name": "Se\x00an"}}, "the vendor JSON contains a NUL character"),
     ],
@@ -134,7 +140,8 @@ def test_a_payload_with_a_nul_character_is_kept_as_text_the_database_accepts(sto
     write(store, [bad])
 
     [kept] = RejectedRecord.objects.filter(store=store)
-    assert isinstance(kept.payload, str) and "Se\\x00an" in kept.payload
+    assert isinstance(kept.payload, str)
+    assert "Se\\x00an" in kept.payload
 
 
 def test_records_the_client_could_not_parse_are_quarantined_too_with_the_run_as_their_origin(store):
@@ -217,8 +224,10 @@ def test_a_page_parses_its_items_once_and_only_when_read():
         return records, errors
 
     page = CustomerPage(position={"page": 1}, items=[1, 2, -1, 3, 4], parse=parse)
-    assert len(page) == 5 and calls == []  # nothing parsed until asked
+    assert len(page) == 5
+    assert calls == []
 
     assert [r.customer_id for r in page.records] == ["1001", "1002", "1003", "1004"]
-    assert len(page.errors) == 1 and calls == [[1, 2, -1, 3, 4]]  # parsed once for both
+    assert len(page.errors) == 1
+    assert calls == [[1, 2, -1, 3, 4]]
     assert len(page) == 5

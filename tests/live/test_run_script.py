@@ -60,7 +60,8 @@ def test_a_second_run_on_the_same_database_refuses_and_changes_nothing(demo_run:
     assert f"another scripts/run (pid {demo_run.process.pid}) already serves this database" in result.stderr
     assert "Demo ready" not in result.stdout  # the demo did not run again
     demo_run.alive()
-    assert key_works(demo_run, key) and logs_in(demo_run, password)
+    assert key_works(demo_run, key)
+    assert logs_in(demo_run, password)
 
 
 def test_a_second_run_on_other_data_names_what_holds_its_ports(demo_run: LiveRun, tmp_path):
@@ -96,4 +97,5 @@ def test_when_a_part_stops_the_run_says_which_and_a_later_run_prints_the_same_lo
     again = start_run(database=Path(database))
     assert (again.api_key, again.password) == (key, password)
     assert "(unchanged)" in again.log()
-    assert key_works(again, key) and logs_in(again, password)
+    assert key_works(again, key)
+    assert logs_in(again, password)

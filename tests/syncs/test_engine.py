@@ -82,7 +82,8 @@ def test_a_first_sync_mirrors_every_customer_and_records_its_run(store, fake_pos
     )
     assert c.pos_updated_at == pos.pos_updated_at
     assert c.raw == pos.raw
-    assert c.synced_at is not None and c.active
+    assert c.synced_at is not None
+    assert c.active
 
 
 def test_an_incremental_sync_starts_at_the_last_cursor_minus_the_overlap_and_rewrites_nothing_unchanged(
@@ -318,7 +319,8 @@ def test_a_pos_failure_fails_the_sync_with_its_type_and_message_and_reports_to_s
     assert event["tags"]["store"] == store.catalog_id
     assert event["tags"]["pos_vendor"] == store.pos_vendor
     assert event["contexts"]["customer_sync"]["id"] == sync.pk
-    assert "First" not in str(event) and "example.com" not in str(event)
+    assert "First" not in str(event)
+    assert "example.com" not in str(event)
 
 
 def test_a_transient_rate_limit_is_waited_out_and_only_the_failed_page_is_fetched_again(store, fake_pos, no_sleep):
@@ -386,8 +388,10 @@ def test_a_page_the_database_refuses_is_rolled_back_with_its_checkpoint_and_the_
     failed = run(store)
 
     assert failed.status == SyncStatus.FAILED
-    assert failed.error_type == "IntegrityError" and "refuse_boom" in failed.error_message
-    assert boom.email not in failed.error_message and boom.email not in str(sentry_events)
+    assert failed.error_type == "IntegrityError"
+    assert "refuse_boom" in failed.error_message
+    assert boom.email not in failed.error_message
+    assert boom.email not in str(sentry_events)
     assert boom.email not in caplog.text
     assert (failed.pages, failed.fetched, failed.created) == (1, 10, 10)  # page 1 only, counted
     assert failed.checkpoint["position"]["page"] == 2
@@ -397,7 +401,8 @@ def test_a_page_the_database_refuses_is_rolled_back_with_its_checkpoint_and_the_
     fake_pos.fetches.clear()
     resumed = run(store)
 
-    assert resumed.status == SyncStatus.FINISHED and resumed.resumed_from_id == failed.pk
+    assert resumed.status == SyncStatus.FINISHED
+    assert resumed.resumed_from_id == failed.pk
     assert fake_pos.fetches[0]["page"] == 2
     assert set(mirror(store)) == set(fake_pos.records)
     assert mirror(store)["1015"].first_name == "Fixed"
@@ -418,7 +423,8 @@ def test_the_heartbeat_is_renewed_with_every_page(store, fake_pos):
     beats = []
     run(store, progress=lambda s: beats.append(CustomerSync.objects.get(pk=s.pk).heartbeat_at))
     assert len(beats) == 3
-    assert beats == sorted(beats) and len(set(beats)) == 3
+    assert beats == sorted(beats)
+    assert len(set(beats)) == 3
 
 
 def test_a_sync_that_lost_its_lease_stops_writing(store, fake_pos):

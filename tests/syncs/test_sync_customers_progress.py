@@ -59,7 +59,8 @@ def test_a_pos_that_reports_its_total_gets_a_bar_to_it(sandbox_store):
     with terminal() as out:
         run(store.catalog_id)
     screen = out.getvalue()
-    assert "1200/1200" in screen and "100%" in screen
+    assert "1200/1200" in screen
+    assert "100%" in screen
     assert_log_lines_stand_alone(screen)
 
 
