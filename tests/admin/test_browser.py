@@ -201,9 +201,15 @@ def back_office_data(staff: Any) -> None:
         checkpoint={"position": {"start": 1546300800000, "end": 1546905600000, "skip": 500}},
     )
     failed.record_errors.create(
-        customer_id="77", reason="birthday: not a date: '13/45/1988'", payload={"id": "77", "birthdate": "13/45/1988"}
+        store=failed.store,
+        source="sync",
+        customer_id="77",
+        reason="birthday: not a date: '13/45/1988'",
+        payload={"id": "77", "birthdate": "13/45/1988"},
     )
-    failed.record_errors.create(customer_id="", reason="the record has no id", payload={"firstName": "Ann"})
+    failed.record_errors.create(
+        store=failed.store, source="sync", customer_id="", reason="the record has no id", payload={"firstName": "Ann"}
+    )
     CustomerSyncFactory(store=oakland, status=SyncStatus.IN_PROGRESS, trigger="admin", started_at=now)
     api_key_create(name="online menu", stores=[oakland])
     Group.objects.create(name="Support")
