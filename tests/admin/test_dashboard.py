@@ -44,8 +44,10 @@ def fleet():
 
     failing = StoreFactory(name="Failing Store")
     sync_at(failing, now - dt.timedelta(days=5), SyncStatus.FINISHED)
+    # Two failures exactly a day apart fall on two days of the chart whatever the time of day
+    # (a failure at now - 2 h shared yesterday's bar between midnight and 02:00).
+    sync_at(failing, now - dt.timedelta(days=2), SyncStatus.FAILED, fetched=0)
     sync_at(failing, now - dt.timedelta(days=1), SyncStatus.FAILED, fetched=0)
-    sync_at(failing, now - dt.timedelta(hours=2), SyncStatus.FAILED, fetched=0)
 
     never = StoreFactory(name="New Store")
     return healthy, failing, never
