@@ -48,6 +48,7 @@ INSTALLED_APPS = [
 # Sessions, the logged-in user and messages are for the admin: REST API requests (API keys) skip them.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.ApiBodyLimitMiddleware",
     "config.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -133,6 +134,8 @@ if not POS_CREDENTIALS_KEYS:
     POS_CREDENTIALS_KEYS = [base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()]
 
 # --- REST API -------------------------------------------------------------------------------------
+# The largest request body taken (bytes); the API's largest is a few KB. Over it: 413 on the API, before reading it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 # Every endpoint needs an API key (api.authentication); views opt out explicitly (health, schema, docs).
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.ApiKeyAuthentication"],
@@ -143,7 +146,8 @@ REST_FRAMEWORK = {
     # DRF's JSON, encoded with orjson; negotiation that settles the usual Accept headers without parsing them.
     "DEFAULT_RENDERER_CLASSES": ["api.renderers.FastJSONRenderer"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "api.renderers.ContentNegotiation",
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # JSON bodies decoded by orjson, nested at most api.parsers.MAX_DEPTH deep.
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
