@@ -160,7 +160,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Customers of every store, mirrored from their POS. Every endpoint needs an API key, sent as "
         "`Authorization: Api-Key <key>` (or `X-API-Key: <key>`); a key reaches only its stores. "
-        'Every error has the same shape: `{"error": {"code", "message", "fields"?, "retry_after"?}}`.'
+        'Every error has the same shape: `{"error": {"code", "message", "fields"?, "retry_after"?}}`. '
+        "Times in answers are ISO 8601 in UTC, to the second: `2026-11-24T10:00:04Z`."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
