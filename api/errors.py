@@ -315,7 +315,8 @@ API_PATH_PREFIXES = ("/api/", "/customers/")
 
 
 def is_api_path(request: HttpRequest) -> bool:
-    return request.path_info.startswith(API_PATH_PREFIXES)
+    path = request.path_info
+    return path.startswith(API_PATH_PREFIXES) or f"{path}/" in API_PATH_PREFIXES
 
 
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

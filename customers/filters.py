@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import django_filters
-from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django_filters.fields import IsoDateTimeField
 
@@ -30,7 +29,8 @@ _has_phone_digits = RegexValidator(
 
 class UtcDateTimeField(IsoDateTimeField):
     """An ISO 8601 time, given with any offset (UTC when none), handed on in UTC: the database may not take
-    an unusual offset, and a time out of range is the client's error, not ours."""
+    an unusual offset. A valid time whose UTC falls outside the years 1 to 9999 (year 1 with a positive offset,
+    9999 with a negative one) is the earliest or the latest time there is: every change, or none, is after it."""
 
     def to_python(self, value: Any) -> dt.datetime | None:
         parsed = super().to_python(value)
@@ -39,7 +39,7 @@ class UtcDateTimeField(IsoDateTimeField):
         try:
             return parsed.astimezone(dt.UTC)
         except (OverflowError, ValueError):
-            raise ValidationError("Enter a date and time between the years 1 and 9999.") from None
+            return (dt.datetime.min if parsed.year == 1 else dt.datetime.max).replace(tzinfo=dt.UTC)
 
 
 class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):

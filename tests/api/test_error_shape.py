@@ -174,7 +174,9 @@ def test_older_search_with_a_blank_or_nul_customer_id_is_400(client, customer_id
     assert_error(client.get(f"/customers/search?customer_id={customer_id}"), 400, "invalid_parameters")
 
 
-@pytest.mark.parametrize("path", ["/api/v1/nothing", "/api/", "/api/v2/customers", "/customers/", "/customers/x"])
+@pytest.mark.parametrize(
+    "path", ["/api/v1/nothing", "/api", "/api/", "/api/v2/customers", "/customers", "/customers/", "/customers/x"]
+)
 def test_unknown_paths_are_json_404(client, path):
     assert_error(client.get(path), 404, "not_found")
 
