@@ -53,9 +53,9 @@ class FastJSONRenderer(JSONRenderer):
         self, data: Any, accepted_media_type: str | None, renderer_context: Mapping[str, Any] | None
     ) -> bytes:
         try:
-            return super().render(data, accepted_media_type, renderer_context)  # type: ignore[no-any-return]
+            return super().render(data, accepted_media_type, renderer_context)
         except UnicodeEncodeError:
-            return super().render(_without_surrogates(data), accepted_media_type, renderer_context)  # type: ignore[no-any-return]
+            return super().render(_without_surrogates(data), accepted_media_type, renderer_context)
 
 
 def _without_surrogates(value: Any) -> Any:
@@ -82,4 +82,4 @@ class ContentNegotiation(DefaultContentNegotiation):
             first = renderers[0]
             if accept is None or accept == "*/*" or accept == first.media_type:
                 return first, first.media_type
-        return super().select_renderer(request, renderers, format_suffix)  # type: ignore[no-any-return]
+        return super().select_renderer(request, renderers, format_suffix)

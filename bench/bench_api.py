@@ -66,7 +66,7 @@ def configure_env(port: int) -> None:
     os.environ.setdefault("POS_CREDENTIALS_KEYS", bench_key)
     os.environ["ALLOWED_HOSTS"] = "127.0.0.1,localhost"
     # Measure the API, not the throttle's refusals: a rate nothing reaches. The throttle still runs, and costs the
-    # same at any rate (one number per key in the cache; stores.authentication.ApiKeyRateThrottle).
+    # same at any rate (one number per key in the cache; api.throttling.ApiKeyRateThrottle).
     os.environ["API_THROTTLE_RATE"] = "1000000/sec"
     os.environ["LOG_LEVEL"] = "WARNING"
     # The recommended production settings for PostgreSQL (see .env.example and bench/README.md); each can be

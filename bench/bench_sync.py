@@ -54,7 +54,7 @@ def _setup_django() -> None:
 def child_sync(store_id: int, kind: str) -> None:
     _setup_django()
     from stores.models import Store
-    from syncs.services import sync_create, sync_run
+    from syncs.services import sync_create
 
     store = Store.objects.get(pk=store_id)
     sync, created = sync_create(store=store, kind=kind, trigger="manual")
@@ -67,12 +67,12 @@ def child_sync(store_id: int, kind: str) -> None:
 
         profiler = cProfile.Profile()
         started = time.perf_counter()
-        sync = profiler.runcall(sync_run, sync=sync)
+        sync = profiler.runcall(sync.do_process)
         elapsed = time.perf_counter() - started
         profiler.dump_stats(profile_path)
     else:
         started = time.perf_counter()
-        sync = sync_run(sync=sync)
+        sync = sync.do_process()
         elapsed = time.perf_counter() - started
     print(
         json.dumps(
@@ -170,7 +170,7 @@ def loop_baseline(store: Any, sample: int) -> tuple[int, float]:
     from django.utils import timezone
 
     from customers.models import Customer
-    from syncs.writer import DATA_FIELDS, validate
+    from customers.writer import DATA_FIELDS, validate
 
     client = store.pos_client()
     done, spent = 0, 0.0
@@ -198,12 +198,12 @@ def copy_baseline(store: Any) -> tuple[int, float]:
     from django.utils import timezone
 
     from customers.models import Customer
-    from syncs.writer import DATA_FIELDS, PostgresPageWriter, validate
+    from customers.writer import DATA_FIELDS, dumps_compact, validate
 
     columns = ["store_id", "customer_id", *(Customer._meta.get_field(n).column for n in DATA_FIELDS)]
     columns += ["raw", "synced_at", "created_at", "updated_at"]
     statement = f"COPY {Customer._meta.db_table} ({', '.join(columns)}) FROM STDIN"
-    dumps = PostgresPageWriter(store_id=store.pk).dump_raw
+    dumps = dumps_compact  # what the PostgreSQL writer stores as jsonb
     client = store.pos_client()
     connection.ensure_connection()
     raw_conn = connection.connection

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from customers.db_errors import POSTGRES_DETAIL, without_row_detail
+
 SENSITIVE_KEYS = frozenset(
     {
         "email",
@@ -30,8 +32,6 @@ SENSITIVE_KEYS = frozenset(
     }
 )
 FILTERED = "[Filtered]"
-# Where PostgreSQL's error text starts quoting the values of the row at fault ("Failing row contains (...)").
-POSTGRES_DETAIL = "\nDETAIL:"
 
 
 def _scrub(value: Any) -> Any:
@@ -40,11 +40,6 @@ def _scrub(value: Any) -> Any:
     if isinstance(value, list):
         return [_scrub(v) for v in value]
     return value
-
-
-def without_row_detail(message: str) -> str:
-    """A database error's message without PostgreSQL's DETAIL (customer data of the row at fault)."""
-    return message.split(POSTGRES_DETAIL)[0]
 
 
 def scrub_event(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:

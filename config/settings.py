@@ -15,6 +15,13 @@ env = environ.Env()
 if (BASE_DIR / ".env").is_file():
     env.read_env(str(BASE_DIR / ".env"), overwrite=False)
 
+
+def project_path(value: str | Path) -> str:
+    """A relative path from the environment (or .env) is relative to the project, not to the current directory."""
+    path = Path(value)
+    return str(path if path.is_absolute() else BASE_DIR / path)
+
+
 DEBUG: bool = env.bool("DEBUG", default=False)
 
 SECRET_KEY: str = env.str("SECRET_KEY", default="")
@@ -23,7 +30,10 @@ if not SECRET_KEY:
         raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (see .env.example).")
     SECRET_KEY = "django-insecure-development-only-key"
 
-ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+# Development always answers on loopback (scripts/run), whatever else ALLOWED_HOSTS names.
+ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=[])
+if DEBUG:
+    ALLOWED_HOSTS += [host for host in ("localhost", "127.0.0.1", "[::1]") if host not in ALLOWED_HOSTS]
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -33,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.forms",
     "rest_framework",
     "django_filters",
     "drf_spectacular",
@@ -57,6 +68,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# Form widgets render from the same template directories as pages, so templates/ can correct a widget of
+# Django's (admin/widgets/split_datetime.html labels its date and time inputs).
+FORM_RENDERER = "django.forms.renderers.TemplatesSetting"
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
@@ -80,6 +95,8 @@ TEMPLATES = [
 VAR_DIR.mkdir(exist_ok=True)
 DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    if DATABASES["default"]["NAME"] not in ("", ":memory:"):
+        DATABASES["default"]["NAME"] = project_path(DATABASES["default"]["NAME"])
     # WAL lets the web server read while the sync worker writes; IMMEDIATE avoids lock upgrades failing.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
@@ -116,9 +133,11 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# The admin writes times to the second with their time zone, and ISO dates (config/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["config.formats"]
 
 STATIC_URL = "static/"
-STATIC_ROOT = env.path("STATIC_ROOT", default=str(VAR_DIR / "static"))
+STATIC_ROOT = project_path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 
 # --- POS credentials encryption ---------------------------------------------------------------------
 # Comma-separated Fernet keys: the first encrypts, all decrypt (prepend a new key to rotate, then run
@@ -168,6 +187,8 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SWAGGER_UI_DIST": "SIDECAR",
+    # Deep links put a link inside each operation's toggle button: nested controls screen readers cannot use.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": False},
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
@@ -192,7 +213,7 @@ else:
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
         "queue": {
             "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": env.str("QUEUE_CACHE_DIR", default=str(VAR_DIR / "queue-cache")),
+            "LOCATION": project_path(env.str("QUEUE_CACHE_DIR", default=str(VAR_DIR / "queue-cache"))),
         },
     }
 
@@ -250,6 +271,24 @@ if SENTRY_DSN:
         before_send=scrub_event,  # type: ignore[arg-type]
     )
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
-    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+# --- HTTPS ----------------------------------------------------------------------------------------
+# Off by default so that plain-HTTP development works; production behind HTTPS turns them on (README,
+# "Configuration"), and `manage.py check --deploy` is then clean.
+SECURE_SSL_REDIRECT: bool = env.bool("SECURE_SSL_REDIRECT", default=False)
+# A load balancer probes the health check over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+SECURE_HSTS_SECONDS: int = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS: bool = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD: bool = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE: bool = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE: bool = env.bool("CSRF_COOKIE_SECURE", default=False)
+# Behind a proxy that terminates TLS: the header it sets on every request, and the value meaning HTTPS, e.g.
+# "HTTP_X_FORWARDED_PROTO,https". Only when the proxy always sets (or overwrites) that header itself.
+_proxy_ssl_header: list[str] = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+if _proxy_ssl_header:
+    if len(_proxy_ssl_header) != 2 or not _proxy_ssl_header[0].startswith("HTTP_"):
+        raise ImproperlyConfigured(
+            "SECURE_PROXY_SSL_HEADER is HEADER,VALUE with the header as Django names it, "
+            "e.g. HTTP_X_FORWARDED_PROTO,https (see .env.example)."
+        )
+    SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header[0], _proxy_ssl_header[1])

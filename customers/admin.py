@@ -1,18 +1,23 @@
-"""Admin for customers: a read-only window on the POS mirror, searchable the way staff ask for people."""
+"""Admin for customers: a read-only window on the POS mirror, searchable the way staff ask for people, and the
+POS records the mirror could not store."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Q, QuerySet
+from django.contrib.admin.utils import display_for_field
+from django.db.models import Field, Q, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from customers.models import POS_FIELDS, Customer, licence_key, phone_digits
+from customers.models import POS_FIELDS, Customer, CustomerType, RejectedRecord, licence_key, phone_digits
+from stores.admin import PosVendorFilter, time_cell
 
 POS_NOTE = (
     "The POS is the source of truth: these fields are overwritten by every sync. "
@@ -21,19 +26,52 @@ POS_NOTE = (
 MIN_PHONE_DIGITS = 4
 
 
-def mask(value: str, visible: int = 4) -> str:
-    """All but the last `visible` characters hidden: lists must not spread licence numbers."""
-    if not value:
-        return ""
-    if len(value) <= visible:
-        return "•" * len(value)
-    return "•" * (len(value) - visible) + value[-visible:]
-
-
 def format_phone(digits: str) -> str:
     if len(digits) == 10:
         return f"({digits[:3]}) {digits[3:6]}-{digits[6:]}"
     return digits
+
+
+def format_points(points: Decimal | None) -> str:
+    """Loyalty points as the POS counts them: whole numbers without a ".00", fractions as they are."""
+    if points is None:
+        return ""
+    return f"{points:,.0f}" if points == points.to_integral_value() else f"{points.normalize():,}"
+
+
+# Plain words for the fields whose names read like code ("Drivers license", "Pos updated at").
+LABELS: dict[str, str] = {
+    "customer_id": "POS customer id",
+    "email": "Email",
+    "drivers_license": "Driver's licence",
+    "drivers_license_expiration": "Driver's licence expires",
+    "medical_card_number": "Medical card",
+    "medical_card_expiration": "Medical card expires",
+    "customer_type": "Type",
+    "postal_code": "ZIP code",
+    "pos_created_at": "Created at the POS",
+    "pos_updated_at": "Updated at the POS",
+    "synced_at": "Last synced",
+    "created_at": "In the mirror since",
+    "updated_at": "Mirror row changed",
+}
+
+
+def _labelled(name: str) -> Callable[[Any, Customer], str]:
+    """A read-only field shown as Django shows the model field, under a plain-word label."""
+    model_field = Customer._meta.get_field(name)
+    assert isinstance(model_field, Field)
+
+    @admin.display(description=LABELS[name], ordering=name)
+    def show(self: Any, obj: Customer) -> str:
+        return str(display_for_field(getattr(obj, name), model_field, "—"))
+
+    show.__name__ = f"{name}_shown"
+    return show
+
+
+def _shown(name: str) -> str:
+    return f"{name}_shown" if name in LABELS else name
 
 
 class MedicalCardFilter(admin.SimpleListFilter):
@@ -56,20 +94,19 @@ class MedicalCardFilter(admin.SimpleListFilter):
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
+    # What staff look people up by, narrow enough for a 1366 px screen with the filters open; licence and
+    # medical card numbers are on the customer's page (and searchable), masked here they told nobody much.
     list_display = [
         "name",
-        "customer_id",
         "store_link",
-        "email",
         "phone_display",
-        "customer_type",
-        "licence_masked",
-        "medical_card_masked",
+        "email_display",
+        "type_display",
         "active",
-        "pos_updated_at",
+        "pos_updated_display",
     ]
-    list_display_links = ["name", "customer_id"]
-    list_filter = ["store", "store__pos_vendor", "customer_type", "active", MedicalCardFilter]
+    list_display_links = ["name"]
+    list_filter = ["store", ("store__pos_vendor", PosVendorFilter), "customer_type", "active", MedicalCardFilter]
     # Names and email by substring; phone and licence are matched on their normalised form in
     # get_search_results, so "(555) 123-4567", "+1 555.123.4567" and "5551234567" all find the same person.
     search_fields = ["first_name", "last_name", "email", "=customer_id"]
@@ -80,12 +117,11 @@ class CustomerAdmin(admin.ModelAdmin):
     ordering = ["-id"]
     readonly_fields = [
         "store_link",
-        "customer_id",
-        *POS_FIELDS,
+        *(_shown(name) for name in ("customer_id", *POS_FIELDS) if name not in ("phone", "loyalty_points")),
+        "phone_display",
+        "loyalty_points_display",
         "raw_json",
-        "synced_at",
-        "created_at",
-        "updated_at",
+        *(_shown(name) for name in ("synced_at", "created_at", "updated_at")),
     ]
     fieldsets = [
         (
@@ -93,23 +129,23 @@ class CustomerAdmin(admin.ModelAdmin):
             {
                 "description": POS_NOTE,
                 "fields": [
-                    ("store_link", "customer_id"),
+                    ("store_link", _shown("customer_id")),
                     ("first_name", "last_name"),
-                    ("email", "phone"),
+                    (_shown("email"), "phone_display"),
                     ("birthday", "gender"),
-                    ("customer_type", "active"),
-                    ("drivers_license", "drivers_license_expiration"),
-                    ("medical_card_number", "medical_card_expiration"),
-                    "loyalty_points",
+                    (_shown("customer_type"), "active"),
+                    (_shown("drivers_license"), _shown("drivers_license_expiration")),
+                    (_shown("medical_card_number"), _shown("medical_card_expiration")),
+                    "loyalty_points_display",
                     "notes",
                     ("street", "city"),
-                    ("state", "postal_code"),
-                    ("pos_created_at", "pos_updated_at"),
+                    ("state", _shown("postal_code")),
+                    (_shown("pos_created_at"), _shown("pos_updated_at")),
                 ],
             },
         ),
         ("Vendor JSON, as received", {"fields": ["raw_json"]}),
-        ("Mirror", {"fields": ["synced_at", "created_at", "updated_at"]}),
+        ("Mirror", {"fields": [_shown("synced_at"), _shown("created_at"), _shown("updated_at")]}),
     ]
 
     def get_search_results(
@@ -137,7 +173,9 @@ class CustomerAdmin(admin.ModelAdmin):
 
     @admin.display(description="name", ordering="last_name")
     def name(self, obj: Customer) -> str:
-        return f"{obj.first_name} {obj.last_name}".strip() or "(no name)"
+        # The POS id under the name: one column for both, and ids like Blaze's 24 hex digits still fit.
+        name = f"{obj.first_name} {obj.last_name}".strip() or "(no name)"
+        return format_html('{}<br><span class="cf-quiet">POS id {}</span>', name, obj.customer_id)
 
     @admin.display(description="store", ordering="store__name")
     def store_link(self, obj: Customer) -> str:
@@ -148,17 +186,36 @@ class CustomerAdmin(admin.ModelAdmin):
     def phone_display(self, obj: Customer) -> str:
         return format_phone(obj.phone)
 
-    @admin.display(description="driver's licence")
-    def licence_masked(self, obj: Customer) -> str:
-        return mask(obj.drivers_license)
+    @admin.display(description="email", ordering="email")
+    def email_display(self, obj: Customer) -> str:
+        # A long address may break before its "@" rather than push the other columns off screen.
+        local, at, domain = obj.email.partition("@")
+        return format_html("{}<wbr>{}{}", local, at, domain) if at else obj.email
 
-    @admin.display(description="medical card")
-    def medical_card_masked(self, obj: Customer) -> str:
-        return mask(obj.medical_card_number)
+    @admin.display(description="type", ordering="customer_type")
+    def type_display(self, obj: Customer) -> str:
+        if obj.customer_type != CustomerType.MEDICAL:
+            return obj.get_customer_type_display()
+        expires = obj.medical_card_expiration
+        if expires is None:
+            card = "no card on file" if not obj.medical_card_number else "card, no expiry"
+        elif expires < timezone.localdate():
+            card = f"card expired {expires:%Y-%m-%d}"
+        else:
+            card = f"card to {expires:%Y-%m-%d}"
+        return format_html('{}<br><span class="cf-quiet">{}</span>', obj.get_customer_type_display(), card)
+
+    @admin.display(description="updated at the POS", ordering="pos_updated_at")
+    def pos_updated_display(self, obj: Customer) -> str:
+        return time_cell(obj.pos_updated_at)
+
+    @admin.display(description="loyalty points")
+    def loyalty_points_display(self, obj: Customer) -> str:
+        return format_points(obj.loyalty_points)
 
     @admin.display(description="raw vendor JSON")
     def raw_json(self, obj: Customer) -> str:
-        return format_html('<pre class="cf-json">{}</pre>', json.dumps(obj.raw, indent=2, sort_keys=True))
+        return pretty_json(obj.raw)
 
     # --- the mirror is read-only here ---------------------------------------------------------------
 
@@ -168,4 +225,76 @@ class CustomerAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Every field belongs to the POS or the sync; an edit here would be overwritten by the next sync.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The next sync would bring a deleted customer back; the POS is where customers are removed. (Deleting
+        # a store takes its customers along: the store admin allows that.)
+        return False
+
+
+for _name in LABELS:
+    setattr(CustomerAdmin, f"{_name}_shown", _labelled(_name))
+
+
+def pretty_json(value: Any) -> str:
+    """A JSON value, indented, for a read-only admin field."""
+    # Focusable: a scrolling region must be reachable from the keyboard (axe's scrollable-region-focusable).
+    return format_html(
+        '<pre class="cf-json" tabindex="0">{}</pre>', json.dumps(value, indent=2, sort_keys=True, default=str)
+    )
+
+
+def origin_link(obj: RejectedRecord) -> str:
+    """A link to the run that fetched a rejected record (a sync), or what handed it over otherwise."""
+    if obj.origin_type is None or obj.origin_id is None:
+        return obj.get_source_display()
+    kind = obj.origin_type
+    url = reverse(f"admin:{kind.app_label}_{kind.model}_change", args=[obj.origin_id])
+    return format_html('<a href="{}">{} #{}</a>', url, kind.name, obj.origin_id)
+
+
+# Evidence of what the POS sent, for staff to read: never added or edited here.
+@admin.register(RejectedRecord)
+class RejectedRecordAdmin(admin.ModelAdmin):
+    list_display = ["id", "created_at", "store_link", "source", "origin_display", "customer_id", "reason"]
+    list_display_links = ["id", "created_at"]
+    list_filter = ["source", "store", "store__pos_vendor"]
+    list_select_related = ["store", "origin_type"]
+    search_fields = ["=customer_id", "reason"]
+    search_help_text = "POS id (exact) or words of the reason."
+    show_full_result_count = False
+    ordering = ["-id"]
+    readonly_fields = (
+        "store_link",
+        "source",
+        "origin_display",
+        "customer_id",
+        "reason",
+        "payload_pretty",
+        "created_at",
+    )
+    fields = readonly_fields
+
+    @admin.display(description="store", ordering="store__name")
+    def store_link(self, obj: RejectedRecord) -> str:
+        url = reverse("admin:stores_store_change", args=[obj.store_id])
+        return format_html('<a href="{}">{}</a>', url, obj.store.name)
+
+    @admin.display(description="from")
+    def origin_display(self, obj: RejectedRecord) -> str:
+        return origin_link(obj)
+
+    @admin.display(description="payload")
+    def payload_pretty(self, obj: RejectedRecord) -> str:
+        return pretty_json(obj.payload)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Evidence stays: the next sync would not bring it back, and staff need it to see what came.
         return False

@@ -39,7 +39,9 @@ class UtcDateTimeField(IsoDateTimeField):
         try:
             return parsed.astimezone(dt.UTC)
         except (OverflowError, ValueError):
-            return (dt.datetime.min if parsed.year == 1 else dt.datetime.max).replace(tzinfo=dt.UTC)
+            if parsed.year == 1:
+                return dt.datetime.min.replace(tzinfo=dt.UTC)
+            return dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
 class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):

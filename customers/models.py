@@ -1,13 +1,15 @@
-"""A store's customers, mirrored from its POS."""
+"""A store's customers, mirrored from its POS, and the POS records the mirror could not take."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower, Upper
@@ -89,7 +91,7 @@ class CustomerQuerySet(models.QuerySet["Customer"]):
         qs = self.alias(_fn=Lower("first_name"), _ln=Lower("last_name"))
         for word in words:
             qs = qs.filter(Q(_fn__startswith=word) | Q(_ln__startswith=word))
-        return qs  # type: ignore[return-value]
+        return qs
 
     def first_name_equal(self, name: str) -> CustomerQuerySet:
         return self.alias(_first=Lower("first_name")).filter(_first=text_key(name))
@@ -117,6 +119,10 @@ class CustomerQuerySet(models.QuerySet["Customer"]):
 
     def modified_after(self, when: Any) -> CustomerQuerySet:
         return self.filter(pos_updated_at__gt=when)
+
+    def unseen_since(self, mark: datetime) -> CustomerQuerySet:
+        """Customers held since before `mark` whom no write has stamped since (the POS did not list them)."""
+        return self.filter(created_at__lt=mark).filter(Q(synced_at__lt=mark) | Q(synced_at__isnull=True))
 
     def customer_id_equal(self, customer_id: str) -> CustomerQuerySet:
         """Customers with this POS id (one per store at most)."""
@@ -260,6 +266,39 @@ def _number(value: Decimal | int | float | None) -> int | float:
         return 0
     d = Decimal(value)
     return int(d) if d == d.to_integral_value() else float(d)
+
+
+class RecordSource(models.TextChoices):
+    """What handed the mirror's writer a POS record."""
+
+    SYNC = "sync", "Sync"
+    LOOKUP = "lookup", "Live lookup"
+    CREATE = "create", "Create"
+
+
+class RejectedRecord(models.Model):
+    """A POS record the mirror's writer (customers.writer) could not store, kept with the reason and the payload
+    for staff to see; the rest of what came with it was written."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="rejected_records")
+    source = models.CharField(max_length=20, choices=RecordSource.choices)
+    # The run that fetched it, where it came in one (a sync: syncs.CustomerSync.record_errors). A generic relation,
+    # so that this app needs no knowledge of the apps that write through it (they depend on us, not the reverse).
+    origin_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    origin_id = models.PositiveBigIntegerField(null=True, blank=True)
+    origin = GenericForeignKey("origin_type", "origin_id")
+    customer_id = models.CharField(max_length=64, blank=True, help_text="The POS id, where the record had one.")
+    reason = models.TextField()
+    payload = models.JSONField(null=True, blank=True, help_text="The record as the POS sent it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "rejected POS record"
+        indexes = [models.Index(fields=["origin_type", "origin_id", "id"], name="rejected_record_origin")]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id or '?'}: {self.reason[:80]}"
 
 
 class IdempotencyStatus(models.TextChoices):

@@ -1,4 +1,5 @@
-"""Writes of customers: the single-record upsert, the live POS lookup and creation at the POS."""
+"""Writes of customers: the live POS lookup and creation at the POS. What the POS answers goes into the mirror
+through its one writer (customers.writer), like a sync's pages."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any, Literal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from customers.models import POS_FIELDS, Customer, IdempotencyRecord, IdempotencyStatus
+from customers.models import Customer, IdempotencyRecord, IdempotencyStatus, RecordSource
 from customers.selectors import (
     CustomerFilters,
     customer_filter,
@@ -21,6 +22,8 @@ from customers.selectors import (
     live_lookup_store,
     store_customers,
 )
+from customers.writer import CustomerWriter, PageResult
+from pos_integrations.base import PosClient
 from pos_integrations.errors import PosDuplicate, PosError, PosNotSupported
 from pos_integrations.records import CustomerInput, CustomerRecord
 from stores.models import ApiKey, Store
@@ -31,8 +34,6 @@ logger = logging.getLogger("customers.services")
 # A key is remembered this long; after that the same key starts a new request.
 IDEMPOTENCY_TTL = timedelta(hours=24)
 
-# CustomerRecord fields stored as they are on Customer (`active` also depends on the merge).
-_RECORD_FIELDS = (*(name for name in POS_FIELDS if name != "active"), "raw")
 # The live search takes the POS client's argument names; our filter is `driver_license`.
 _SEARCH_ARGS = {
     "phone": "phone",
@@ -72,11 +73,13 @@ class IdempotencyKey:
 
 @dataclass(frozen=True, slots=True)
 class CustomerCreateResult:
-    """What a create came to: the customer (to_peak_customer), and whether this is a replayed answer."""
+    """What a create came to: the customer (to_peak_customer; None when the POS answered a record the mirror
+    cannot store, which the warning says), and whether this is a replayed answer."""
 
     outcome: Literal["created", "duplicate"]
     customer: dict[str, Any] | None
     replayed: bool = False
+    warning: str | None = None
 
 
 def request_fingerprint(body: Any) -> str:
@@ -85,15 +88,22 @@ def request_fingerprint(body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def customer_upsert_from_record(*, store: Store, record: CustomerRecord) -> Customer:
-    """Write one POS record into the mirror (insert, or update the store's customer with that POS id)."""
-    values: dict[str, Any] = {name: getattr(record, name) for name in _RECORD_FIELDS}
-    values["active"] = record.active and not record.merged_into_customer_id
-    values["synced_at"] = timezone.now()
-    with transaction.atomic():
-        customer, _ = Customer.objects.update_or_create(store=store, customer_id=record.customer_id, defaults=values)
-    customer.store = store
-    return customer
+def customer_records_store(*, store: Store, records: list[CustomerRecord], source: str) -> PageResult:
+    """Write what the store's POS answered into the mirror, through its one writer: what it cannot store is
+    quarantined (a rejected POS record, with `source`) and left out of `stored`."""
+    return CustomerWriter.for_store(store, source=source).write(records).result()
+
+
+def unstored_warning(result: PageResult) -> str | None:
+    """What to tell an API client about the POS records the mirror could not store (None: there were none)."""
+    count = len(result.rejected)
+    if not count:
+        return None
+    what = "a customer" if count == 1 else f"{count} customers"
+    return (
+        f"The store's POS answered {what} the mirror cannot store; left out of this answer "
+        "(staff find them among the rejected POS records)."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,13 +138,21 @@ def customer_search(*, api_key: ApiKey, filters: CustomerFilters, after: int | N
         )
     if found is None:
         return CustomerListPage(customers=[], next_after=None)
-    return CustomerListPage(customers=found[:size], next_after=None, source="pos")
+    return CustomerListPage(customers=found.customers[:size], next_after=None, source="pos", warning=found.warning)
 
 
-def customer_lookup_live(*, store: Store, filters: CustomerFilters) -> list[dict[str, Any]] | None:
+@dataclass(frozen=True, slots=True)
+class LiveLookup:
+    """What a live lookup found and the mirror now holds (the canonical representation), and any warning."""
+
+    customers: list[dict[str, Any]]
+    warning: str | None = None
+
+
+def customer_lookup_live(*, store: Store, filters: CustomerFilters) -> LiveLookup | None:
     """Ask the store's POS for customers matching an identity lookup, store what it finds, and return the
-    stored customers matching every filter (the canonical representation); None when the POS cannot search by any
-    identity field given. PosError subclasses propagate."""
+    stored customers matching every filter; None when the POS cannot search by any identity field given.
+    PosError subclasses propagate."""
     client = store.pos_client()
     searchable = client.capabilities.search_fields
     args = {
@@ -147,10 +165,13 @@ def customer_lookup_live(*, store: Store, filters: CustomerFilters) -> list[dict
     # HTTP first, outside any transaction; then short writes.
     records = client.search_customers(**args)
     if not records:
-        return []
-    ids = [customer_upsert_from_record(store=store, record=record).pk for record in records]
-    matching = customer_filter(queryset=store_customers(store=store), filters=filters).filter(pk__in=ids)
-    return customer_peak_list(queryset=matching, limit=len(ids))
+        return LiveLookup(customers=[])
+    written = customer_records_store(store=store, records=records, source=RecordSource.LOOKUP)
+    matching = customer_filter(queryset=store_customers(store=store), filters=filters).filter(
+        customer_id__in=written.stored
+    )
+    customers = customer_peak_list(queryset=matching, limit=len(written.stored)) if written.stored else []
+    return LiveLookup(customers=customers, warning=unstored_warning(written))
 
 
 def customer_create(
@@ -188,8 +209,13 @@ def customer_create(
         raise
 
     with transaction.atomic():
-        customer = customer_upsert_from_record(store=store, record=pos_record)
-        result = CustomerCreateResult(outcome="created", customer=customer.to_peak_customer())
+        written = customer_records_store(store=store, records=[pos_record], source=RecordSource.CREATE)
+        customer = _stored_customer(store=store, written=written)
+        result = CustomerCreateResult(
+            outcome="created",
+            customer=customer.to_peak_customer() if customer is not None else None,
+            warning=unstored_warning(written),
+        )
         if record is not None:
             _idempotency_complete(record, result)
     return result
@@ -202,24 +228,42 @@ def customer_create_replay(*, result: CustomerCreateResult) -> CustomerCreateRes
     return result
 
 
-def _existing_customer(*, store: Store, client: Any, data: CustomerInput, existing_id: str | None) -> Customer | None:
-    """The customer the POS says this one duplicates: from the mirror, else read from the POS and stored."""
+def _stored_customer(*, store: Store, written: PageResult) -> Customer | None:
+    """The one customer a single-record write stored, or None when the mirror could not store it."""
+    if not written.stored:
+        return None
+    customer = Customer.objects.get(store=store, customer_id=written.stored[0])
+    customer.store = store
+    return customer
+
+
+def _existing_customer(
+    *, store: Store, client: PosClient, data: CustomerInput, existing_id: str | None
+) -> Customer | None:
+    """The customer the POS says this one duplicates: from the mirror, else read from the POS and stored
+    (None when the POS has no such customer, or answers one the mirror cannot store)."""
     try:
         if existing_id:
             local = Customer.objects.filter(store=store, customer_id=existing_id).select_related("store").first()
             if local is not None:
                 return local
             found = client.get_customer(existing_id)
-            return customer_upsert_from_record(store=store, record=found) if found else None
-        args = {
-            name: value
+            if found is None:
+                return None
+            written = customer_records_store(store=store, records=[found], source=RecordSource.CREATE)
+            return _stored_customer(store=store, written=written)
+        searchable = client.capabilities.search_fields
+        phone, email, licence = (
+            value or None if name in searchable else None
             for name, value in (("phone", data.phone), ("email", data.email), ("drivers_license", data.drivers_license))
-            if value and name in client.capabilities.search_fields
-        }
-        if not args:
+        )
+        if not (phone or email or licence):
             return None
-        matches = client.search_customers(**args)
-        return customer_upsert_from_record(store=store, record=matches[0]) if matches else None
+        matches = client.search_customers(phone=phone, email=email, drivers_license=licence)
+        if not matches:
+            return None
+        written = customer_records_store(store=store, records=matches[:1], source=RecordSource.CREATE)
+        return _stored_customer(store=store, written=written)
     except PosError as exc:
         # The 409 stands without the existing customer; the POS said enough.
         logger.warning("Could not read the duplicate customer from %s: %s", store.catalog_id, type(exc).__name__)
@@ -244,7 +288,10 @@ def _idempotency_begin(idem: IdempotencyKey) -> IdempotencyRecord | CustomerCrea
     response = existing.response or {}
     return customer_create_replay(
         result=CustomerCreateResult(
-            outcome=response.get("outcome", "created"), customer=response.get("customer"), replayed=True
+            outcome=response.get("outcome", "created"),
+            customer=response.get("customer"),
+            replayed=True,
+            warning=response.get("warning"),
         )
     )
 
@@ -252,5 +299,7 @@ def _idempotency_begin(idem: IdempotencyKey) -> IdempotencyRecord | CustomerCrea
 def _idempotency_complete(record: IdempotencyRecord, result: CustomerCreateResult) -> None:
     record.status = IdempotencyStatus.COMPLETED
     record.response = {"outcome": result.outcome, "customer": result.customer}
+    if result.warning:
+        record.response["warning"] = result.warning
     record.completed_at = timezone.now()
     record.save(update_fields=["status", "response", "completed_at"])

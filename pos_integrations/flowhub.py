@@ -81,7 +81,12 @@ class FlowhubClient(PosClient):
         if items is None:
             raise PosBadResponse(f"{self.label} sent a customer page without a customer list", vendor=self.vendor)
         done = len(items) < PAGE_SIZE
-        return RawPage(items, None if done else {**position, "page": position["page"] + 1})
+        total = body.get("total") if isinstance(body, Mapping) else None
+        return RawPage(
+            items,
+            None if done else {**position, "page": position["page"] + 1},
+            total=total if isinstance(total, int) and not isinstance(total, bool) else None,
+        )
 
     def _one(self, body: Any) -> Any:
         if isinstance(body, Mapping) and isinstance(body.get("data"), Mapping):

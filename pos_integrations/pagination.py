@@ -15,10 +15,12 @@ Position = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class RawPage:
-    """One page as the vendor sent it: its items and where the next page is (None when this was the last)."""
+    """One page as the vendor sent it: its items and where the next page is (None when this was the last), and
+    how many records the whole listing has where the vendor says (for progress bars; None when it does not)."""
 
     items: list[Any]
     next_position: Position | None
+    total: int | None = None
 
 
 def fingerprint(items: list[Any], id_key: str) -> str:
@@ -45,7 +47,8 @@ def paginate(
 ) -> Iterator[tuple[list[Any], Position]]:
     """Yield (items, position after them) until the vendor's stop condition.
 
-    The position yielded with the last page carries `"done": True`. A position or a page of
+    The position yielded with the last page carries `"done": True`, and every position the listing's `"total"`
+    where the vendor reported one. A position or a page of
     records seen before means the vendor is ignoring our paging, so we stop with PosBadResponse
     instead of looping forever. A listing made of several queries (Blaze's date windows) names each in its
     positions' `segment`: the same records may rightly come back in another segment, so pages are compared
@@ -70,6 +73,8 @@ def paginate(
                 raise PosBadResponse(f"{label} pagination loop: the same page came back twice", vendor=vendor)
             seen_pages.add(seen)
         after = page.next_position if page.next_position is not None else {**position, "done": True}
+        if page.total is not None:
+            after = {**after, "total": page.total}
         yield page.items, after
         position = page.next_position
 

@@ -104,7 +104,7 @@ def parse_datetime(value: Any) -> datetime | None:
     except ValueError:
         for fmt in _US_DATETIME_FORMATS:
             try:
-                parsed = datetime.strptime(text, fmt)
+                parsed = datetime.strptime(text, fmt)  # noqa: DTZ007 -- naive times are UTC (_utc_or_none)
                 break
             except ValueError:
                 continue

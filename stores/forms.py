@@ -9,8 +9,26 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 from pos_integrations.records import DEFAULT_TIME_ZONE
-from pos_integrations.vendors import OPTIONAL_CREDENTIALS, REQUIRED_CREDENTIALS, CredentialsError, validate_credentials
+from pos_integrations.vendors import (
+    OPTIONAL_CREDENTIALS,
+    REQUIRED_CREDENTIALS,
+    VENDOR_LABELS,
+    CredentialsError,
+    validate_credentials,
+)
 from stores.models import Store
+
+# Credential keys in plain words; the rest read well with "_" as a space.
+CREDENTIAL_LABELS = {
+    "api_key": "API key",
+    "client_id": "Client ID",
+    "certificate_id": "Certificate ID",
+    "organization_id": "Organization ID",
+    "private_key": "Private key (PEM)",
+    "store_id": "Store ID",
+    "company_id": "Company ID",
+    "token_url": "Token URL",
+}
 
 
 def credential_keys() -> list[str]:
@@ -23,13 +41,44 @@ def credential_keys() -> list[str]:
     return keys
 
 
+def credential_label(key: str) -> str:
+    """A credential key in plain words: "API key", "Client secret"."""
+    return CREDENTIAL_LABELS.get(key, key.replace("_", " ").capitalize())
+
+
+def credential_vendors() -> dict[str, list[str]]:
+    """For each credential key, the vendors that use it (in vendor order)."""
+    users: dict[str, list[str]] = {key: [] for key in credential_keys()}
+    for vendor, options in REQUIRED_CREDENTIALS.items():
+        for key in {k for option in options for k in option} | set(OPTIONAL_CREDENTIALS[vendor]):
+            users[key].append(vendor)
+    return users
+
+
+def _vendor_use(key: str) -> str:
+    """Which POS uses a key, and how: 'Treez (one sign-in method), LeafLogix (optional)'."""
+    parts = []
+    for vendor in credential_vendors()[key]:
+        options = REQUIRED_CREDENTIALS[vendor]
+        if all(key in option for option in options):
+            how = ""
+        elif any(key in option for option in options):
+            how = " (one sign-in method)"
+        else:
+            how = " (optional)"
+        parts.append(VENDOR_LABELS[vendor] + how)
+    return "For " + ", ".join(parts) + "."
+
+
 def _credential_field(key: str) -> forms.CharField:
     widget: forms.Widget
     if key == "private_key":
         widget = forms.Textarea(attrs={"rows": 3, "autocomplete": "off"})
     else:
         widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
-    return forms.CharField(label=key.replace("_", " "), required=False, widget=widget, strip=True)
+    return forms.CharField(
+        label=credential_label(key), required=False, widget=widget, strip=True, help_text=_vendor_use(key)
+    )
 
 
 CREDENTIAL_FIELDS = [f"cred_{key}" for key in credential_keys()]
@@ -39,6 +88,7 @@ class _StoreAdminFormBase(forms.ModelForm):
     """One write-only field per credential key; a blank field keeps the stored value."""
 
     pos_base_url = forms.URLField(
+        label="POS base URL",
         required=False,
         assume_scheme="https",
         help_text="Leave blank for the vendor's production API; the sandbox and tests point elsewhere.",
@@ -64,13 +114,21 @@ class _StoreAdminFormBase(forms.ModelForm):
             "sync_enabled",
             "sync_interval_minutes",
         ]
+        labels = {
+            "catalog_id": "Catalog ID",
+            "pos_vendor": "POS vendor",
+            "time_zone": "Time zone",
+            "sync_enabled": "Sync on a schedule",
+            "sync_interval_minutes": "Sync every (minutes)",
+        }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         stored: dict[str, str] = self.instance.pos_credentials if self.instance.pk else {}
         for key in credential_keys():
             if stored.get(key):
-                self.fields[f"cred_{key}"].help_text = "Stored — leave blank to keep."
+                field = self.fields[f"cred_{key}"]
+                field.help_text = f"Stored — leave blank to keep. {field.help_text}"
 
     def clean_time_zone(self) -> str:
         # Left out of a submission, the store keeps its zone (a new store gets the default).

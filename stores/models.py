@@ -17,6 +17,8 @@ from stores.fields import EncryptedJSONField
 if TYPE_CHECKING:
     from django_q.models import Schedule
 
+    from pos_integrations.base import PosClient
+
 SYNC_TASK = "syncs.tasks.sync_store_customers"
 SYNC_CLUSTER = "customer_sync"
 
@@ -84,8 +86,8 @@ class Store(models.Model):
     def schedule_name(self) -> str:
         return f"customer-sync:store-{self.pk}"
 
-    def pos_client(self, **kwargs: Any) -> Any:
-        """This store's POS client, built from its own vendor, URL and credentials."""
+    def pos_client(self, **kwargs: Any) -> PosClient:
+        """This store's POS client, built from its own vendor, URL and credentials (`kwargs`: get_client's)."""
         from pos_integrations import get_client
 
         return get_client(

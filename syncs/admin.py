@@ -1,14 +1,15 @@
-"""Admin for syncs and the records they rejected, plus the sync-health dashboard; history is read-only."""
+"""Admin for syncs (with the records they rejected) and the sync-health dashboard; history is read-only."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.contenttypes.admin import GenericTabularInline
+from django.contrib.contenttypes.forms import BaseGenericInlineFormSet
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.forms import BaseInlineFormSet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -17,19 +18,26 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
+from customers.admin import pretty_json
+from customers.models import RejectedRecord
+from stores.admin import PosVendorFilter, time_cell
 from syncs.dashboard import CHART_DAYS, changelist_url, format_duration, store_health_list
-from syncs.models import CustomerSync, SyncRecordError, SyncStatus
+from syncs.models import CustomerSync, SyncStatus
 from syncs.store_admin import ReadOnlyInline, status_badge  # also registers the store admin
 
 RECORD_ERRORS_SHOWN = 50
 
+# The index, the header's "Sync health" link and the breadcrumbs lead everywhere; the navigation sidebar's
+# 300 px are what the customer and sync lists need to show their key columns on a 1366 px screen.
+admin.site.enable_nav_sidebar = False
 
-def _pretty(payload: Any) -> str:
-    return format_html('<pre class="cf-json">{}</pre>', json.dumps(payload, indent=2, sort_keys=True, default=str))
 
-
-class FirstRecordErrorsFormSet(BaseInlineFormSet):
+class FirstRecordErrorsFormSet(BaseGenericInlineFormSet):
     """A sync may reject thousands of records: show the first ones and link to the rest."""
+
+    @classmethod
+    def get_default_prefix(cls) -> str:
+        return "record_errors"  # the sync's relation, as the page's styles know it
 
     def get_queryset(self) -> Any:
         if not hasattr(self, "_first"):
@@ -37,16 +45,28 @@ class FirstRecordErrorsFormSet(BaseInlineFormSet):
         return self._first
 
 
-class SyncRecordErrorInline(ReadOnlyInline):
-    model = SyncRecordError
-    formset = FirstRecordErrorsFormSet
+class RecordErrorInline(GenericTabularInline):
+    """The POS records the sync could not store (customers.RejectedRecord, with the sync as their origin); only
+    shown, as ReadOnlyInline's are."""
+
+    model = RejectedRecord
+    ct_field = "origin_type"
+    ct_fk_field = "origin_id"
+    # django-stubs narrow a generic inline's formset over InlineModelAdmin's with an ignore of their own.
+    formset = FirstRecordErrorsFormSet  # type: ignore[assignment]
     verbose_name_plural = f"Quarantined records (first {RECORD_ERRORS_SHOWN})"
     readonly_fields = ("customer_id", "reason", "payload_pretty")
     fields = readonly_fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    has_add_permission = ReadOnlyInline.has_add_permission
+    has_change_permission = ReadOnlyInline.has_change_permission
+    has_delete_permission = ReadOnlyInline.has_delete_permission
 
     @admin.display(description="payload")
-    def payload_pretty(self, obj: SyncRecordError) -> str:
-        return _pretty(obj.payload)
+    def payload_pretty(self, obj: RejectedRecord) -> str:
+        return pretty_json(obj.payload)
 
 
 class StatusFilter(admin.SimpleListFilter):
@@ -72,24 +92,20 @@ class CustomerSyncAdmin(admin.ModelAdmin):
         "sync_id",
         "store_link",
         "status_display",
-        "kind",
-        "trigger",
-        "started_at",
+        "kind_display",
+        "started_display",
         "duration_display",
-        "fetched",
-        "created",
-        "updated",
-        "invalid",
+        "counts",
         "error_short",
     ]
     list_display_links = ["sync_id"]
-    list_filter = [StatusFilter, "kind", "trigger", "store__pos_vendor", "store"]
+    list_filter = [StatusFilter, "kind", "trigger", ("store__pos_vendor", PosVendorFilter), "store"]
     search_fields = ["=id", "store__name", "store__catalog_id", "error_message"]
     list_select_related = ["store"]
     date_hierarchy = "created_at"
     show_full_result_count = False
     actions = ["retry"]
-    inlines = [SyncRecordErrorInline]
+    inlines = [RecordErrorInline]
     fieldsets = [
         (None, {"fields": ["store_link", "status_display", "kind", "trigger", "resumed_from_link"]}),
         ("Timing", {"fields": ["created_at", "started_at", "finished_at", "duration_display", "heartbeat_at"]}),
@@ -145,6 +161,18 @@ class CustomerSyncAdmin(admin.ModelAdmin):
             return f"running for {format_duration(timezone.now() - obj.started_at)}"
         return format_duration(obj.duration)
 
+    @admin.display(description="started at", ordering="started_at")
+    def started_display(self, obj: CustomerSync) -> str:
+        return time_cell(obj.started_at) if obj.started_at else "not yet"
+
+    @admin.display(description="kind / trigger", ordering="kind")
+    def kind_display(self, obj: CustomerSync) -> str:
+        return format_html('{}<br><span class="cf-quiet">{}</span>', obj.get_kind_display(), obj.get_trigger_display())
+
+    @admin.display(description="fetched / created / updated / invalid")
+    def counts(self, obj: CustomerSync) -> str:
+        return f"{obj.fetched} / {obj.created} / {obj.updated} / {obj.invalid}"
+
     @admin.display(description="error")
     def error_short(self, obj: CustomerSync) -> str:
         text = obj.error_message
@@ -160,12 +188,13 @@ class CustomerSyncAdmin(admin.ModelAdmin):
 
     @admin.display(description="quarantined records")
     def record_errors_link(self, obj: CustomerSync) -> str:
-        url = reverse("admin:syncs_syncrecorderror_changelist") + f"?sync__id__exact={obj.pk}"
+        origin_type = ContentType.objects.get_for_model(CustomerSync).pk
+        url = reverse("admin:customers_rejectedrecord_changelist") + f"?origin_type={origin_type}&origin_id={obj.pk}"
         return format_html('<a href="{}">all rejected records of this sync</a> ({} invalid)', url, obj.invalid)
 
     @admin.display(description="checkpoint")
     def checkpoint_pretty(self, obj: CustomerSync) -> str:
-        return _pretty(obj.checkpoint)
+        return pretty_json(obj.checkpoint)
 
     # --- read-only history ----------------------------------------------------------------------------
 
@@ -176,8 +205,8 @@ class CustomerSyncAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Only superusers, and only so a store can be deleted along with its history.
-        return request.user.is_superuser  # type: ignore[union-attr]
+        # History is never deleted on its own; deleting a store takes its syncs along (the store admin).
+        return False
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)
@@ -187,7 +216,7 @@ class CustomerSyncAdmin(admin.ModelAdmin):
     # --- retry --------------------------------------------------------------------------------------
 
     def has_retry_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.has_perm("syncs.add_customersync")  # type: ignore[union-attr]
+        return request.user.has_perm("syncs.add_customersync")
 
     def _retry(self, request: HttpRequest, sync: CustomerSync) -> CustomerSync | None:
         from syncs.services import sync_retry
@@ -265,42 +294,11 @@ class CustomerSyncAdmin(admin.ModelAdmin):
             "rows": rows,
             "chart_days": CHART_DAYS,
             "failing": sum(1 for r in rows if r.health == "failing"),
-            "running": sum(1 for r in rows if r.health == "running"),
+            # Syncing now: a sync in progress, not one waiting in the queue (nor a failing store's retry).
+            "running": sum(1 for r in rows if r.last_status == SyncStatus.IN_PROGRESS),
+            "queued": sum(1 for r in rows if r.last_status == SyncStatus.PENDING),
             "never": sum(1 for r in rows if r.health == "never"),
             "failed_syncs_url": changelist_url(status__exact=SyncStatus.FAILED),
             "now": timezone.now(),
         }
         return TemplateResponse(request, "admin/syncs/dashboard.html", context)
-
-
-@admin.register(SyncRecordError)
-class SyncRecordErrorAdmin(admin.ModelAdmin):
-    list_display = ["id", "sync_link", "store", "customer_id", "reason", "created_at"]
-    list_select_related = ["sync", "sync__store"]
-    search_fields = ["=customer_id", "reason"]
-    list_filter = ["sync__store"]
-    show_full_result_count = False
-    readonly_fields = ("sync_link", "customer_id", "reason", "payload_pretty", "created_at")
-    fields = readonly_fields
-
-    @admin.display(description="sync", ordering="sync_id")
-    def sync_link(self, obj: SyncRecordError) -> str:
-        url = reverse("admin:syncs_customersync_change", args=[obj.sync_id])
-        return format_html('<a href="{}">#{}</a>', url, obj.sync_id)
-
-    @admin.display(description="store")
-    def store(self, obj: SyncRecordError) -> str:
-        return obj.sync.store.name
-
-    @admin.display(description="payload")
-    def payload_pretty(self, obj: SyncRecordError) -> str:
-        return _pretty(obj.payload)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.is_superuser  # type: ignore[union-attr]

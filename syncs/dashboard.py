@@ -141,17 +141,22 @@ class StoreHealth:
         return sum(d.failed for d in self.days)
 
     @property
+    def last_status(self) -> str | None:
+        """The status of the store's latest sync (None: never synced)."""
+        return self.store.last_sync_status  # type: ignore[attr-defined]
+
+    @property
     def status_label(self) -> str:
         status = self.store.last_sync_status  # type: ignore[attr-defined]
         return SyncStatus(status).label if status else "never synced"
 
     @property
     def last_sync_ago(self) -> str:
-        return _ago(self.store.last_sync_at)  # type: ignore[attr-defined]
+        return ago(self.store.last_sync_at)  # type: ignore[attr-defined]
 
     @property
     def last_success_ago(self) -> str:
-        return _ago(self.store.last_success_at)  # type: ignore[attr-defined]
+        return ago(self.store.last_success_at)  # type: ignore[attr-defined]
 
     @property
     def longest_display(self) -> str:
@@ -258,8 +263,15 @@ def build_chart(store_id: int, days: list[DayFigures], *, width: int = 360, heig
     )
 
 
-def _ago(value: dt.datetime | None) -> str:
-    return f"{timesince(value, depth=1)} ago" if value else ""
+def ago(value: dt.datetime | None, *, now: dt.datetime | None = None) -> str:
+    """How long ago, as staff say it: "42 seconds ago", "5 minutes ago" (never "0 minutes ago")."""
+    if value is None:
+        return ""
+    seconds = int(((now or timezone.now()) - value).total_seconds())
+    if seconds < 60:
+        seconds = max(seconds, 0)
+        return f"{seconds}\xa0second{'s' if seconds != 1 else ''} ago"  # a no-break space, as timesince writes
+    return f"{timesince(value, now, depth=1)} ago"
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -269,7 +281,7 @@ def _fmt_seconds(seconds: float) -> str:
     if minutes < 60:
         return f"{minutes}m {secs:02d}s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+    return f"{hours}h {minutes:02d}m {secs:02d}s"
 
 
 def store_health_list(*, now: dt.datetime | None = None, days: int = CHART_DAYS) -> list[StoreHealth]:
@@ -292,5 +304,5 @@ def store_health_list(*, now: dt.datetime | None = None, days: int = CHART_DAYS)
 
 
 def format_duration(value: dt.timedelta | None) -> str:
-    """A sync's duration as staff read it: 3.2s, 4m 05s, 1h 02m."""
+    """A sync's duration as staff read it, to the second: 3.2s, 4m 05s, 1h 02m 09s."""
     return "—" if value is None else _fmt_seconds(value.total_seconds())

@@ -1,13 +1,14 @@
 """The customer sync engine: streams a store's POS listing page by page into the mirror.
 
-Lifecycle: a pending sync is claimed (pending -> in_progress, atomically, so a task delivered twice runs
-once), its window is fixed (incremental: the last finished sync's cursor minus the vendor's overlap, up
-to a bound frozen now), then each POS page is fetched (HTTP, outside any transaction), validated, written
-in a few bulk statements and checkpointed with the counts and a heartbeat in one short transaction (on
-PostgreSQL, the transaction's writes and COMMIT go out together and the database writes the page while
-the next one is fetched: see SyncRunner.write_page). A full sync finally marks the customers the POS no
-longer returns as inactive. The sync ends `finished` with `cursor_to` = the bound, or `failed` with the
-error's type and message (and a Sentry event).
+`CustomerSync.do_process()` runs a sync here (`process_sync`). Lifecycle: a pending sync is claimed
+(pending -> in_progress, atomically, so a task delivered twice runs once), its window is fixed
+(incremental: the last finished sync's cursor minus the vendor's overlap, up to a bound frozen now), then
+each POS page is fetched (HTTP, outside any transaction) and handed to the mirror's writer
+(customers.writer), which writes it with the sync's checkpoint (counts, heartbeat, listing position) in
+one short transaction of its own (on PostgreSQL the page's writes and COMMIT go out together and the
+database writes the page while the next one is fetched). A full sync finally marks the customers the POS
+no longer returns as inactive. The sync ends `finished` with `cursor_to` = the bound, or `failed` with
+the error's type and message (and a Sentry event).
 
 A crash loses at most the page in flight: the next sync of the store resumes at the failed one's
 checkpoint (see selectors.resumable_sync), inside the same window.
@@ -19,36 +20,35 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sentry_sdk
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
-from django.db.models import Q
-from django.db.transaction import Atomic
+from django.db import DatabaseError
 from django.utils import timezone
 
-from config.sentry import without_row_detail
-from customers.models import Customer
+from customers.db_errors import without_row_detail
+from customers.models import Customer, RecordSource
+from customers.writer import CustomerWriter, PageWrite, StagedPage
+from pos_integrations.base import PosClient
 from pos_integrations.errors import PosError, PosNotSupported, PosRateLimited, PosUnavailable
 from pos_integrations.records import CustomerPage, CustomerRecord
-from syncs.models import CustomerSync, SyncKind, SyncRecordError, SyncStatus
-from syncs.selectors import last_finished_sync
-from syncs.writer import PageResult, PageWriter, PageWrites, Rejected, Row, validate
+from syncs.choices import SyncKind, SyncStatus
+
+if TYPE_CHECKING:  # the model runs the engine (do_process); the engine works on the instance it is given
+    from syncs.models import CustomerSync
 
 logger = logging.getLogger("syncs.engine")
 
-Progress = Callable[[CustomerSync], None]
-Sleep = Callable[[float], None]
+Progress = Callable[["CustomerSync"], None]
 
 # Transient POS failures (after the HTTP layer's own retries) are retried from the last checkpoint this
 # many times in a row before the sync gives up.
 PAGE_RETRIES = 3
 PAGE_RETRY_BACKOFF = 2.0
 # Rejected records beyond this many per sync are counted but not stored (a broken mapping would
-# otherwise copy the whole POS into the error table).
+# otherwise copy the whole POS into the quarantine).
 MAX_STORED_RECORD_ERRORS = 1000
 # Customers a full sync did not see are checked one by one at the POS when there are at most this many:
 # a listing that shifted while we paged through it must not deactivate anyone by mistake.
@@ -65,15 +65,6 @@ EARLY_INVALID_MIN_RECORDS = 500
 # page committed ahead has its counts saved with the next page's checkpoint or when the sync ends.
 COUNT_FIELDS = ("created", "updated", "unchanged", "deactivated")
 STATE_FIELDS = ["pages", "fetched", "invalid", "heartbeat_at", "checkpoint", *COUNT_FIELDS]
-
-
-@dataclass(slots=True)
-class _PendingPage:
-    atomic: Atomic
-    writes: PageWrites
-    rows: list[Row]
-    held: dict[str, tuple[bool, Any, Any]]
-    duplicates: int
 
 
 class SyncLost(Exception):
@@ -97,13 +88,14 @@ def _sleep(seconds: float) -> None:
     time.sleep(seconds)
 
 
-def run_sync(*, sync: CustomerSync, progress: Progress | None = None, sleep: Sleep | None = None) -> CustomerSync:
-    """Claim a pending sync and run it to `finished` or `failed`; returns the refreshed sync."""
-    if not claim(sync=sync):
+def process_sync(sync: CustomerSync, *, progress: Progress | None = None) -> CustomerSync:
+    """Claim a pending sync and run it to `finished` or `failed` (what CustomerSync.do_process does); returns
+    the refreshed sync."""
+    if not sync.claim():
         logger.info("sync %s: not pending any more (status %s); nothing to do", sync.pk, sync.status)
         sync.refresh_from_db()
         return sync
-    runner = SyncRunner(sync=sync, progress=progress, sleep=sleep)
+    runner = SyncRunner(sync=sync, progress=progress)
     try:
         runner.run()
     except SyncLost:
@@ -132,39 +124,28 @@ def run_sync(*, sync: CustomerSync, progress: Progress | None = None, sleep: Sle
     return sync
 
 
-def claim(*, sync: CustomerSync) -> bool:
-    """pending -> in_progress, atomically: exactly one worker gets to run a sync."""
-    now = timezone.now()
-    claimed = CustomerSync.objects.filter(pk=sync.pk, status=SyncStatus.PENDING).update(
-        status=SyncStatus.IN_PROGRESS, started_at=now, heartbeat_at=now
-    )
-    if claimed:
-        sync.status, sync.started_at, sync.heartbeat_at = SyncStatus.IN_PROGRESS, now, now
-    return bool(claimed)
-
-
 class SyncRunner:
     """Runs one claimed sync; keeps its counts in memory and commits them with every page."""
 
-    def __init__(self, *, sync: CustomerSync, progress: Progress | None, sleep: Sleep | None) -> None:
+    def __init__(self, *, sync: CustomerSync, progress: Progress | None) -> None:
         self.sync = sync
         self.store = sync.store
         self.progress = progress
-        self._sleep = sleep or _sleep
         self.budget = float(settings.SYNC_RATE_LIMIT_BUDGET_SECONDS)
         self.waited = 0.0
-        self.writer = PageWriter.for_connection(store_id=self.store.pk)
-        self.stored_errors = 0
+        self.writer = CustomerWriter.for_store(
+            self.store, source=RecordSource.SYNC, origin=sync, quarantine_limit=MAX_STORED_RECORD_ERRORS
+        )
         self.position: dict[str, Any] | None = None
         self.mark: datetime | None = None  # rows stamped since then were seen by this sync
-        self.pending: _PendingPage | None = None  # a page whose writes are still in flight
+        self.pending: PageWrite | None = None  # the last page written, until its result is counted
 
     # ---- the run --------------------------------------------------------------------------------
 
     def run(self) -> None:
         sync = self.sync
         client = self.store.pos_client(sleep=self.wait, max_wait_seconds=self.budget)
-        self.start_window(overlap=getattr(client, "overlap", timedelta(0)))
+        self.start_window(overlap=client.overlap)
         logger.info(
             "sync %s store=%s vendor=%s kind=%s trigger=%s started (from=%s bound=%s%s)",
             sync.pk,
@@ -193,8 +174,7 @@ class SyncRunner:
             if sync.kind == SyncKind.FULL:
                 sync.cursor_from = None
             else:
-                previous = last_finished_sync(store=self.store)
-                cursor = previous.cursor_to if previous else None
+                cursor = sync.previous_cursor()
                 sync.cursor_from = cursor - overlap if cursor is not None else None
             sync.checkpoint = {}
         # Rows stamped since the mark were seen by this sync (or the one it resumes).
@@ -202,7 +182,7 @@ class SyncRunner:
         sync.checkpoint["mark"] = self.mark.isoformat()
         self.save_state(fields=["cursor_from", "cursor_bound", "checkpoint"])
 
-    def stream(self, client: Any) -> None:
+    def stream(self, client: PosClient) -> None:
         """Fetch and write every page, resuming from the last checkpoint on transient POS failures."""
         retries = 0
         while True:
@@ -217,7 +197,8 @@ class SyncRunner:
                 if isinstance(exc, WaitBudgetExhausted) or retries >= PAGE_RETRIES:
                     raise
                 retries += 1
-                delay = getattr(exc, "retry_after", None) or PAGE_RETRY_BACKOFF * 2 ** (retries - 1)
+                retry_after = exc.retry_after if isinstance(exc, PosRateLimited) else None
+                delay = retry_after or PAGE_RETRY_BACKOFF * 2 ** (retries - 1)
                 logger.warning(
                     "sync %s store=%s: %s; retrying from the checkpoint in %.1f s (%d/%d)",
                     self.sync.pk,
@@ -230,64 +211,42 @@ class SyncRunner:
                 self.wait(delay)
 
     def write_page(self, page: CustomerPage, *, checkpoint: bool = True) -> None:
-        """Validate one page and write it, its rejected records and the checkpoint in one transaction.
-
-        Outside a caller's transaction, on a database whose writer can (PostgreSQL), the page's COMMIT is
-        sent along with its writes and this returns while the database still works: the caller fetches the
-        next page meanwhile, and `settle()` (called before the next write, a wait, or the end) reads what
-        the page did. Either way, no HTTP call happens inside a transaction, and a process killed at any
-        point leaves at most one page to fetch again: the one not yet committed.
+        """Hand one page to the writer, which writes it, its rejected records and this sync's checkpoint in
+        one transaction; on PostgreSQL (outside a caller's transaction) it returns while the database still
+        works, and the caller fetches the next page meanwhile. `settle()` (before the next checkpoint, a
+        wait, or the end) counts what the page did. Either way, no HTTP call happens inside a transaction,
+        and a process killed at any point leaves at most one page to fetch again: the one not yet committed.
         """
-        sync = self.sync
         assert self.mark is not None
-        # Parsed and validated while the page before may still be written, then wait for that one.
-        rows, refused, duplicates = validate(page.records, dumps=self.writer.dump_raw)
-        rejected = [Rejected(str(e.customer_id or "")[:64], str(e.reason), e.payload) for e in page.errors]
-        rejected.extend(refused)
-        self.settle()
-        commit_ahead = self.writer.can_commit_ahead and not connection.in_atomic_block
-        now = timezone.now()
-        atomic = transaction.atomic()
-        atomic.__enter__()
-        try:
-            held = self.writer.existing([row.customer_id for row in rows])
-            self.hold(self.writer.moved_from(rows, held, mark=self.mark))
-            self.store_rejected(rejected)
+
+        def save_checkpoint(staged: StagedPage) -> None:
+            # Inside the page's transaction: the writer has finished the page before, so its counts go too.
+            self.settle()
+            sync = self.sync
+            self.hold(staged.moved_from)
             sync.pages += 1
             sync.fetched += len(page)
-            sync.invalid += len(rejected)
-            sync.heartbeat_at = now
+            sync.invalid += staged.rejected
+            sync.heartbeat_at = timezone.now()
             if checkpoint:
                 self.position = page.position
                 sync.checkpoint["position"] = page.position
             self.save_state(fields=STATE_FIELDS)  # SyncLost (and a rollback) if the sync is no longer ours
-            writes = self.writer.send(rows, now=now, held=held, commit=commit_ahead)
-        except BaseException as exc:
-            atomic.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        self.pending = _PendingPage(atomic=atomic, writes=writes, rows=rows, held=held, duplicates=duplicates)
-        if not writes.committed:
-            self.settle()
+
+        self.pending = self.writer.write(page.records, errors=page.errors, mark=self.mark, alongside=save_checkpoint)
         self.check_invalid_ratio(final=False)
 
     def settle(self) -> None:
-        """Wait for the page in flight, if any: end its transaction and count what it did."""
+        """Count what the last page written did, once its writes are done (waiting for them if need be)."""
         pending, self.pending = self.pending, None
         if pending is None:
             return
-        try:
-            written = pending.writes.result()
-        except BaseException as exc:
-            pending.atomic.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        pending.atomic.__exit__(None, None, None)  # commits, or nothing to do when the COMMIT went ahead
-        result = self.writer.tally(pending.rows, pending.held, written)
+        result = pending.result()
         sync = self.sync
         sync.created += result.created
         sync.updated += result.updated
-        sync.unchanged += result.unchanged + pending.duplicates
+        sync.unchanged += result.unchanged
         sync.deactivated += result.deactivated
-        self.writer.grew(result.created)
         if self.progress is not None:
             self.progress(sync)
 
@@ -305,24 +264,11 @@ class SyncRunner:
                 moved_from.isoformat(),
             )
 
-    def store_rejected(self, rejected: list[Rejected]) -> None:
-        room = MAX_STORED_RECORD_ERRORS - self.stored_errors
-        if not rejected or room <= 0:
-            return
-        SyncRecordError.objects.bulk_create(
-            [
-                SyncRecordError(sync=self.sync, customer_id=r.customer_id, reason=r.reason[:2000], payload=r.payload)
-                for r in rejected[:room]
-            ]
-        )
-        self.stored_errors += min(room, len(rejected))
-
-    def deactivate_missing(self, client: Any) -> None:
+    def deactivate_missing(self, client: PosClient) -> None:
         """Full sync: customers the POS did not return are marked inactive (few are double-checked first)."""
         assert self.mark is not None
-        missing = Customer.objects.filter(store=self.store, active=True, created_at__lt=self.mark).filter(
-            Q(synced_at__lt=self.mark) | Q(synced_at__isnull=True)
-        )
+        mark = self.mark
+        missing = Customer.objects.for_store(self.store).active().unseen_since(mark)
         sample = list(missing.order_by("id").values_list("customer_id", flat=True)[: VERIFY_MISSING_LIMIT + 1])
         if not sample:
             return
@@ -356,12 +302,13 @@ class SyncRunner:
                 # Still at the POS: the listing shifted under us. Write them like any page.
                 self.write_page(CustomerPage(records=found), checkpoint=False)
                 self.settle()
-        now = timezone.now()
-        with transaction.atomic():
-            count = missing.update(active=False, updated_at=now)
+
+        def save_count(count: int) -> None:
             self.sync.deactivated += count
-            self.sync.heartbeat_at = now
+            self.sync.heartbeat_at = timezone.now()
             self.save_state(fields=["deactivated", "heartbeat_at"])
+
+        count = self.writer.deactivate_unseen(since=mark, alongside=save_count)
         if count:
             logger.info(
                 "sync %s store=%s: %d customers gone from the POS marked inactive",
@@ -418,8 +365,7 @@ class SyncRunner:
 
     def save_state(self, *, fields: list[str]) -> None:
         """Save these fields if the sync is still ours (in progress); SyncLost otherwise."""
-        values = {name: getattr(self.sync, name) for name in fields}
-        if not CustomerSync.objects.filter(pk=self.sync.pk, status=SyncStatus.IN_PROGRESS).update(**values):
+        if not self.sync.save_if_running(fields):
             raise SyncLost
 
     def wait(self, seconds: float) -> None:
@@ -435,32 +381,28 @@ class SyncRunner:
         self.settle()
         self.sync.heartbeat_at = timezone.now()
         self.save_state(fields=["heartbeat_at"])
-        self._sleep(seconds)
+        _sleep(seconds)
         self.waited += seconds
 
     def fail(self, error_type: str, message: str, exc: BaseException | None) -> None:
         try:
             self.settle()  # a page committed ahead still counts; one that failed is rolled back
         except BaseException as pending_exc:
-            text = database_error_message(pending_exc) if isinstance(pending_exc, DatabaseError) else str(pending_exc)
-            logger.warning(
-                "sync %s: the page in flight failed too: %s: %s", self.sync.pk, type(pending_exc).__name__, text
-            )
+            if pending_exc is not exc:  # the page's own failure is what is being recorded, when it is this one
+                text = (
+                    database_error_message(pending_exc) if isinstance(pending_exc, DatabaseError) else str(pending_exc)
+                )
+                logger.warning(
+                    "sync %s: the page in flight failed too: %s: %s", self.sync.pk, type(pending_exc).__name__, text
+                )
         sync = self.sync
-        now = timezone.now()
         sync.status = SyncStatus.FAILED
-        sync.finished_at = now
+        sync.finished_at = timezone.now()
         sync.error_type = error_type[:100]
         sync.error_message = message[:4000]
         try:
-            CustomerSync.objects.filter(pk=sync.pk, status=SyncStatus.IN_PROGRESS).update(
-                status=SyncStatus.FAILED,
-                finished_at=now,
-                error_type=sync.error_type,
-                error_message=sync.error_message,
-                # counted after their pages committed (pages, fetched and invalid are in each checkpoint)
-                **{name: getattr(sync, name) for name in COUNT_FIELDS},
-            )
+            # The counts are known once their pages committed (pages, fetched and invalid are in each checkpoint).
+            sync.save_if_running(["status", "finished_at", "error_type", "error_message", *COUNT_FIELDS])
         except Exception:
             logger.exception("sync %s: could not record its failure", sync.pk)
         logger.warning(
@@ -524,4 +466,4 @@ def _parse_dt(value: Any) -> datetime | None:
     return datetime.fromisoformat(value)
 
 
-__all__ = ["PageResult", "Row", "SyncLost", "SyncRunner", "WaitBudgetExhausted", "claim", "run_sync"]
+__all__ = ["SyncFailure", "SyncLost", "SyncRunner", "WaitBudgetExhausted", "process_sync"]

@@ -1,36 +1,20 @@
-"""Runs of pulling a store's customers from its POS, and the records each run had to reject."""
+"""Runs of pulling a store's customers from its POS; the records a run could not store are customers.RejectedRecord."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
+from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from stores.models import Store
+from syncs.choices import ACTIVE_STATUSES, SyncKind, SyncStatus, SyncTrigger
+from syncs.engine import Progress, process_sync
 
-
-class SyncStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    IN_PROGRESS = "in_progress", "In progress"
-    FAILED = "failed", "Failed"
-    FINISHED = "finished", "Finished"
-
-
-ACTIVE_STATUSES = (SyncStatus.PENDING, SyncStatus.IN_PROGRESS)
-
-
-class SyncKind(models.TextChoices):
-    INCREMENTAL = "incremental", "Incremental"
-    FULL = "full", "Full"
-
-
-class SyncTrigger(models.TextChoices):
-    SCHEDULE = "schedule", "Schedule"
-    MANUAL = "manual", "Manual (command line)"
-    ADMIN = "admin", "Admin"
-    API = "api", "API"
+__all__ = ["ACTIVE_STATUSES", "CustomerSync", "CustomerSyncQuerySet", "SyncKind", "SyncStatus", "SyncTrigger"]
 
 
 class CustomerSyncQuerySet(models.QuerySet["CustomerSync"]):
@@ -84,6 +68,13 @@ class CustomerSync(models.Model):
         related_name="+",
         help_text="The failed sync whose checkpoint this one carried on from.",
     )
+    # The POS records this sync could not store (the mirror's writer keeps them, with the sync as their origin).
+    record_errors = GenericRelation(
+        "customers.RejectedRecord",
+        content_type_field="origin_type",
+        object_id_field="origin_id",
+        related_query_name="sync",
+    )
 
     objects = CustomerSyncQuerySet.as_manager()
 
@@ -127,25 +118,30 @@ class CustomerSync(models.Model):
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
 
-    def do_process(self, *, progress: Callable[[CustomerSync], None] | None = None) -> CustomerSync:
-        """Run this (pending) sync in this process; see syncs.engine."""
-        from syncs.engine import run_sync
+    def do_process(self, *, progress: Progress | None = None) -> CustomerSync:
+        """Run this pending sync in this process to `finished` or `failed` (syncs.engine); `progress` is called
+        with the sync after each page. A sync no longer pending is left as it is. Returns it, refreshed."""
+        return process_sync(self, progress=progress)
 
-        return run_sync(sync=self, progress=progress)
+    # ---- its state changes, made by the engine: each is one conditional UPDATE of this row ----------
 
+    def claim(self) -> bool:
+        """pending -> in_progress, atomically: of the workers handed this sync, exactly one gets True."""
+        now = timezone.now()
+        claimed = CustomerSync.objects.filter(pk=self.pk, status=SyncStatus.PENDING).update(
+            status=SyncStatus.IN_PROGRESS, started_at=now, heartbeat_at=now
+        )
+        if claimed:
+            self.status, self.started_at, self.heartbeat_at = SyncStatus.IN_PROGRESS, now, now
+        return bool(claimed)
 
-class SyncRecordError(models.Model):
-    """A POS record a sync could not take, kept with the reason and the payload for staff to see."""
+    def save_if_running(self, fields: Iterable[str]) -> bool:
+        """Save these fields if the sync is still in progress; False when it is not (it was marked failed as
+        abandoned while we worked: no longer ours to write)."""
+        values = {name: getattr(self, name) for name in fields}
+        return bool(CustomerSync.objects.filter(pk=self.pk, status=SyncStatus.IN_PROGRESS).update(**values))
 
-    sync = models.ForeignKey(CustomerSync, on_delete=models.CASCADE, related_name="record_errors")
-    customer_id = models.CharField(max_length=64, blank=True, help_text="The POS id, where the record had one.")
-    reason = models.TextField()
-    payload = models.JSONField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["id"]
-        verbose_name = "rejected POS record"
-
-    def __str__(self) -> str:
-        return f"{self.customer_id or '?'}: {self.reason[:80]}"
+    def previous_cursor(self) -> datetime | None:
+        """Where the store's last finished sync reached (an incremental sync starts there, minus the overlap)."""
+        previous = CustomerSync.objects.finished().filter(store_id=self.store_id).order_by("-finished_at", "-id")
+        return previous.values_list("cursor_to", flat=True).first()

@@ -19,11 +19,6 @@ NOT_RESUMABLE_ERRORS = frozenset({"InvalidRecordThreshold", "MissingCustomersGua
 RESUME_MAX_AGE = timedelta(hours=24)
 
 
-def last_finished_sync(*, store: Store) -> CustomerSync | None:
-    """The store's most recent finished sync (its cursor is where the next incremental sync starts)."""
-    return CustomerSync.objects.finished().filter(store=store).order_by("-finished_at", "-id").first()
-
-
 def running_sync(*, store: Store) -> CustomerSync | None:
     """The store's pending or in-progress sync, if any."""
     return CustomerSync.objects.running().filter(store=store).order_by("-id").first()
@@ -88,12 +83,12 @@ def store_sync_status_list(*, api_key: ApiKey, store: Store | None = None) -> li
         ),
     ).order_by("catalog_id")
     rows = list(stores)
-    syncs = CustomerSync.objects.in_bulk([s.latest_sync_id for s in rows if s.latest_sync_id])  # type: ignore[attr-defined]
+    syncs = CustomerSync.objects.in_bulk([s.latest_sync_id for s in rows if s.latest_sync_id])
     return [
         StoreSyncStatus(
             store=s,
-            last_sync=syncs.get(s.latest_sync_id) if s.latest_sync_id else None,  # type: ignore[attr-defined]
-            last_finished_at=s.last_finished_at,  # type: ignore[attr-defined]
+            last_sync=syncs.get(s.latest_sync_id) if s.latest_sync_id else None,
+            last_finished_at=s.last_finished_at,
         )
         for s in rows
     ]

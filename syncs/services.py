@@ -1,9 +1,9 @@
-"""Writes about customer syncs: create (single flight), enqueue, run, retry, reap abandoned ones."""
+"""Writes about customer syncs: create (single flight), enqueue, retry, reap abandoned ones (a sync runs with
+CustomerSync.do_process)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,6 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from stores.models import SYNC_CLUSTER, SYNC_TASK, Store
-from syncs.engine import run_sync
 from syncs.models import CustomerSync, SyncKind, SyncStatus, SyncTrigger
 from syncs.selectors import abandoned_syncs, resumable_sync, running_sync
 
@@ -108,11 +107,6 @@ def sync_enqueue(*, sync: CustomerSync) -> None:
 def sync_retry(*, sync: CustomerSync) -> tuple[CustomerSync, bool]:
     """Queue a new sync of the same store and kind (staff's "retry"), or return the running one and False."""
     return sync_trigger(store=sync.store, kind=sync.kind, trigger=SyncTrigger.ADMIN)
-
-
-def sync_run(*, sync: CustomerSync, progress: Callable[[CustomerSync], None] | None = None) -> CustomerSync:
-    """Run a pending sync in this process to `finished` or `failed`."""
-    return run_sync(sync=sync, progress=progress)
 
 
 @dataclass(slots=True)

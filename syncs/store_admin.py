@@ -19,15 +19,15 @@ from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html
-from django.utils.timesince import timesince
 from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 
 from pos_integrations.errors import PosError
-from pos_integrations.vendors import OPTIONAL_CREDENTIALS, REQUIRED_CREDENTIALS, VENDOR_LABELS, CredentialsError
-from stores.forms import CREDENTIAL_FIELDS, StoreAdminForm
+from pos_integrations.vendors import CredentialsError
+from stores.admin import PosVendorFilter
+from stores.forms import CREDENTIAL_FIELDS, StoreAdminForm, credential_label, credential_vendors
 from stores.models import Store
-from syncs.dashboard import format_duration, store_with_sync_state
+from syncs.dashboard import ago, format_duration, store_with_sync_state
 from syncs.models import CustomerSync, SyncKind, SyncTrigger
 
 RECENT_SYNCS = 10
@@ -37,10 +37,6 @@ def _when(value: datetime | None) -> str:
     return date_format(localtime(value), "DATETIME_FORMAT") if value else ""
 
 
-def _ago(value: datetime | None) -> str:
-    return f"{timesince(value, depth=1)} ago" if value else ""
-
-
 def status_badge(status: str | None, label: str | None = None) -> str:
     """A coloured sync status (styles in templates/admin/base_site.html)."""
     if not status:
@@ -48,16 +44,10 @@ def status_badge(status: str | None, label: str | None = None) -> str:
     return format_html('<span class="cf-status cf-status--{}">{}</span>', status, label or status.replace("_", " "))
 
 
-def _vendor_credentials_help() -> str:
-    rows = []
-    for vendor, options in REQUIRED_CREDENTIALS.items():
-        required = " or ".join("(" + ", ".join(keys) + ")" for keys in options)
-        optional = ", ".join(OPTIONAL_CREDENTIALS[vendor])
-        rows.append(f"{VENDOR_LABELS[vendor]}: {required}" + (f"; optional {optional}" if optional else ""))
-    return (
-        "Secrets are encrypted at rest and never shown back. A blank field keeps the stored value; "
-        "keys the chosen POS does not use are dropped. Needed per POS — " + " · ".join(rows)
-    )
+CREDENTIALS_HELP = (
+    "Secrets are encrypted at rest and never shown back. A blank field keeps the stored value; keys the chosen "
+    "POS does not use are dropped. Each field says which POS uses it."
+)
 
 
 class RecentSyncFormSet(BaseInlineFormSet):
@@ -135,13 +125,13 @@ class StoreAdmin(admin.ModelAdmin):
     list_display = [
         "name",
         "catalog_id",
-        "pos_vendor",
+        "vendor",
         "sync_schedule",
         "last_sync",
         "last_success_at",
         "customers_link",
     ]
-    list_filter = ["pos_vendor", "sync_enabled"]
+    list_filter = [("pos_vendor", PosVendorFilter), "sync_enabled"]
     search_fields = ["name", "catalog_id"]
     readonly_fields = ["created_at", "updated_at", "credential_keys", "last_sync", "last_success_at", "customers_link"]
     inlines = [RecentSyncInline]
@@ -151,7 +141,7 @@ class StoreAdmin(admin.ModelAdmin):
         ("POS connection", {"fields": ["pos_vendor", "pos_base_url", "time_zone", "credential_keys"]}),
         (
             "POS credentials (write-only)",
-            {"fields": [*CREDENTIAL_FIELDS, "clear_credentials"], "description": _vendor_credentials_help()},
+            {"fields": [*CREDENTIAL_FIELDS, "clear_credentials"], "description": CREDENTIALS_HELP},
         ),
         ("Sync", {"fields": ["sync_enabled", "sync_interval_minutes", "last_sync", "last_success_at"]}),
         ("History", {"fields": ["customers_link", "created_at", "updated_at"]}),
@@ -160,7 +150,25 @@ class StoreAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Store]:
         return store_with_sync_state(super().get_queryset(request))
 
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> tuple[Any, Any, Any, Any]:
+        # A store's syncs, rejected records and customers are never deleted on their own (their admins say
+        # so), but a deleted store takes them along: that needs only the right to delete the store.
+        from customers.models import Customer, RejectedRecord
+
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        own = {m._meta.verbose_name for m in (CustomerSync, RejectedRecord, Customer)}
+        return deleted, counts, set(perms_needed) - own, protected
+
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        # Which vendors use each credential field: the form's script shows only the chosen vendor's.
+        context["credential_vendors"] = {f"cred_{key}": vendors for key, vendors in credential_vendors().items()}
+        return super().render_change_form(request, context, *args, **kwargs)
+
     # --- columns ------------------------------------------------------------------------------------
+
+    @admin.display(description="POS vendor", ordering="pos_vendor")
+    def vendor(self, obj: Store) -> str:
+        return obj.get_pos_vendor_display()
 
     @admin.display(description="sync", ordering="sync_interval_minutes")
     def sync_schedule(self, obj: Store) -> str:
@@ -179,7 +187,7 @@ class StoreAdmin(admin.ModelAdmin):
             url,
             badge,
             _when(getattr(obj, "last_sync_at", None)),
-            _ago(getattr(obj, "last_sync_at", None)),
+            ago(getattr(obj, "last_sync_at", None)),
             format_html("<br><small>{} failures in a row</small>", failures) if failures > 1 else "",
         )
 
@@ -188,7 +196,7 @@ class StoreAdmin(admin.ModelAdmin):
         when = getattr(obj, "last_success_at", None)
         if when is None:
             return "never"
-        return format_html('<span title="{}">{}</span>', _when(when), _ago(when))
+        return format_html('<span title="{}">{}</span>', _when(when), ago(when))
 
     @admin.display(description="customers", ordering="customer_count")
     def customers_link(self, obj: Store) -> str:
@@ -200,7 +208,7 @@ class StoreAdmin(admin.ModelAdmin):
     @admin.display(description="stored credentials")
     def credential_keys(self, obj: Store) -> str:
         # Names only: the values never leave the server.
-        return ", ".join(sorted(obj.pos_credentials)) or "none"
+        return ", ".join(sorted(credential_label(key) for key in obj.pos_credentials)) or "none"
 
     # --- saving keeps the django-q2 schedule in step -------------------------------------------------
 

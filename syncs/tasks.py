@@ -7,7 +7,7 @@ from typing import Any
 
 from stores.models import Store
 from syncs.models import CustomerSync, SyncKind, SyncStatus, SyncTrigger
-from syncs.services import sync_create, sync_run
+from syncs.services import sync_create
 
 logger = logging.getLogger("syncs.tasks")
 
@@ -43,7 +43,7 @@ def sync_store_customers(
         sync.kind,
         sync.trigger,
     )
-    sync = sync_run(sync=sync)
+    sync = sync.do_process()
     logger.info(
         "customer sync task: sync %s store=%s ended %s (fetched=%d created=%d updated=%d unchanged=%d invalid=%d)",
         sync.pk,

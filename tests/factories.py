@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 import factory
 from django.utils import timezone
 
 from customers.models import Customer, CustomerType
+from pos_integrations.records import CustomerRecord
 from stores.models import PosVendor, Store
 from syncs.models import CustomerSync, SyncKind, SyncStatus, SyncTrigger
 
@@ -61,3 +64,24 @@ class CustomerSyncFactory(factory.django.DjangoModelFactory[CustomerSync]):
     status = SyncStatus.FINISHED
     kind = SyncKind.INCREMENTAL
     trigger = SyncTrigger.SCHEDULE
+
+
+BASE_TIME = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def make_record(index: int, *, updated: dt.datetime | None = None, **changes: Any) -> CustomerRecord:
+    """A plausible POS record number `index`."""
+    record = CustomerRecord(
+        customer_id=str(1000 + index),
+        first_name=f"First{index}",
+        last_name=f"Last{index}",
+        email=f"person{index}@example.com",
+        phone=f"555{index:07d}",
+        birthday=dt.date(1980, 1, 1) + dt.timedelta(days=index % 9000),
+        gender="F" if index % 2 else "M",
+        loyalty_points=Decimal(index % 50),
+        pos_created_at=BASE_TIME - dt.timedelta(days=400),
+        pos_updated_at=updated or BASE_TIME - dt.timedelta(days=300) + dt.timedelta(seconds=index),
+        raw={"id": 1000 + index, "name": f"First{index} Last{index}", "v": 1},
+    )
+    return dataclasses.replace(record, **changes) if changes else record

@@ -13,7 +13,9 @@ pytestmark = pytest.mark.django_db
 def populated():
     customer = CustomerFactory()
     sync = CustomerSyncFactory(store=customer.store)
-    sync.record_errors.create(customer_id="x1", reason="birthday: not a date", payload={"id": "x1"})
+    sync.record_errors.create(
+        store=sync.store, source="sync", customer_id="x1", reason="birthday: not a date", payload={"id": "x1"}
+    )
     return customer
 
 

@@ -155,11 +155,21 @@ class CustomerListResponseSerializer(serializers.Serializer):
     source = serializers.ChoiceField(  # type: ignore[assignment]
         choices=["mirror", "pos"], help_text="mirror: the local copy; pos: found by asking the store's POS live."
     )
-    warning = serializers.CharField(required=False, help_text="Present when a live POS lookup failed.")
+    warning = serializers.CharField(
+        required=False,
+        help_text="Present when a live POS lookup failed, or the POS answered customers the mirror cannot store.",
+    )
 
 
 class CustomerResponseSerializer(serializers.Serializer):
     customer = PeakCustomerSerializer()
+
+
+class CustomerCreatedResponseSerializer(serializers.Serializer):
+    customer = PeakCustomerSerializer(
+        allow_null=True, help_text="The new customer; null when the POS answered a record the mirror cannot store."
+    )
+    warning = serializers.CharField(required=False, help_text="Present when the mirror could not store the answer.")
 
 
 class LegacySearchResponseSerializer(serializers.Serializer):

@@ -24,6 +24,7 @@ from customers.api import examples as ex
 from customers.api.errors import CUSTOMER_ERRORS
 from customers.api.filters import CustomerFilter, LegacySearchFilter
 from customers.api.serializers import (
+    CustomerCreatedResponseSerializer,
     CustomerCreateSerializer,
     CustomerListResponseSerializer,
     CustomerResponseSerializer,
@@ -126,7 +127,7 @@ class CustomerViewSet(ViewSet):
         ],
         request=CustomerCreateSerializer,
         responses={
-            201: CustomerResponseSerializer,
+            201: CustomerCreatedResponseSerializer,
             404: OpenApiResponse(ErrorSerializer, description="catalog_id is not one of the key's stores."),
             405: OpenApiResponse(ErrorSerializer, description="The store's POS cannot create customers."),
             409: OpenApiResponse(
@@ -168,7 +169,10 @@ class CustomerViewSet(ViewSet):
             idempotency_key=_idempotency_key(request, api_key),
         )
         headers = {"Idempotent-Replayed": "true"} if result.replayed else {}
-        return Response({"customer": result.customer}, status=status.HTTP_201_CREATED, headers=headers)
+        body: dict[str, Any] = {"customer": result.customer}
+        if result.warning:
+            body["warning"] = result.warning
+        return Response(body, status=status.HTTP_201_CREATED, headers=headers)
 
 
 def _idempotency_key(request: Request, api_key: ApiKey) -> IdempotencyKey | None:

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from customers.models import Customer
 from tests.factories import CustomerFactory, StoreFactory
@@ -66,7 +67,7 @@ def test_search_keeps_the_other_filters(admin_client, sean):
 
 
 def test_filters(admin_client, sean):
-    today = dt.date.today()
+    today = timezone.localdate()
     expired = CustomerFactory(
         customer_type="medical", medical_card_number="M1", medical_card_expiration=today - dt.timedelta(days=1)
     )
@@ -83,12 +84,48 @@ def test_filters(admin_client, sean):
     assert found(admin_client, store__id__exact=sean.store_id) == {"5027"}
 
 
-def test_list_masks_licence_and_medical_numbers(admin_client, sean):
+def test_list_shows_no_licence_or_medical_numbers(admin_client, sean):
     html = admin_client.get(CHANGELIST).content.decode()
     assert "D4161227" not in html
+    assert "1227" not in html
     assert "MED-778899" not in html
-    assert "••••1227" in html
     assert "(555) 123-4567" in html
+    assert "POS id 5027" in html
+
+
+def test_list_says_whether_a_medical_card_is_valid(admin_client):
+    today = timezone.localdate()
+    CustomerFactory(customer_type="medical", medical_card_number="M1", medical_card_expiration=dt.date(2024, 3, 11))
+    CustomerFactory(
+        customer_type="medical", medical_card_number="M2", medical_card_expiration=today.replace(year=today.year + 1)
+    )
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert "card expired 2024-03-11" in html
+    assert f"card to {today.year + 1}-" in html
+
+
+def test_change_page_in_plain_words_with_whole_points_and_times_to_the_second(admin_client, sean):
+    sean.loyalty_points = 27
+    sean.pos_updated_at = dt.datetime(2026, 3, 27, 3, 36, 4, tzinfo=dt.UTC)
+    sean.save()
+    html = admin_client.get(reverse("admin:customers_customer_change", args=[sean.pk])).content.decode()
+    for label in ("Driver&#x27;s licence", "Medical card expires", "Updated at the POS", "POS customer id"):
+        assert label in html
+    assert "Drivers license" not in html
+    assert "Pos updated" not in html
+    assert '<div class="readonly">27</div>' in html
+    assert "27.00" not in html
+    assert "2026-03-27 03:36:04 UTC" in html
+
+
+def test_customers_cannot_be_deleted_here(admin_client, sean):
+    change = reverse("admin:customers_customer_change", args=[sean.pk])
+    assert "deletelink" not in admin_client.get(change).content.decode()
+    assert (
+        admin_client.post(reverse("admin:customers_customer_delete", args=[sean.pk]), {"post": "yes"}).status_code
+        == 403
+    )
+    assert Customer.objects.filter(pk=sean.pk).exists()
 
 
 def test_change_page_is_read_only_with_pretty_raw_json(admin_client, sean):
@@ -97,7 +134,8 @@ def test_change_page_is_read_only_with_pretty_raw_json(admin_client, sean):
     assert "The POS is the source of truth" in html
     assert 'name="first_name"' not in html
     assert "Sean" in html
-    assert '<pre class="cf-json">{\n  &quot;customerId&quot;: 5027,\n  &quot;firstName&quot;: &quot;Sean&quot;' in html
+    pretty = "{\n  &quot;customerId&quot;: 5027,\n  &quot;firstName&quot;: &quot;Sean&quot;"
+    assert f'<pre class="cf-json" tabindex="0">{pretty}' in html
     assert reverse("admin:stores_store_change", args=[sean.store_id]) in html
     # No edits: a POST is refused.
     assert (

@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from syncs.dashboard import store_health_list
+from syncs.dashboard import ago, format_duration, store_health_list
 from syncs.models import CustomerSync, SyncStatus
 from tests.factories import CustomerFactory, CustomerSyncFactory, StoreFactory
 
@@ -139,3 +139,26 @@ def test_dashboard_query_count_does_not_grow_with_stores_and_syncs(admin_client,
         for day in range(0, 20, 3):
             sync_at(store, now - dt.timedelta(days=day, hours=i), SyncStatus.FAILED if day % 2 else SyncStatus.FINISHED)
     assert count_queries(admin_client, URL) == small
+
+
+def test_syncing_now_counts_only_syncs_in_progress(admin_client):
+    CustomerSyncFactory(store=StoreFactory(), status=SyncStatus.IN_PROGRESS, started_at=timezone.now())
+    CustomerSyncFactory(store=StoreFactory(), status=SyncStatus.PENDING)
+    CustomerSyncFactory(store=StoreFactory(), status=SyncStatus.PENDING)
+    response = admin_client.get(URL)
+    assert (response.context["running"], response.context["queued"]) == (1, 2)
+    html = response.content.decode()
+    assert re.search(r'id="cf-running-count"><strong>1</strong> syncing now', html)
+    assert re.search(r'id="cf-queued-count"><strong>2</strong> queued', html)
+
+
+def test_a_sync_seconds_ago_is_not_zero_minutes_ago():
+    now = timezone.now()
+    assert ago(now - dt.timedelta(seconds=42), now=now) == "42\xa0seconds ago"
+    assert ago(now - dt.timedelta(minutes=5, seconds=3), now=now) == "5\xa0minutes ago"
+
+
+def test_durations_are_to_the_second():
+    assert format_duration(dt.timedelta(seconds=3.24)) == "3.2s"
+    assert format_duration(dt.timedelta(minutes=4, seconds=5)) == "4m 05s"
+    assert format_duration(dt.timedelta(hours=1, minutes=2, seconds=9)) == "1h 02m 09s"

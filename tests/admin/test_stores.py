@@ -98,7 +98,7 @@ def test_adding_a_store_encrypts_credentials_and_never_renders_them(admin_client
     html = admin_client.get(change_url(store)).content.decode()
     assert "SECRET" not in html
     assert "Stored — leave blank to keep." in html
-    assert "api_key, partner_key" in html
+    assert "API key, Partner key" in html
 
 
 def test_blank_credential_field_keeps_the_stored_value(admin_client):
@@ -206,3 +206,17 @@ def test_staff_without_change_permission_cannot_trigger_syncs(client, django_use
     store = StoreFactory()
     assert client.post(reverse("admin:stores_store_sync_now", args=[store.pk])).status_code == 403
     assert sync_services.calls == []
+
+
+def test_without_javascript_every_credential_field_names_the_pos_that_uses_it(admin_client):
+    html = admin_client.get(ADD).content.decode()
+    assert "For LeafLogix (Dutchie POS), Treez (one sign-in method), Flowhub, Blaze." in html  # API key
+    assert "For Treez (one sign-in method)." in html  # private key
+    assert "For LeafLogix (Dutchie POS) (optional)." in html  # integrator key
+    assert "For Cova." in html
+    for label in ("POS vendor", "POS base URL", "API key", "Private key (PEM)", "Sync every (minutes)"):
+        assert f">{label}:</label>" in html
+    assert "Pos vendor" not in html
+    assert "Pos base url" not in html
+    # The script that shows only the chosen vendor's fields gets the same table.
+    assert '"cred_partner_key": ["blaze"]' in html

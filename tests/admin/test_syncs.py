@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
 from syncs.models import CustomerSync, SyncStatus
-from tests.factories import CustomerSyncFactory, StoreFactory
+from tests.factories import CustomerFactory, CustomerSyncFactory, StoreFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -35,8 +36,16 @@ def failed_sync():
         error_type="PosUnavailable",
         error_message="Treez kept answering 503 after 5 attempts",
     )
-    sync.record_errors.create(customer_id="77", reason="birthday: not a date ('31/02/1990')", payload={"id": 77})
-    sync.record_errors.create(customer_id="", reason="record has no customer id", payload={"name": "x"})
+    sync.record_errors.create(
+        store=sync.store,
+        source="sync",
+        customer_id="77",
+        reason="birthday: not a date ('31/02/1990')",
+        payload={"id": 77},
+    )
+    sync.record_errors.create(
+        store=sync.store, source="sync", customer_id="", reason="record has no customer id", payload={"name": "x"}
+    )
     return sync
 
 
@@ -64,7 +73,8 @@ def test_sync_page_shows_error_counts_duration_and_quarantined_records(admin_cli
     ]:
         assert text in html, text
     assert ">Retry</button>" in html
-    assert f"?sync__id__exact={failed_sync.pk}" in html
+    sync_type = ContentType.objects.get_for_model(failed_sync).pk
+    assert f"?origin_type={sync_type}&amp;origin_id={failed_sync.pk}" in html
 
 
 def test_history_cannot_be_edited(admin_client, failed_sync):
@@ -117,18 +127,71 @@ def test_changelist_query_count_does_not_grow_with_syncs(admin_client, count_que
 def test_sync_page_query_count_does_not_grow_with_record_errors(admin_client, failed_sync, count_queries):
     small = count_queries(admin_client, change_url(failed_sync))
     for i in range(60):
-        failed_sync.record_errors.create(customer_id=str(i), reason="bad", payload={"i": i})
+        failed_sync.record_errors.create(
+            store=failed_sync.store, source="sync", customer_id=str(i), reason="bad", payload={"i": i}
+        )
     assert count_queries(admin_client, change_url(failed_sync)) == small
     html = admin_client.get(change_url(failed_sync)).content.decode()
     assert html.count("has_original") == 50
 
 
 def test_record_error_changelist_query_count(admin_client, failed_sync, count_queries):
-    url = reverse("admin:syncs_syncrecorderror_changelist")
+    url = reverse("admin:customers_rejectedrecord_changelist")
     small = count_queries(admin_client, url)
     for _ in range(4):
         sync = CustomerSyncFactory(store=StoreFactory(), status=SyncStatus.FAILED)
         for i in range(5):
-            sync.record_errors.create(customer_id=str(i), reason="bad")
+            sync.record_errors.create(store=sync.store, source="sync", customer_id=str(i), reason="bad")
     assert count_queries(admin_client, url) == small
-    assert count_queries(admin_client, f"{url}?sync__id__exact={failed_sync.pk}") > 0
+    sync_type = ContentType.objects.get_for_model(failed_sync).pk
+    assert count_queries(admin_client, f"{url}?origin_type={sync_type}&origin_id={failed_sync.pk}") > 0
+
+
+def test_history_has_no_delete_even_for_superusers(admin_client, failed_sync):
+    html = admin_client.get(change_url(failed_sync)).content.decode()
+    assert "deletelink" not in html
+    assert "/delete/" not in html
+    delete = reverse("admin:syncs_customersync_delete", args=[failed_sync.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    record = failed_sync.record_errors.first()
+    page = reverse("admin:customers_rejectedrecord_change", args=[record.pk])
+    assert "deletelink" not in admin_client.get(page).content.decode()
+    assert (
+        admin_client.post(
+            reverse("admin:customers_rejectedrecord_delete", args=[record.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    assert CustomerSync.objects.filter(pk=failed_sync.pk).exists()
+    assert failed_sync.record_errors.count() == 2
+    actions = admin_client.get(CHANGELIST).context["action_form"].fields["action"].choices
+    assert "delete_selected" not in {name for name, _ in actions}
+
+
+def test_a_deleted_store_takes_its_history_along(admin_client, failed_sync):
+    store = failed_sync.store
+    CustomerFactory(store=store)
+    delete = reverse("admin:stores_store_delete", args=[store.pk])
+    confirm = admin_client.get(delete).content.decode()
+    assert "permission to delete" not in confirm
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 302
+    assert not CustomerSync.objects.filter(pk=failed_sync.pk).exists()
+
+
+def test_times_show_seconds_and_their_zone(admin_client, failed_sync):
+    failed_sync.cursor_to = dt.datetime(2026, 11, 24, 10, 0, 4, tzinfo=dt.UTC)
+    failed_sync.save()
+    html = admin_client.get(change_url(failed_sync)).content.decode()
+    assert "2026-11-24 10:00:04 UTC" in html
+    assert "2m 05s" in html  # the duration, to the second
+    listed = admin_client.get(CHANGELIST).content.decode()
+    started = timezone.localtime(failed_sync.started_at)
+    assert f'{started:%Y-%m-%d} <span style="white-space: nowrap">{started:%H:%M:%S} UTC</span>' in listed
+
+
+def test_syncs_queued_by_the_demo_or_a_schedule_say_so(admin_client):
+    CustomerSyncFactory(trigger="demo")
+    CustomerSyncFactory(trigger="schedule")
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert '<span class="cf-quiet">Demo</span>' in html
+    assert '<span class="cf-quiet">Schedule</span>' in html

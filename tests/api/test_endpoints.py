@@ -133,7 +133,8 @@ def test_create_api_key_prints_the_key_once_and_stores_only_its_hash(store, caps
     key = ApiKey.objects.get()
     assert raw.startswith(f"cf_{key.prefix}_")
     assert raw not in (key.hashed_key, key.prefix)
-    assert list(key.stores.all()) == [store] and not key.all_stores
+    assert list(key.stores.all()) == [store]
+    assert not key.all_stores
     response = APIClient().get("/api/v1/customers", HTTP_AUTHORIZATION=f"Api-Key {raw}")
     assert response.status_code == 200
 
@@ -152,5 +153,7 @@ def test_list_api_keys_shows_no_secrets(make_key, capsys):
     key.key.save()
     call_command("list_api_keys")
     out = capsys.readouterr().out
-    assert key.key.prefix in out and "all stores" in out
-    assert key.raw not in out and key.key.hashed_key not in out
+    assert key.key.prefix in out
+    assert "all stores" in out
+    assert key.raw not in out
+    assert key.key.hashed_key not in out

@@ -56,7 +56,9 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
     body = json.loads(response.content)
     error = body["error"]
     assert set(error) <= {"code", "message", "fields", "retry_after"}
-    assert isinstance(error["code"], str) and isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["code"], str)
+    assert isinstance(error["message"], str)
+    assert error["message"]
     if code is not None:
         assert error["code"] == code, body
     return body

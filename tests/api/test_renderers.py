@@ -17,7 +17,10 @@ from api.renderers import FastJSONRenderer
 BODIES = [
     {"customers": [{"id": 1, "name": "Zoë 🌿", "points": 10.98, "active": True, "email": None}], "next": None},
     {"when": dt.datetime(2026, 3, 27, 3, 36, 4, 123456, tzinfo=dt.UTC), "day": dt.date(2026, 3, 27)},
-    {"naive": dt.datetime(2026, 3, 27, 3, 36, 4), "time": dt.time(3, 36, 4, 500000)},
+    {
+        "naive": dt.datetime(2026, 3, 27, 3, 36, 4),  # noqa: DTZ001 -- a naive time on purpose
+        "time": dt.time(3, 36, 4, 500000),
+    },
     {"amount": Decimal("27.50"), "uuid": uuid.UUID(int=7), "lazy": gettext_lazy("This field is required.")},
     {"error": {"code": ErrorDetail("invalid", code="invalid"), "fields": {"a.b": ["x"]}}, "big": 2**70},
     {"separators": "a\u2028b\u2029c", "escapes": '"\\/\n\t\x00'},

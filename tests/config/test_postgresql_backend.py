@@ -28,7 +28,8 @@ def kept_connection_pid() -> int:
     """Run a query as a request would, and return the server process of the connection it leaves open."""
     close_old_connections()
     Customer.objects.exists()
-    assert connection.health_check_enabled and connection.settings_dict["CONN_MAX_AGE"], "needs kept connections"
+    assert connection.health_check_enabled, "needs kept connections"
+    assert connection.settings_dict["CONN_MAX_AGE"], "needs kept connections"
     return int(connection.connection.info.backend_pid)
 
 

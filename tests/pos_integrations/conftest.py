@@ -289,7 +289,8 @@ def v3_credentials(key: rsa.RSAPrivateKey) -> dict[str, str]:
 def rsps() -> Iterator[responses.RequestsMock]:
     """Mocked HTTP; every Treez and Blaze request is checked against the vendor's published spec as it is sent
     (a request no mock answered is checked when the test ends)."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False, response_callback=checked) as mock:
+    # A mock the test registered but never called fails it: it was testing nothing.
+    with responses.RequestsMock(assert_all_requests_are_fired=True, response_callback=checked) as mock:
         yield mock
         for call in mock.calls:
             if isinstance(call.response, Exception):
@@ -320,12 +321,13 @@ def serve_tokens(rsps: responses.RequestsMock, dialect: Dialect) -> None:
 
 
 def serve_one_page(rsps: responses.RequestsMock, dialect: Dialect, items: list[Any], **response: Any) -> None:
-    """Register the vendor's token endpoint, one listing answer and whatever ends the listing."""
+    """Register the vendor's token endpoint and one listing answer: `items` as a page (and whatever ends the
+    listing after it), or the given `response` (a failure, after which the client asks nothing more)."""
     serve_tokens(rsps, dialect)
     if response:
         rsps.add(responses.GET, dialect.list_url, **response)
-    else:
-        rsps.add(responses.GET, dialect.list_url, json=dialect.wrap(items))
+        return
+    rsps.add(responses.GET, dialect.list_url, json=dialect.wrap(items))
     if dialect.end_url is not None:
         rsps.add(responses.GET, dialect.end_url, json=dialect.end_body)
 

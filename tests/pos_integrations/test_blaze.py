@@ -50,7 +50,8 @@ def test_headers_epoch_ms_and_skip_limit_total(rsps: responses.RequestsMock, mak
     )
     pages = list(make_client("blaze").iter_customers(SINCE))
     assert [len(p.records) for p in pages] == [3, 2]
-    assert pages[-1].is_last and len(rsps.calls) == 2
+    assert pages[-1].is_last
+    assert len(rsps.calls) == 2
 
 
 class Store:
@@ -82,12 +83,14 @@ def test_full_sync_reads_the_undated_listing_page_by_page(
     rsps.add_callback(responses.GET, MEMBERS, callback=store.answer)
     pages = list(make_client("blaze").iter_customers())
     ids = [r.customer_id for p in pages for r in p.records]
-    assert sorted(ids) == sorted(m["id"] for m in store.members) and len(ids) == 5_000
+    assert sorted(ids) == sorted(m["id"] for m in store.members)
+    assert len(ids) == 5_000
     # 10 pages of 500 and one closing window, instead of 7-day windows since 2014 (about 670 requests).
     assert len(store.requests) == 11
     assert [q["skip"] for q in store.requests[:10]] == list(range(0, 5_000, 500))
     assert all("startDate" not in q for q in store.requests[:10])
-    assert store.requests[10]["startDate"] == ms(NOW) - 60_000 and store.requests[10]["endDate"] == ms(NOW)
+    assert store.requests[10]["startDate"] == ms(NOW) - 60_000
+    assert store.requests[10]["endDate"] == ms(NOW)
     assert pages[-1].is_last
 
 
@@ -127,8 +130,10 @@ def test_incremental_sync_walks_seven_day_windows_from_the_cursor(
     rsps.add_callback(responses.GET, MEMBERS, callback=answer)
     since = NOW - timedelta(days=20)
     pages = list(make_client("blaze").iter_customers(since))
-    assert windows[0][0] == ms(since) and windows[-1][1] == ms(NOW)
-    assert all(0 < end - start <= 7 * DAY_MS for start, end in windows) and len(windows) == 3
+    assert windows[0][0] == ms(since)
+    assert windows[-1][1] == ms(NOW)
+    assert all(0 < end - start <= 7 * DAY_MS for start, end in windows)
+    assert len(windows) == 3
     assert all(a[1] == b[0] for a, b in itertools.pairwise(windows))  # no gaps
     # The same member in another window (modified again meanwhile) is no pagination loop.
     assert [r.customer_id for p in pages for r in p.records] == ["000000000000000000000001"] * 3
@@ -145,9 +150,11 @@ def test_member_mapping(make_client: MakeClient) -> None:
     assert (record.drivers_license, record.drivers_license_expiration) == ("X0000001", date(2030, 1, 1))  # type null
     assert record.loyalty_points == Decimal("10.98")
     assert record.notes == "likes edibles"
-    assert record.street == "1 MAIN ST" and record.postal_code == "90001"
+    assert record.street == "1 MAIN ST"
+    assert record.postal_code == "90001"
     assert record.pos_created_at == datetime(2025, 9, 19, 1, 59, 9, 594000, tzinfo=UTC)
-    assert record.banned is False and record.merged_customer_ids == ()
+    assert record.banned is False
+    assert record.merged_customer_ids == ()
     medical = client.parse_record(
         blaze_record(
             2,
@@ -159,7 +166,9 @@ def test_member_mapping(make_client: MakeClient) -> None:
             identifications=[{"licenseNumber": "P1", "type": "Passport"}, {"licenseNumber": "DL2", "type": "Drivers"}],
         )
     )
-    assert medical.gender == "M" and medical.customer_type == "medical" and medical.active is False
+    assert medical.gender == "M"
+    assert medical.customer_type == "medical"
+    assert medical.active is False
     assert medical.banned is True
     assert (medical.medical_card_number, medical.medical_card_expiration) == ("REC-9", date(2030, 1, 1))
     assert medical.drivers_license == "DL2"
@@ -198,7 +207,8 @@ def test_a_member_whose_every_birthday_field_is_malformed_is_rejected(make_clien
         [blaze_record(1, birthdate="1990-02-30", localDob="x", dob="y"), blaze_record(2)]
     )
     assert [r.customer_id for r in records] == ["000000000000000000000002"]
-    assert errors[0].customer_id == "000000000000000000000001" and errors[0].reason.startswith("birthday:")
+    assert errors[0].customer_id == "000000000000000000000001"
+    assert errors[0].reason.startswith("birthday:")
 
 
 def test_dob_is_the_date_in_the_stores_time_zone(make_client: MakeClient) -> None:
@@ -235,7 +245,8 @@ def test_lookups(
 def test_get_member(rsps: responses.RequestsMock, make_client: MakeClient) -> None:
     rsps.add(responses.GET, f"{MEMBERS}/abc", json=blaze_record(9))
     record = make_client("blaze").get_customer("abc")
-    assert record is not None and record.last_name == "ROE9"
+    assert record is not None
+    assert record.last_name == "ROE9"
 
 
 def test_check_connection(rsps: responses.RequestsMock, make_client: MakeClient) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 
 import pytest
@@ -18,7 +19,7 @@ from pos_integrations import (
     PosUnavailable,
 )
 
-from .conftest import CREDENTIALS, SECRET, SINCE, Dialect, Sleeps, serve_one_page
+from .conftest import CREDENTIALS, SECRET, SINCE, Dialect, Sleeps, serve_one_page, serve_tokens
 
 MakeClient = Callable[..., PosClient]
 
@@ -32,7 +33,8 @@ def test_reads_a_page_of_normalized_records(
     assert len(records) == 2
     assert all(isinstance(r, CustomerRecord) and r.customer_id for r in records)
     assert records[0].raw == dialect.record(1)
-    assert records[0].pos_updated_at is not None and records[0].pos_updated_at.tzinfo is not None
+    assert records[0].pos_updated_at is not None
+    assert records[0].pos_updated_at.tzinfo is not None
     assert all(r.phone.isdigit() or r.phone == "" for r in records)
     assert pages[-1].is_last
 
@@ -89,7 +91,8 @@ def test_one_malformed_record_among_good_ones(
     assert errors[0].customer_id == str(bad[dialect.id_key])
     assert errors[0].reason.startswith("pos_updated_at")
     assert errors[0].payload == bad
-    assert errors[1].customer_id is None and "customer_id" in errors[1].reason
+    assert errors[1].customer_id is None
+    assert "customer_id" in errors[1].reason
     assert errors[2].payload == "garbage"
 
 
@@ -142,8 +145,10 @@ def test_logs_carry_context_but_no_secrets(
         if value not in ("greenleaf", "42"):
             assert value not in text
     assert "token" not in text.lower() or dialect.token_url  # token *paths* may show, never their values
-    assert "tz-token-1" not in text and "cova-token-1" not in text
-    assert "@example.com" not in text and "?" not in text
+    assert "tz-token-1" not in text
+    assert "cova-token-1" not in text
+    assert "@example.com" not in text
+    assert "?" not in text
     request_logs = [r for r in caplog.records if hasattr(r, "latency_ms")]
     assert request_logs
     assert {r.pos_vendor for r in request_logs} == {dialect.vendor}  # type: ignore[attr-defined]
@@ -153,22 +158,21 @@ def test_logs_carry_context_but_no_secrets(
 
 
 def test_get_customer_missing_is_none(rsps: responses.RequestsMock, make_client: MakeClient, dialect: Dialect) -> None:
-    serve_one_page(rsps, dialect, [])
-    import re
-
+    serve_tokens(rsps, dialect)
     rsps.add(responses.GET, re.compile(r"https://.*"), status=404, json={"message": "Not Found"})
-    rsps.add(responses.POST, re.compile(r"https://.*"), status=404, json={"message": "Not Found"})
     assert make_client(dialect.vendor).get_customer("12345") is None
 
 
 def test_repr_hides_credentials(make_client: MakeClient, dialect: Dialect) -> None:
     client = make_client(dialect.vendor)
-    assert SECRET not in repr(client) and SECRET not in repr(client.http.auth)
+    assert SECRET not in repr(client)
+    assert SECRET not in repr(client.http.auth)
 
 
 def test_banned_is_false_where_the_vendor_does_not_say(make_client: MakeClient, dialect: Dialect) -> None:
     record = make_client(dialect.vendor).parse_record(dialect.record(1))
-    assert record.banned is False and record.merged_customer_ids == ()
+    assert record.banned is False
+    assert record.merged_customer_ids == ()
 
 
 def test_every_client_takes_the_stores_time_zone(make_client: MakeClient, dialect: Dialect) -> None:

@@ -236,7 +236,8 @@ def test_get_customer(rsps: responses.RequestsMock, make_client: MakeClient) -> 
     )
     client = make_client("covasoft")
     record = client.get_customer("abc")
-    assert record is not None and record.last_name == "Jasmine5"
+    assert record is not None
+    assert record.last_name == "Jasmine5"
     assert client.get_customer("gone") is None
 
 

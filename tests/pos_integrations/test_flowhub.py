@@ -39,7 +39,8 @@ def test_headers_pages_and_date_filter(rsps: responses.RequestsMock, make_client
     )
     pages = list(make_client("flowhub").iter_customers(SINCE))
     assert [len(p.records) for p in pages] == [500, 1]
-    assert pages[-1].is_last and len(rsps.calls) == 2
+    assert pages[-1].is_last
+    assert len(rsps.calls) == 2
 
 
 def test_date_filter_is_never_later_than_any_store_local_date(make_client: MakeClient) -> None:
@@ -59,7 +60,8 @@ def test_single_name_is_split_on_the_last_space(make_client: MakeClient) -> None
     assert (record.first_name, record.last_name) == ("Mary Ann", "Smith1")
     assert record.raw["name"] == "Mary Ann Smith1"
     assert record.phone == "5550200001"  # +1 dropped, digits kept
-    assert record.customer_type == "medical" and record.active
+    assert record.customer_type == "medical"
+    assert record.active
     assert str(record.loyalty_points) == "27"
     assert client.parse_record(flowhub_record(2, name="Cher")).first_name == "Cher"
 
@@ -80,7 +82,8 @@ def test_phone_lookup_and_get(rsps: responses.RequestsMock, make_client: MakeCli
     client = make_client("flowhub")
     assert [r.last_name for r in client.search_customers(phone="555-020-0003")] == ["Smith3"]
     record = client.get_customer("abc")
-    assert record is not None and record.last_name == "Smith4"
+    assert record is not None
+    assert record.last_name == "Smith4"
 
 
 def test_429_without_retry_after_backs_off(rsps: responses.RequestsMock, make_client: MakeClient, sleeps: list) -> None:

@@ -42,7 +42,8 @@ def test_missing_credentials_are_named() -> None:
     with pytest.raises(CredentialsError) as caught:
         get_client("flowhub", credentials={"client_id": "x", "api_key": " "})
     assert caught.value.missing == ["api_key", "store_id"]
-    assert isinstance(caught.value, PosError) and isinstance(caught.value, ValueError)
+    assert isinstance(caught.value, PosError)
+    assert isinstance(caught.value, ValueError)
     assert "store_id" in str(caught.value)
 
 

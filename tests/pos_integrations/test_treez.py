@@ -131,7 +131,9 @@ def test_field_mapping_and_merged_customers(make_client: MakeClient) -> None:
     assert (record.street, record.city, record.state, record.postal_code) == ("1 MAIN ST", "OAKLAND", "CA", "94601")
     assert record.loyalty_points == Decimal(12)
     assert record.pos_updated_at == datetime(2026, 11, 24, 9, 26, 36, tzinfo=UTC)
-    assert record.active and record.merged_into_customer_id is None and record.merged_customer_ids == ()
+    assert record.active
+    assert record.merged_into_customer_id is None
+    assert record.merged_customer_ids == ()
     assert record.banned is False
     merged = client.parse_record(treez_record(2, status="MERGED", merged_into_customer_id="21", patient_type="ADULT"))
     assert (merged.active, merged.merged_into_customer_id, merged.customer_type) == (False, "21", "recreational")
@@ -141,7 +143,8 @@ def test_the_survivor_of_a_merge_is_active(make_client: MakeClient) -> None:
     client = make_client("treez")
     # As the spec's example: MERGED, no merged_into_customer_id, the absorbed ids listed.
     survivor = client.parse_record(treez_record(1, status="MERGED", merged_customer_ids=[19, 18]))
-    assert survivor.active is True and survivor.merged_into_customer_id is None
+    assert survivor.active is True
+    assert survivor.merged_into_customer_id is None
     assert survivor.merged_customer_ids == ("19", "18")
     # MERGED without either side of the merge named stays inactive; so does a deactivated survivor.
     assert client.parse_record(treez_record(2, status="MERGED", merged_customer_ids=[])).active is False
@@ -151,7 +154,8 @@ def test_the_survivor_of_a_merge_is_active(make_client: MakeClient) -> None:
 @pytest.mark.parametrize(("value", "banned"), [(True, True), (False, False), (None, False)])
 def test_banned_is_kept(make_client: MakeClient, value: object, banned: bool) -> None:
     record = make_client("treez").parse_record(treez_record(1, banned=value))
-    assert record.banned is banned and record.active is True
+    assert record.banned is banned
+    assert record.active is True
 
 
 @pytest.mark.parametrize(("gender", "ours"), [("M", "M"), ("F", "F"), ("N", "X"), ("U", ""), ("", "")])
@@ -179,7 +183,8 @@ def test_lookups_by_path_and_logs_redact_them(
     logged = " ".join(r.getMessage() for r in caplog.records)
     for value in filters.values():
         assert str(value) not in logged
-    assert "5550000001" not in logged and "example.com" not in logged
+    assert "5550000001" not in logged
+    assert "example.com" not in logged
 
 
 def test_lookup_miss_and_object_answers(rsps: responses.RequestsMock, make_client: MakeClient) -> None:
@@ -196,7 +201,8 @@ def test_lookup_miss_and_object_answers(rsps: responses.RequestsMock, make_clien
     assert client.search_customers(email="x@example.com") == []
     assert client.search_customers(phone="5550000009") == []
     record = client.get_customer("31")
-    assert record is not None and record.customer_id == "31"
+    assert record is not None
+    assert record.customer_id == "31"
 
 
 def test_last_name_alone_is_not_searchable(make_client: MakeClient) -> None:
@@ -218,7 +224,8 @@ def test_create(rsps: responses.RequestsMock, make_client: MakeClient) -> None:
             drivers_license_expiration=date(2030, 1, 1),
         )
     )
-    assert record.customer_id == "60" and record.first_name == "NEW"
+    assert record.customer_id == "60"
+    assert record.first_name == "NEW"
     sent = json.loads(rsps.calls[-1].request.body)
     # Non-binary is the spec's N; the create schema has no drivers_license_expiration, so it is not sent.
     assert sent == {
@@ -315,7 +322,8 @@ def test_create_is_not_retried_on_5xx(rsps: responses.RequestsMock, make_client:
     create = rsps.add(responses.POST, ROOT + "/customer/detailcustomer", status=503)
     with pytest.raises(Exception, match="503"):
         make_client("treez").create_customer(JANE)
-    assert create.call_count == 1 and sleeps == []
+    assert create.call_count == 1
+    assert sleeps == []
 
 
 def unb64url(text: str) -> bytes:
@@ -333,12 +341,14 @@ def test_v3_jwt_is_signed_per_request_for_the_exact_url(
     header = rsps.calls[0].request.headers["Authorization"]
     claims_part, signature_part = header.split(".")
     # Both parts base64url without padding, as JWT parts are written.
-    assert re.fullmatch(r"[A-Za-z0-9_-]+", claims_part) and re.fullmatch(r"[A-Za-z0-9_-]+", signature_part)
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", claims_part)
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", signature_part)
     rsa_key.public_key().verify(unb64url(signature_part), claims_part.encode(), padding.PKCS1v15(), hashes.SHA256())
     claims = json.loads(unb64url(claims_part))
     assert claims["aud"] == url
     assert (claims["iss"], claims["oid"]) == ("cert-1", "org-guid")
-    assert claims["exp"] - claims["iat"] == 30000 and claims["jti"]
+    assert claims["exp"] - claims["iat"] == 30000
+    assert claims["jti"]
     assert not any(c.request.url.endswith("gettokens") for c in rsps.calls)
 
 

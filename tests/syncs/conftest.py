@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,26 +12,9 @@ import pytest
 from pos_integrations.errors import PosError
 from pos_integrations.records import CustomerPage, CustomerRecord, RecordError
 from stores.models import Store
+from tests.factories import BASE_TIME, make_record
 
-BASE_TIME = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
-
-
-def make_record(index: int, *, updated: datetime | None = None, **changes: Any) -> CustomerRecord:
-    """A plausible POS record number `index`."""
-    record = CustomerRecord(
-        customer_id=str(1000 + index),
-        first_name=f"First{index}",
-        last_name=f"Last{index}",
-        email=f"person{index}@example.com",
-        phone=f"555{index:07d}",
-        birthday=datetime(1980, 1, 1).date() + timedelta(days=index % 9000),
-        gender="F" if index % 2 else "M",
-        loyalty_points=Decimal(index % 50),
-        pos_created_at=BASE_TIME - timedelta(days=400),
-        pos_updated_at=updated or BASE_TIME - timedelta(days=300) + timedelta(seconds=index),
-        raw={"id": 1000 + index, "name": f"First{index} Last{index}", "v": 1},
-    )
-    return dataclasses.replace(record, **changes) if changes else record
+__all__ = ["BASE_TIME", "FakePos", "make_record"]
 
 
 class FakePos:

@@ -12,12 +12,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from customers.models import Customer
+from customers.models import Customer, RecordSource, RejectedRecord
+from customers.writer import PostgresPageStatements
 from pos_integrations.errors import PosAuthError, PosRateLimited, PosUnavailable
 from pos_integrations.records import RecordError
-from syncs.models import CustomerSync, SyncKind, SyncRecordError, SyncStatus
-from syncs.services import sync_create, sync_run
-from syncs.writer import PostgresPageWriter
+from syncs.models import CustomerSync, SyncKind, SyncStatus
+from syncs.services import sync_create
 from tests.factories import CustomerFactory
 from tests.syncs.conftest import BASE_TIME, make_record
 
@@ -35,13 +35,13 @@ def write_mode(request, monkeypatch):
     """Every test twice: inside a caller's transaction (each page waits for its writes), and in
     autocommit as a worker runs, where on PostgreSQL each page's COMMIT goes ahead with its writes."""
     sent: list[bool] = []
-    original = PostgresPageWriter.send
+    original = PostgresPageStatements.send
 
     def send(self, rows, **kwargs):
         sent.append(kwargs["commit"])
         return original(self, rows, **kwargs)
 
-    monkeypatch.setattr(PostgresPageWriter, "send", send)
+    monkeypatch.setattr(PostgresPageStatements, "send", send)
     yield request.param
     if connection.vendor == "postgresql" and sent:
         assert all(sent) if request.param == "autocommit" else not any(sent)
@@ -50,7 +50,7 @@ def write_mode(request, monkeypatch):
 def run(store, kind: str = SyncKind.INCREMENTAL, **kwargs) -> CustomerSync:
     sync, created = sync_create(store=store, kind=kind, trigger="manual")
     assert created
-    return sync_run(sync=sync, **kwargs)
+    return sync.do_process(**kwargs)
 
 
 def mirror(store) -> dict[str, Customer]:
@@ -82,7 +82,8 @@ def test_a_first_sync_mirrors_every_customer_and_records_its_run(store, fake_pos
     )
     assert c.pos_updated_at == pos.pos_updated_at
     assert c.raw == pos.raw
-    assert c.synced_at is not None and c.active
+    assert c.synced_at is not None
+    assert c.active
 
 
 def test_an_incremental_sync_starts_at_the_last_cursor_minus_the_overlap_and_rewrites_nothing_unchanged(
@@ -252,12 +253,32 @@ def test_bad_records_are_quarantined_with_reason_and_payload_while_the_rest_goes
 
     assert sync.status == SyncStatus.FINISHED
     assert (sync.fetched, sync.created, sync.invalid) == (27, 25, 2)
-    errors = {e.customer_id: e for e in SyncRecordError.objects.filter(sync=sync)}
+    errors = {e.customer_id: e for e in RejectedRecord.objects.filter(sync=sync)}
     assert errors["bad-1"].reason == "birthday is not a date"
     assert errors["bad-1"].payload == {"x": 1}
     assert "first_name is longer than 150" in errors["1070"].reason
     assert errors["1070"].payload["id"] == 1070
     assert "1070" not in mirror(store)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        pytest.param({"email": "x" * 290 + "@example.com"}, "email is longer than 254", id="300-character-email"),
+        pytest.param({"first_name": "Se\x00an", "raw": {"id": 1070, "name": "Se\x00an"}}, "NUL", id="nul-in-name"),
+    ],
+)
+def test_a_record_the_mirror_cannot_hold_is_quarantined_with_the_sync_and_never_stored(store, fake_pos, change, reason):
+    fake_pos.add(make_record(70, **change))
+
+    sync = run(store)
+
+    assert sync.status == SyncStatus.FINISHED
+    assert (sync.fetched, sync.created, sync.invalid) == (26, 25, 1)
+    assert "1070" not in mirror(store)
+    [kept] = sync.record_errors.all()
+    assert (kept.customer_id, kept.source, kept.store) == ("1070", RecordSource.SYNC, store)
+    assert reason in kept.reason
 
 
 def test_too_many_invalid_records_fail_the_sync(store, fake_pos, settings):
@@ -298,7 +319,8 @@ def test_a_pos_failure_fails_the_sync_with_its_type_and_message_and_reports_to_s
     assert event["tags"]["store"] == store.catalog_id
     assert event["tags"]["pos_vendor"] == store.pos_vendor
     assert event["contexts"]["customer_sync"]["id"] == sync.pk
-    assert "First" not in str(event) and "example.com" not in str(event)
+    assert "First" not in str(event)
+    assert "example.com" not in str(event)
 
 
 def test_a_transient_rate_limit_is_waited_out_and_only_the_failed_page_is_fetched_again(store, fake_pos, no_sleep):
@@ -366,8 +388,10 @@ def test_a_page_the_database_refuses_is_rolled_back_with_its_checkpoint_and_the_
     failed = run(store)
 
     assert failed.status == SyncStatus.FAILED
-    assert failed.error_type == "IntegrityError" and "refuse_boom" in failed.error_message
-    assert boom.email not in failed.error_message and boom.email not in str(sentry_events)
+    assert failed.error_type == "IntegrityError"
+    assert "refuse_boom" in failed.error_message
+    assert boom.email not in failed.error_message
+    assert boom.email not in str(sentry_events)
     assert boom.email not in caplog.text
     assert (failed.pages, failed.fetched, failed.created) == (1, 10, 10)  # page 1 only, counted
     assert failed.checkpoint["position"]["page"] == 2
@@ -377,7 +401,8 @@ def test_a_page_the_database_refuses_is_rolled_back_with_its_checkpoint_and_the_
     fake_pos.fetches.clear()
     resumed = run(store)
 
-    assert resumed.status == SyncStatus.FINISHED and resumed.resumed_from_id == failed.pk
+    assert resumed.status == SyncStatus.FINISHED
+    assert resumed.resumed_from_id == failed.pk
     assert fake_pos.fetches[0]["page"] == 2
     assert set(mirror(store)) == set(fake_pos.records)
     assert mirror(store)["1015"].first_name == "Fixed"
@@ -398,7 +423,8 @@ def test_the_heartbeat_is_renewed_with_every_page(store, fake_pos):
     beats = []
     run(store, progress=lambda s: beats.append(CustomerSync.objects.get(pk=s.pk).heartbeat_at))
     assert len(beats) == 3
-    assert beats == sorted(beats) and len(set(beats)) == 3
+    assert beats == sorted(beats)
+    assert len(set(beats)) == 3
 
 
 def test_a_sync_that_lost_its_lease_stops_writing(store, fake_pos):
@@ -416,7 +442,7 @@ def test_a_sync_that_lost_its_lease_stops_writing(store, fake_pos):
 def test_a_sync_that_is_not_pending_is_not_run_again(store, fake_pos):
     sync = run(store)
     fake_pos.fetches.clear()
-    assert sync_run(sync=sync).status == SyncStatus.FINISHED
+    assert sync.do_process().status == SyncStatus.FINISHED
     assert fake_pos.fetches == []
 
 

@@ -16,7 +16,7 @@ from customers.models import Customer
 from pos_integrations.errors import PosAuthError
 from stores.models import SYNC_CLUSTER, SYNC_TASK, Store
 from syncs.models import CustomerSync, SyncKind, SyncStatus, SyncTrigger
-from syncs.services import sync_create, sync_reap_abandoned, sync_retry, sync_run, sync_trigger
+from syncs.services import sync_create, sync_reap_abandoned, sync_retry, sync_trigger
 from syncs.tasks import sync_store_customers
 from tests.factories import CustomerSyncFactory, StoreFactory
 
@@ -38,7 +38,8 @@ def test_the_sync_is_queued_only_once_its_row_is_committed(store, monkeypatch, d
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         sync_trigger(store=store, trigger=SyncTrigger.API)
         assert calls == []
-    assert len(callbacks) == 1 and len(calls) == 1
+    assert len(callbacks) == 1
+    assert len(calls) == 1
 
 
 def test_trigger_creates_a_pending_sync_and_queues_it_on_the_sync_cluster(store, queued):
@@ -103,7 +104,7 @@ def test_a_sync_without_heartbeat_past_the_lease_is_failed_as_abandoned_and_bloc
 def test_a_crashed_sync_is_resumed_from_its_checkpoint_within_the_same_window(store, fake_pos, settings):
     settings.SYNC_LEASE_SECONDS = 60
     fake_pos.faults[3] = PosAuthError("401")
-    crashed = sync_run(sync=sync_create(store=store, trigger=SyncTrigger.MANUAL)[0])
+    crashed = sync_create(store=store, trigger=SyncTrigger.MANUAL)[0].do_process()
     assert crashed.checkpoint["position"]["page"] == 3
     # Pretend it died instead of failing cleanly: still in progress, heartbeat gone stale.
     CustomerSync.objects.filter(pk=crashed.pk).update(
@@ -111,7 +112,7 @@ def test_a_crashed_sync_is_resumed_from_its_checkpoint_within_the_same_window(st
     )
     fake_pos.fetches.clear()
 
-    resumed = sync_run(sync=sync_create(store=store, trigger=SyncTrigger.SCHEDULE)[0])
+    resumed = sync_create(store=store, trigger=SyncTrigger.SCHEDULE)[0].do_process()
 
     assert resumed.resumed_from_id == crashed.pk
     assert resumed.status == SyncStatus.FINISHED
@@ -121,12 +122,13 @@ def test_a_crashed_sync_is_resumed_from_its_checkpoint_within_the_same_window(st
 
 def test_a_failed_resume_that_made_no_progress_is_not_resumed_again(store, fake_pos):
     fake_pos.faults[2] = PosAuthError("401")
-    first = sync_run(sync=sync_create(store=store, trigger=SyncTrigger.MANUAL)[0])
+    first = sync_create(store=store, trigger=SyncTrigger.MANUAL)[0].do_process()
     fake_pos.faults[3] = PosAuthError("401")
-    second = sync_run(sync=sync_create(store=store, trigger=SyncTrigger.MANUAL)[0])
-    assert second.resumed_from_id == first.pk and second.pages == 0
+    second = sync_create(store=store, trigger=SyncTrigger.MANUAL)[0].do_process()
+    assert second.resumed_from_id == first.pk
+    assert second.pages == 0
 
-    third = sync_run(sync=sync_create(store=store, trigger=SyncTrigger.MANUAL)[0])
+    third = sync_create(store=store, trigger=SyncTrigger.MANUAL)[0].do_process()
 
     assert third.resumed_from_id is None
     assert third.status == SyncStatus.FINISHED
@@ -138,15 +140,18 @@ def test_the_task_runs_a_new_sync_and_logs_its_start_and_end(store, fake_pos, ca
 
     sync = CustomerSync.objects.get(store=store)
     assert (sync.status, sync.trigger) == (SyncStatus.FINISHED, SyncTrigger.SCHEDULE)
-    assert result["status"] == SyncStatus.FINISHED and result["created"] == 25
+    assert result["status"] == SyncStatus.FINISHED
+    assert result["created"] == 25
     messages = [r.getMessage() for r in caplog.records if r.name == "syncs.tasks"]
-    assert any("starting" in m for m in messages) and any("ended finished" in m for m in messages)
+    assert any("starting" in m for m in messages)
+    assert any("ended finished" in m for m in messages)
 
 
 def test_the_task_skips_when_a_sync_is_running(store, fake_pos):
     running = CustomerSyncFactory(store=store, status=SyncStatus.IN_PROGRESS, heartbeat_at=timezone.now())
     result = sync_store_customers(store.pk)
-    assert result["skipped"] and result["sync_id"] == running.pk
+    assert result["skipped"]
+    assert result["sync_id"] == running.pk
     assert fake_pos.fetches == []
 
 
@@ -193,7 +198,8 @@ def test_schedule_customer_syncs_matches_every_store_and_is_idempotent():
 
     out = StringIO()
     call_command("schedule_customer_syncs", stdout=out)
-    assert "1 created" in out.getvalue() and "2 removed" in out.getvalue()
+    assert "1 created" in out.getvalue()
+    assert "2 removed" in out.getvalue()
     assert list(Schedule.objects.values_list("name", flat=True)) == [on.schedule_name]
 
     out = StringIO()

@@ -6,10 +6,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from stores.models import Store
 from syncs.models import CustomerSync, SyncKind, SyncStatus, SyncTrigger
-from syncs.services import sync_create, sync_run
+from syncs.services import sync_create
 
 
 class Command(BaseCommand):
@@ -56,6 +57,8 @@ class Command(BaseCommand):
             raise CommandError(f"{len(problems)} of {len(stores)} sync(s) did not finish: " + "; ".join(problems))
 
     def run_one(self, sync: CustomerSync, *, progress: bool) -> CustomerSync:
+        # A bar with the listing's size where the POS tells it (the position of a page carries "total"), else a
+        # count with its rate. Log lines of the sync go above the bar, not onto the end of its line.
         bar = tqdm(
             desc=f"{sync.store.catalog_id} ({sync.kind})",
             unit=" customers",
@@ -67,12 +70,16 @@ class Command(BaseCommand):
 
         def advance(current: CustomerSync) -> None:
             nonlocal seen
+            total = (current.checkpoint.get("position") or {}).get("total")
+            if isinstance(total, int) and total >= current.fetched and bar.total != total:
+                bar.total = total
             bar.update(current.fetched - seen)
             seen = current.fetched
             bar.set_postfix(pages=current.pages, created=current.created, updated=current.updated)
 
         try:
-            return sync_run(sync=sync, progress=advance)
+            with logging_redirect_tqdm(tqdm_class=tqdm):
+                return sync.do_process(progress=advance)
         finally:
             bar.close()
 

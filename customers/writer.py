@@ -1,13 +1,23 @@
 # ruff: noqa: S608 -- SQL is assembled from model metadata (table and column names) only; values are bound.
-"""Writes one POS page into the customer mirror in a few bulk statements.
+"""The mirror's one writer: the only code that inserts or updates Customer rows.
 
-Per page: one SELECT of the page's ids already held, one upsert on (store, customer_id) that only
-touches rows the POS really changed and never lets an older POS version overwrite a newer one, and one
-UPDATE of `synced_at` for the held rows that were seen but unchanged (so a full sync can tell who the POS
-no longer returns). The caller wraps them, the record errors and its checkpoint in one transaction.
-PostgreSQL gets the rows as arrays (`unnest`), one statement whatever the page size, through a pipeline
-that can carry the transaction's COMMIT (see PostgresPageWriter); SQLite gets multi-row VALUES in
-batches that respect its bound-parameter limit.
+Sync pages, live POS lookups and creates hand it POS records (`CustomerWriter.write`). It checks each one
+against the mirror's columns (lengths, NUL characters, enums, dates, points), keeps what it cannot store as
+a RejectedRecord with the reason (the quarantine staff see in the admin), and writes the rest in a few bulk
+statements, in one transaction of its own:
+
+- one SELECT of the page's ids already held;
+- one upsert on (store, customer_id) that only touches rows the POS really changed and never lets an older
+  POS version overwrite a newer one;
+- one UPDATE of `synced_at` for the held rows that were seen but unchanged (so a full sync can tell who the
+  POS no longer returns, `deactivate_unseen`).
+
+A caller's own writes that must commit or roll back with the page (a sync's checkpoint) run inside that
+transaction (`alongside`). PostgreSQL gets the rows as arrays (`unnest`), one statement whatever the page
+size, through a pipeline that also carries the COMMIT: outside a caller's transaction `write()` returns once
+the page is sent, the database writes it while the caller goes on (a sync fetches its next page), and
+`PageWrite.result()` reads what it did. SQLite gets multi-row VALUES in batches that respect its
+bound-parameter limit, written before `write()` returns.
 """
 
 from __future__ import annotations
@@ -23,13 +33,18 @@ from operator import attrgetter
 from typing import Any, Protocol
 
 import orjson
-from django.db import connection
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection, models, transaction
 from django.db.models import CharField, Field
+from django.db.transaction import Atomic
+from django.utils import timezone
 
-from customers.models import POS_FIELDS, Customer, CustomerType, Gender
+from customers.models import POS_FIELDS, Customer, CustomerType, Gender, RejectedRecord
+from pos_integrations.records import CustomerRecord, RecordError
+from stores.models import Store
 
-# The canonical fields a sync copies from a POS record, in column order. Changing any of them (or `raw`)
-# makes a record "changed"; `synced_at`, `created_at` and `updated_at` are ours.
+# The canonical fields a POS record sets, in column order. Changing any of them (or `raw`) makes a record
+# "changed"; `synced_at`, `created_at` and `updated_at` are ours.
 DATA_FIELDS: tuple[str, ...] = POS_FIELDS
 DATE_FIELDS = frozenset({"birthday", "drivers_license_expiration", "medical_card_expiration"})
 DATETIME_FIELDS = frozenset({"pos_created_at", "pos_updated_at"})
@@ -42,17 +57,23 @@ PG_TYPES: dict[str, str] = {
 }
 MAX_LENGTHS: dict[str, int] = {
     f.name: f.max_length
-    for f in Customer._meta.get_fields()
-    if isinstance(f, CharField) and f.max_length and f.name in {"customer_id", *DATA_FIELDS}
+    for f in (Customer._meta.get_field(name) for name in ("customer_id", *DATA_FIELDS))
+    if isinstance(f, CharField) and f.max_length
 }
 GENDERS = frozenset(Gender.values)
 CUSTOMER_TYPES = frozenset(CustomerType.values)
 _POINTS_FIELD = Customer._meta.get_field("loyalty_points")
-POINTS_LIMIT = Decimal(10) ** (_POINTS_FIELD.max_digits - _POINTS_FIELD.decimal_places)  # type: ignore[operator]
-POINTS_QUANTUM = Decimal(1).scaleb(-_POINTS_FIELD.decimal_places)  # type: ignore[arg-type]
+POINTS_LIMIT = Decimal(10) ** (_POINTS_FIELD.max_digits - _POINTS_FIELD.decimal_places)
+POINTS_QUANTUM = Decimal(1).scaleb(-_POINTS_FIELD.decimal_places)
 # SQLite's compile-time default since 3.32; older builds allow 999. We ask the connection and cap here.
 SQLITE_DEFAULT_MAX_VARIABLES = 32766
 SQLITE_FALLBACK_MAX_VARIABLES = 999
+# Rejected records one writer keeps at most (a sync keeps one writer for its run): a broken mapping would
+# otherwise copy the whole POS into the quarantine. The rest are counted, not kept.
+QUARANTINE_LIMIT = 1000
+# What a rejected record's reason and unstorable payload are cut to.
+MAX_REASON_LENGTH = 2000
+MAX_PAYLOAD_REPR_LENGTH = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,11 +88,24 @@ class Row:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """A record we refuse to store, with the reason (kept as a SyncRecordError)."""
+    """A record the writer refuses to store, with the reason (kept as a RejectedRecord)."""
 
     customer_id: str
     reason: str
     payload: Any
+
+    @classmethod
+    def from_error(cls, error: RecordError) -> Rejected:
+        """A record the POS client could not even parse."""
+        return cls(str(error.customer_id or "")[:64], str(error.reason), error.payload)
+
+
+@dataclass(frozen=True, slots=True)
+class StagedPage:
+    """What the writer knows of a page inside its transaction, before the writes go out (see `alongside`)."""
+
+    rejected: int  # records refused (parse errors included), quarantined up to the writer's limit
+    moved_from: datetime | None  # see PageStatements.moved_from; None without a `mark`
 
 
 @dataclass(slots=True)
@@ -80,8 +114,184 @@ class PageResult:
 
     created: int = 0
     updated: int = 0
-    unchanged: int = 0
-    deactivated: int = 0
+    unchanged: int = 0  # held already as new as this (duplicates within the page included)
+    deactivated: int = 0  # merged into another customer by the POS, so marked inactive
+    stored: tuple[str, ...] = ()  # the POS ids of the page's customers the mirror now holds
+    rejected: tuple[Rejected, ...] = ()  # what it could not store (quarantined)
+
+
+class CustomerWriter:
+    """Writes POS records of one store into the mirror; `for_store()` picks the database's flavour.
+
+    `source` and `origin` say where what it rejects came from (a sync passes itself as the origin). One page
+    is in flight at most: each call first waits for the page before, if it is still being written.
+    """
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        source: str,
+        origin: models.Model | None = None,
+        statements: PageStatements,
+        quarantine_limit: int = QUARANTINE_LIMIT,
+    ) -> None:
+        self.store = store
+        self.source = source
+        self.origin = origin
+        self.statements = statements
+        self.quarantine_room = quarantine_limit
+        self._in_flight: PageWrite | None = None
+
+    @classmethod
+    def for_store(
+        cls, store: Store, *, source: str, origin: models.Model | None = None, quarantine_limit: int = QUARANTINE_LIMIT
+    ) -> CustomerWriter:
+        """The writer of this store's customers on the default database."""
+        return cls(
+            store=store,
+            source=source,
+            origin=origin,
+            statements=PageStatements.for_connection(store_id=store.pk),
+            quarantine_limit=quarantine_limit,
+        )
+
+    def write(
+        self,
+        records: Sequence[CustomerRecord],
+        *,
+        errors: Sequence[RecordError] = (),
+        mark: datetime | None = None,
+        alongside: Callable[[StagedPage], None] | None = None,
+    ) -> PageWrite:
+        """Write one page of POS records, in one transaction; `result()` on the answer says what it did.
+
+        `errors` are the records the client could not parse (quarantined with the refused ones). `mark` is
+        when the caller's run started (rows stamped since were written by it: see StagedPage.moved_from).
+        `alongside` runs inside the page's transaction, before its writes are sent: the caller's own writes
+        that must commit with the page (a checkpoint); an exception from it rolls the page back. Outside a
+        caller's transaction on PostgreSQL this returns as soon as the page and its COMMIT are sent: once
+        sent, the page commits (or, on an error, rolls back) whatever the caller does next, even if its
+        process is killed.
+        """
+        # Validated while the page before may still be written, then wait for that one.
+        rows, refused, duplicates = validate(records, dumps=self.statements.dump_raw)
+        rejected = [Rejected.from_error(error) for error in errors]
+        rejected.extend(refused)
+        self._finish_in_flight()
+        statements = self.statements
+        commit_ahead = statements.can_commit_ahead and not connection.in_atomic_block
+        now = timezone.now()
+        atomic = transaction.atomic()
+        atomic.__enter__()
+        try:
+            held = statements.existing([row.customer_id for row in rows])
+            self._quarantine(rejected)
+            if alongside is not None:
+                moved_from = statements.moved_from(rows, held, mark=mark) if mark is not None else None
+                alongside(StagedPage(rejected=len(rejected), moved_from=moved_from))
+            writes = statements.send(rows, now=now, held=held, commit=commit_ahead)
+        except BaseException as exc:
+            atomic.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+        page = PageWrite(self, atomic, writes, rows=rows, held=held, duplicates=duplicates, rejected=rejected)
+        if commit_ahead:
+            self._in_flight = page
+        else:
+            page.result()  # ends the transaction (or the savepoint in the caller's) now
+        return page
+
+    def deactivate_unseen(self, *, since: datetime, alongside: Callable[[int], None] | None = None) -> int:
+        """Mark inactive the store's active customers held since before `since` that no write has seen since
+        (what a full sync's listing no longer holds); `alongside(count)` commits with it. How many."""
+        self._finish_in_flight()
+        with transaction.atomic():
+            unseen = Customer.objects.for_store(self.store).active().unseen_since(since)
+            count = unseen.update(active=False, updated_at=timezone.now())
+            if alongside is not None:
+                alongside(count)
+        return count
+
+    def _finish_in_flight(self) -> None:
+        if self._in_flight is not None:
+            self._in_flight.result()
+
+    def _quarantine(self, rejected: Sequence[Rejected]) -> None:
+        kept = rejected[: max(0, self.quarantine_room)]
+        if not kept:
+            return
+        origin = self.origin
+        origin_type = ContentType.objects.get_for_model(origin) if origin is not None else None
+        RejectedRecord.objects.bulk_create(
+            [
+                RejectedRecord(
+                    store_id=self.store.pk,
+                    source=self.source,
+                    origin_type=origin_type,
+                    origin_id=origin.pk if origin is not None else None,
+                    customer_id=r.customer_id,
+                    reason=r.reason[:MAX_REASON_LENGTH],
+                    payload=storable_payload(r.payload),
+                )
+                for r in kept
+            ]
+        )
+        self.quarantine_room -= len(kept)
+
+
+class PageWrite:
+    """A page handed to the writer; `result()` waits for its writes if they are still in flight."""
+
+    def __init__(
+        self,
+        writer: CustomerWriter,
+        atomic: Atomic,
+        writes: SentWrites,
+        *,
+        rows: list[Row],
+        held: dict[str, tuple[bool, Any, Any]],
+        duplicates: int,
+        rejected: list[Rejected],
+    ) -> None:
+        self._writer = writer
+        self._atomic = atomic
+        self._writes = writes
+        self._rows = rows
+        self._held = held
+        self._duplicates = duplicates
+        self._rejected = rejected
+        self._result: PageResult | None = None
+        self._error: BaseException | None = None
+
+    def result(self) -> PageResult:
+        """What the page did; raises what its writes raised (the page was rolled back), as often as asked."""
+        if self._error is not None:
+            raise self._error
+        if self._result is None:
+            self._result = self._finish()
+        return self._result
+
+    def _finish(self) -> PageResult:
+        writer = self._writer
+        if writer._in_flight is self:
+            writer._in_flight = None
+        try:
+            try:
+                written = self._writes.result()
+            except BaseException as exc:
+                self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            self._atomic.__exit__(None, None, None)  # commits, or nothing to do when the COMMIT went ahead
+        except BaseException as exc:
+            self._error = exc
+            raise
+        statements = writer.statements
+        result = statements.tally(self._rows, self._held, written)
+        result.unchanged += self._duplicates
+        result.stored = tuple(row.customer_id for row in self._rows)
+        result.rejected = tuple(self._rejected)
+        statements.grew(result.created)
+        return result
 
 
 def dumps_compact(raw: Any) -> str:
@@ -94,11 +304,11 @@ def dumps_compact(raw: Any) -> str:
 
 
 def validate(
-    records: Iterable[Any], *, dumps: Callable[[Any], str] = json.dumps
+    records: Iterable[CustomerRecord], *, dumps: Callable[[Any], str] = json.dumps
 ) -> tuple[list[Row], list[Rejected], int]:
     """Check records against the mirror's columns: rows to write, records rejected with a reason, and how
     many were duplicates within the page (the newest version of a customer wins). `dumps` encodes `raw`
-    (the writer's `dump_raw`)."""
+    (the statements' `dump_raw`: the text the database stores)."""
     rows: dict[str, Row] = {}
     stamps: dict[str, datetime | None] = {}
     rejected: list[Rejected] = []
@@ -107,7 +317,7 @@ def validate(
         try:
             row = _row(record, dumps)
         except _Invalid as exc:
-            rejected.append(Rejected(str(getattr(record, "customer_id", "") or "")[:64], exc.reason, _payload(record)))
+            rejected.append(Rejected(str(record.customer_id or "")[:64], exc.reason, record.raw))
             continue
         stamp = record.pos_updated_at
         if row.customer_id in rows:
@@ -126,13 +336,16 @@ class _Invalid(Exception):
         self.reason = reason
 
 
-def _payload(record: Any) -> Any:
-    raw = getattr(record, "raw", None)
+def storable_payload(payload: Any) -> Any:
+    """A rejected record's payload as the quarantine can keep it: as received where JSON (and PostgreSQL's
+    jsonb, which refuses NUL characters) can hold it, else its repr, cut short."""
     try:
-        json.dumps(raw)
+        text = json.dumps(payload)
     except (TypeError, ValueError):
-        return repr(raw)[:10_000]
-    return raw
+        return repr(payload)[:MAX_PAYLOAD_REPR_LENGTH]
+    if "\\u0000" in text:
+        return repr(payload)[:MAX_PAYLOAD_REPR_LENGTH]
+    return payload
 
 
 _GET_VALUES = attrgetter(*DATA_FIELDS)
@@ -149,7 +362,7 @@ _UPDATED = _INDEX["pos_updated_at"]
 _ID_LIMIT = MAX_LENGTHS["customer_id"]
 
 
-def _row(record: Any, dumps: Callable[[Any], str]) -> Row:
+def _row(record: CustomerRecord, dumps: Callable[[Any], str]) -> Row:
     """One record as a Row; _Invalid says why it cannot be stored. Kept lean: it runs for every record."""
     customer_id = record.customer_id
     if customer_id is None:
@@ -212,14 +425,13 @@ def _points(value: Any) -> Decimal:
 def _column(name: str) -> str:
     """The database column of a Customer field; DATA_FIELDS are all concrete fields, never relations."""
     field = Customer._meta.get_field(name)
-    assert isinstance(field, Field) and field.column is not None
+    assert isinstance(field, Field)
+    assert field.column is not None
     return field.column
 
 
-class PageWrites(Protocol):
+class SentWrites(Protocol):
     """A page's writes once sent: `result()` waits for the database and gives the ids the upsert wrote."""
-
-    committed: bool  # the page's COMMIT went with them (see PostgresPageWriter.send)
 
     def result(self) -> set[str]: ...
 
@@ -229,22 +441,21 @@ class DoneWrites:
     """Writes that ran to completion before `send()` returned."""
 
     written: set[str]
-    committed: bool = False
 
     def result(self) -> set[str]:
         return self.written
 
 
-class PageWriter:
-    """Bulk writes for one store; pick the flavour with `PageWriter.for_connection()`.
+class PageStatements:
+    """The SQL of a page's writes for one store, in the database's flavour (`for_connection()`).
 
-    A page takes two steps, inside the caller's transaction: `existing()` reads what the mirror holds of
-    the page's customers (so the caller can tell, before writing, whether one moved within the listing:
-    `moved_from()`), then `send()` writes the page; `tally()` counts what the writes did.
+    Inside the writer's transaction: `existing()` reads what the mirror holds of the page's customers (so
+    the writer can tell, before writing, whether one moved within the listing: `moved_from()`), then
+    `send()` writes the page; `tally()` counts what the writes did.
     """
 
     table = Customer._meta.db_table
-    # Whether send(commit=True) can send the page's COMMIT along with its writes, without waiting for them.
+    # Whether send(commit=True) can send the transaction's COMMIT along with its writes, without waiting.
     can_commit_ahead = False
 
     def __init__(self, *, store_id: int) -> None:
@@ -252,13 +463,13 @@ class PageWriter:
         self.columns = [_column(name) for name in DATA_FIELDS]
 
     @staticmethod
-    def for_connection(*, store_id: int) -> PageWriter:
-        """The writer for the default database's backend."""
+    def for_connection(*, store_id: int) -> PageStatements:
+        """The statements for the default database's backend."""
         if connection.vendor == "postgresql":
-            return PostgresPageWriter(store_id=store_id)
+            return PostgresPageStatements(store_id=store_id)
         if connection.vendor == "sqlite":
-            return SqlitePageWriter(store_id=store_id)
-        raise NotImplementedError(f"no bulk page writer for {connection.vendor}")
+            return SqlitePageStatements(store_id=store_id)
+        raise NotImplementedError(f"no bulk page statements for {connection.vendor}")
 
     def dump_raw(self, raw: Any) -> str:
         """`raw` as the text this backend stores (Django's JSONField encoding: the guard compares text)."""
@@ -268,10 +479,10 @@ class PageWriter:
         """{customer_id: (active, pos_updated_at, synced_at)} for the ids this store already holds."""
         raise NotImplementedError
 
-    def send(self, rows: Sequence[Row], *, now: datetime, held: Mapping[str, Any], commit: bool) -> PageWrites:
+    def send(self, rows: Sequence[Row], *, now: datetime, held: Mapping[str, Any], commit: bool) -> SentWrites:
         """Upsert the rows (new ones inserted; changed ones updated unless older than ours) and stamp
-        `synced_at` on the held ones left unchanged. With `commit`, also COMMIT the caller's transaction
-        (only writers that `can_commit_ahead`)."""
+        `synced_at` on the held ones left unchanged. With `commit`, also COMMIT the writer's transaction
+        (only statements that `can_commit_ahead`)."""
         raise NotImplementedError
 
     def moved_from(
@@ -342,7 +553,7 @@ class PageWriter:
         return ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in [*self.columns, "raw", "synced_at", "updated_at"])
 
 
-class PostgresPageWriter(PageWriter):
+class PostgresPageStatements(PageStatements):
     """One statement per step, whatever the page size: the page travels as one array per column.
 
     Django's PostgreSQL cursors bind parameters client-side (the arrays would be quoted into the SQL
@@ -350,15 +561,15 @@ class PostgresPageWriter(PageWriter):
     binary parameters (`%b`), so arrays are sent as they are.
 
     The writes go out in a psycopg pipeline and `send()` returns without waiting for them: PostgreSQL
-    writes the page while the caller goes on. With `commit=True` the pipeline also carries the COMMIT of
-    the caller's transaction, so the page is committed (or, on an error, rolled back) whatever the caller
-    does next, even if its process is killed: the caller can fetch the next page meanwhile without holding
-    a transaction open across the HTTP call, and reads the results later (`PageWrites.result()`).
+    writes the page while the writer's caller goes on. With `commit=True` the pipeline also carries the
+    COMMIT of the writer's transaction, so the page is committed (or, on an error, rolled back) whatever
+    the caller does next, even if its process is killed: a sync can fetch the next page meanwhile without
+    holding a transaction open across the HTTP call, and the results are read later (`SentWrites.result()`).
     """
 
     # A first sync can grow the table from nothing to a million rows long before autovacuum re-analyzes
     # it; with statistics saying "tiny table" the planner scans the whole store for every page (quadratic).
-    # So we ANALYZE each time the rows this writer added double, from this many on.
+    # So we ANALYZE each time the rows these statements added double, from this many on.
     ANALYZE_FROM_ROWS = 5000
     can_commit_ahead = True
 
@@ -404,7 +615,7 @@ class PostgresPageWriter(PageWriter):
         found = self._run(self.existing_sql, [self.store_id, list(ids)])
         return {cid: (active, updated, synced) for cid, active, updated, synced in found}
 
-    def send(self, rows: Sequence[Row], *, now: datetime, held: Mapping[str, Any], commit: bool) -> PageWrites:
+    def send(self, rows: Sequence[Row], *, now: datetime, held: Mapping[str, Any], commit: bool) -> SentWrites:
         raw_connection = self._raw_connection()
         seen = [row.customer_id for row in rows if row.customer_id in held]
         with connection.wrap_database_errors:
@@ -419,7 +630,7 @@ class PostgresPageWriter(PageWriter):
             except BaseException as exc:
                 pipeline.__exit__(type(exc), exc, exc.__traceback__)
                 raise
-        return _PipelinedWrites(pipeline, upsert, committed=commit)
+        return _PipelinedWrites(pipeline, upsert)
 
     def _send(self, raw_connection: Any, sql: str, params: list[Any]) -> Any:
         """Execute on a server-side-binding cursor (in a pipeline: send, and read the results later)."""
@@ -454,10 +665,9 @@ class PostgresPageWriter(PageWriter):
 class _PipelinedWrites:
     """A page's statements in flight in a psycopg pipeline; `result()` ends the pipeline."""
 
-    def __init__(self, pipeline: Any, upsert: Any, *, committed: bool) -> None:
+    def __init__(self, pipeline: Any, upsert: Any) -> None:
         self.pipeline = pipeline
         self.upsert = upsert
-        self.committed = committed
         self.written: set[str] | None = None
 
     def result(self) -> set[str]:
@@ -472,7 +682,7 @@ class _PipelinedWrites:
         return self.written
 
 
-class SqlitePageWriter(PageWriter):
+class SqlitePageStatements(PageStatements):
     """Multi-row statements in batches sized to SQLite's bound-parameter limit."""
 
     def __init__(self, *, store_id: int) -> None:
@@ -504,9 +714,9 @@ class SqlitePageWriter(PageWriter):
         moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
         return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
-    def send(self, rows: Sequence[Row], *, now: datetime, held: Mapping[str, Any], commit: bool) -> PageWrites:
+    def send(self, rows: Sequence[Row], *, now: datetime, held: Mapping[str, Any], commit: bool) -> SentWrites:
         if commit:
-            raise NotImplementedError("SQLite writes synchronously; the caller commits")
+            raise NotImplementedError("SQLite writes synchronously; the writer commits")
         written = self._upsert(rows, now=now)
         self._touch(
             [row.customer_id for row in rows if row.customer_id in held and row.customer_id not in written], now=now
