@@ -56,6 +56,9 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     @staticmethod
     def _raw_key(request: Request) -> str | None:
+        """The key the request carries; a request that carries two different ones is refused (which would be
+        used, and which ignored, would be a guess)."""
+        keys: list[str] = []
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if header:
             scheme, _, value = header.partition(" ")
@@ -63,10 +66,14 @@ class ApiKeyAuthentication(BaseAuthentication):
                 raise exceptions.AuthenticationFailed(
                     f"Use 'Authorization: {HEADER_SCHEME} <key>'.", code="invalid_api_key"
                 )
-            return value.strip()
+            keys.append(value.strip())
         if "HTTP_X_API_KEY" in request.META:
-            return str(request.META["HTTP_X_API_KEY"])
+            keys.append(str(request.META["HTTP_X_API_KEY"]))
         view = request.parser_context.get("view") if request.parser_context else None
         if getattr(view, "allow_query_api_key", False) and QUERY_PARAM in request.query_params:
-            return request.query_params[QUERY_PARAM]
-        return None
+            keys.append(request.query_params[QUERY_PARAM])
+        if len(set(keys)) > 1:
+            raise exceptions.AuthenticationFailed(
+                "Two different API keys in one request: send one.", code="invalid_api_key"
+            )
+        return keys[0] if keys else None

@@ -8,7 +8,10 @@ a 409 for a duplicate also carries the existing `customer` next to `error`.
 
 Domain errors (raised by services, selectors and POS clients, which know nothing of HTTP) are answered through
 tables of ErrorAnswer: DOMAIN_ERRORS here for the errors of stores and the POS clients, and a view's own
-`domain_errors` for its app's (customers.api.errors).
+`domain_errors` for its app's (customers.api.errors). Django's refusals of a request itself (a body over
+DATA_UPLOAD_MAX_MEMORY_SIZE, too many parameters, a bad Host) are answered through REQUEST_ERRORS, inside a view
+(exception_handler) or outside one (Django's handler400: bad_request; config.middleware). Every answer under
+API_PATH_PREFIXES, whatever fails, has this shape: Django's handler400, 403, 404 and 500 are ours too.
 """
 
 from __future__ import annotations
@@ -19,8 +22,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import (
+    DisallowedHost,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -139,6 +151,45 @@ DOMAIN_ERRORS: DomainErrors = {
 }
 
 
+# Django's refusals of the request itself, wherever they are raised.
+REQUEST_ERRORS: DomainErrors = {
+    RequestDataTooBig: ErrorAnswer(
+        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        "body_too_large",
+        "The body is larger than this API takes ({limit} bytes).",
+    ),
+    TooManyFieldsSent: ErrorAnswer(
+        status.HTTP_400_BAD_REQUEST, "invalid_parameters", "Too many query parameters (at most {fields})."
+    ),
+    TooManyFilesSent: ErrorAnswer(status.HTTP_400_BAD_REQUEST, "malformed_body", "Too many files in the body."),
+    DisallowedHost: ErrorAnswer(
+        status.HTTP_400_BAD_REQUEST, "bad_request", "This server does not answer for that Host header."
+    ),
+    SuspiciousOperation: ErrorAnswer(status.HTTP_400_BAD_REQUEST, "bad_request", "The request was refused."),
+}
+
+
+def request_error(exc: Exception) -> ApiError | None:
+    """Django's refusal of a request as the API error it is answered with (see REQUEST_ERRORS); None: not one."""
+    for cls in type(exc).__mro__:
+        answer = REQUEST_ERRORS.get(cls)
+        if answer is not None:
+            return ApiError(
+                answer.message.format(
+                    limit=settings.DATA_UPLOAD_MAX_MEMORY_SIZE, fields=settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+                ),
+                code=answer.code,
+                status_code=answer.status,
+            )
+    return None
+
+
+def request_error_response(exc: Exception) -> JsonResponse:
+    """The answer to Django's refusal of a request, outside DRF (middleware, Django's handler400)."""
+    error = request_error(exc) or ApiError("The request was refused.", code="bad_request")
+    return JsonResponse(error_body(error.code, error.message), status=error.status_code)
+
+
 def domain_error(exc: Exception, view_errors: DomainErrors | None = None) -> ApiError | None:
     """A domain error as the API error it is answered with (see DOMAIN_ERRORS); None: not a domain error."""
     for cls in type(exc).__mro__:
@@ -214,6 +265,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if isinstance(mapped.status_code, int) and mapped.status_code >= 500:
             logger.warning("API answered %s (%s)", mapped.status_code, type(exc).__name__)
         exc = mapped
+    elif isinstance(exc, SuspiciousOperation):
+        logger.warning("API refused a request (%s)", type(exc).__name__)
+        exc = request_error(exc) or exc
     elif isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -260,15 +314,43 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 API_PATH_PREFIXES = ("/api/", "/customers/")
 
 
+def is_api_path(request: HttpRequest) -> bool:
+    path = request.path_info
+    return path.startswith(API_PATH_PREFIXES) or f"{path}/" in API_PATH_PREFIXES
+
+
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """Django's handler404: the error shape for API paths, Django's page elsewhere (the admin)."""
-    if request.path.startswith(API_PATH_PREFIXES):
-        return JsonResponse(error_body("not_found", "No such endpoint."), status=404)
+    if is_api_path(request):
+        message = "No such endpoint."
+        # The API's paths have no trailing slash (the docs' pages do, and redirect to it).
+        if request.path_info.endswith("/") and len(request.path_info) > 1:
+            try:
+                resolve(request.path_info.rstrip("/"))
+            except Resolver404:
+                pass
+            else:
+                message = f"No such endpoint; the path has no trailing slash: {request.path.rstrip('/')}"
+        return JsonResponse(error_body("not_found", message), status=404)
     return defaults.page_not_found(request, exception or Http404())
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's handler400 (a request Django refused before or outside a view): the error shape for API paths."""
+    if is_api_path(request):
+        return request_error_response(exception or SuspiciousOperation())
+    return defaults.bad_request(request, exception or SuspiciousOperation())
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's handler403: the error shape for API paths."""
+    if is_api_path(request):
+        return JsonResponse(error_body("forbidden", "You may not do that."), status=403)
+    return defaults.permission_denied(request, exception or DjangoPermissionDenied())
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
     """Django's handler500: the error shape for API paths; the exception itself goes to the logs and Sentry."""
-    if request.path.startswith(API_PATH_PREFIXES):
+    if is_api_path(request):
         return JsonResponse(error_body("server_error", "Something went wrong on our side."), status=500)
     return defaults.server_error(request)

@@ -42,6 +42,16 @@ BAD_PARAMS = ex(
     ),
     status=400,
 )
+TOO_LARGE = ex(
+    "Body too large",
+    error("body_too_large", "The body is larger than this API takes (1048576 bytes)."),
+    status=413,
+)
+UNSUPPORTED_MEDIA_TYPE = ex(
+    "Not JSON",
+    error("unsupported_media_type", 'Unsupported media type "text/plain" in request.'),
+    status=415,
+)
 STORE_NOT_FOUND = ex(
     "Store unknown or outside the key's reach",
     error("store_not_found", "No store 'greenleaf-berkeley' for this API key."),

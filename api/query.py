@@ -1,10 +1,14 @@
 """Query strings, parsed and validated with a django-filter FilterSet's fields: unknown, repeated and malformed
-parameters are all named in one InvalidParameters."""
+parameters are all named in one InvalidParameters (with the page's, see all_parameters).
+
+An empty text parameter is the same as none; an empty typed one (a date, a time, a choice) is malformed, as
+the schema's format says (api.schema.FilterSchemaExtension)."""
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import django_filters
 from django import forms
@@ -12,6 +16,10 @@ from django.core.exceptions import ValidationError
 from django.http import QueryDict
 
 from api.errors import InvalidParameters
+
+T = TypeVar("T")
+U = TypeVar("U")
+EMPTY_TYPED = "Give a value, or leave the parameter out."
 
 
 def parse_query(
@@ -30,14 +38,36 @@ def parse_query(
     # deep-copies every field when it is made. Fields are not changed by cleaning, so they can be shared.
     cleaned: dict[str, Any] = {}
     for name, field in fields.items():
+        raw = field.widget.value_from_datadict(query, {}, name)
+        if raw == "" and not isinstance(field, forms.CharField):
+            errors.setdefault(name, []).append(EMPTY_TYPED)
+            continue
         try:
-            cleaned[name] = field.clean(field.widget.value_from_datadict(query, {}, name))
+            cleaned[name] = field.clean(raw)
         except ValidationError as exc:
             errors.setdefault(name, []).extend(exc.messages)
     if errors:
-        names = ", ".join(sorted(errors))
-        raise InvalidParameters(f"Invalid query parameters: {names}.", fields=errors)
+        raise invalid_parameters(errors)
     return cleaned
+
+
+def invalid_parameters(errors: dict[str, list[str]]) -> InvalidParameters:
+    return InvalidParameters(f"Invalid query parameters: {', '.join(sorted(errors))}.", fields=errors)
+
+
+def all_parameters(first: Callable[[], T], second: Callable[[], U]) -> tuple[T, U]:
+    """Both parsers' results; or one InvalidParameters naming what either found wrong."""
+    errors: dict[str, list[str]] = {}
+    results: list[Any] = []
+    for parse in (first, second):
+        try:
+            results.append(parse())
+        except InvalidParameters as exc:
+            for name, messages in (exc.fields or {}).items():
+                errors.setdefault(name, []).extend(messages)
+    if errors:
+        raise invalid_parameters(errors)
+    return results[0], results[1]
 
 
 @functools.cache

@@ -1,15 +1,26 @@
-"""OpenAPI pieces every endpoint shares: the API-key authentication (registered with drf-spectacular when this
-module is imported, which api.urls and every API views module do) and the common error responses and examples."""
+"""OpenAPI pieces every endpoint shares: the API-key authentication and the query filters' constraints (both
+registered with drf-spectacular when this module is imported, which api.urls and every API views module do), the
+schema class that states what request bodies take, and the common error responses and examples.
+
+The schema states the limits the API enforces, so a client (or schemathesis) that keeps to it is never refused
+for its form: text is never NUL (Django and DRF refuse it), a required text is not blank, lengths and patterns
+are those the fields validate with, and a request body has no keys but its fields.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django import forms
+from django.core.validators import RegexValidator
+from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
 
 from api import examples as ex
-from api.serializers import ErrorSerializer
+from api.serializers import NO_NUL, NOT_BLANK, ErrorSerializer, StrictSerializer, TextRule, blank_or
 
 # The errors any endpoint can answer, and examples of the ones not tied to an endpoint's own input.
 ERRORS: dict[int, Any] = {
@@ -18,6 +29,72 @@ ERRORS: dict[int, Any] = {
     429: OpenApiResponse(ErrorSerializer, description="Too many requests for this key; see Retry-After."),
 }
 COMMON_EXAMPLES = [ex.UNAUTHORIZED, ex.THROTTLED]
+# And those of an endpoint that takes a body.
+BODY_ERRORS: dict[int, Any] = {
+    413: OpenApiResponse(ErrorSerializer, description="The body is over the size limit (body_too_large)."),
+    415: OpenApiResponse(ErrorSerializer, description="The body is not `application/json`."),
+}
+BODY_EXAMPLES = [ex.TOO_LARGE, ex.UNSUPPORTED_MEDIA_TYPE]
+
+
+class AutoSchema(SpectacularAutoSchema):
+    """drf-spectacular's, stating what request bodies take: no unknown keys in a StrictSerializer, and the text
+    rules of DRF's CharField (no NUL; not blank unless allow_blank) where no validator gives a pattern."""
+
+    def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
+        schema: dict[str, Any] = super()._map_basic_serializer(serializer, direction)
+        if direction != "request":
+            return schema
+        if isinstance(serializer, StrictSerializer):
+            schema["additionalProperties"] = False
+        for name, field in serializer.fields.items():
+            if type(field) is serializers.CharField and name in schema["properties"]:
+                # DRF takes blank (or white-space) text as "" without validating it, where allow_blank. (Set here,
+                # after drf-spectacular's validators, so that a pattern taking blank text needs no blank oneOf.)
+                rule = _pattern(field.validators) or (NO_NUL if field.allow_blank else NOT_BLANK)
+                schema["properties"][name]["pattern"] = blank_or(rule) if field.allow_blank and rule != NO_NUL else rule
+        return schema
+
+
+def _pattern(validators: list[Any]) -> str | None:
+    """The pattern of a field's TextRule or RegexValidator, if it has one."""
+    for validator in validators:
+        if isinstance(validator, TextRule):
+            return validator.pattern
+        if isinstance(validator, RegexValidator) and not validator.inverse_match:
+            regex = validator.regex  # compiled on first use; the stubs allow the source text too
+            return str(getattr(regex, "pattern", regex))
+    return None
+
+
+class FilterSchemaExtension(DjangoFilterExtension):
+    """drf-spectacular's django-filter parameters, with what their form fields validate: a text's length and
+    pattern (a RegexValidator's; else no NUL, and not blank where required). An optional text may be empty (or
+    white space): that is the same as leaving it out. A typed parameter (date, time, choice) may not be empty
+    (api.query.parse_query), as its format says."""
+
+    priority = 1
+
+    def resolve_filter_field(
+        self, auto_schema: Any, model: Any, filterset_class: Any, field_name: str, filter_field: Any
+    ) -> list[dict[str, Any]]:
+        parameters: list[dict[str, Any]] = super().resolve_filter_field(
+            auto_schema, model, filterset_class, field_name, filter_field
+        )
+        field = filter_field.field
+        if type(field) is not forms.CharField:
+            return parameters
+        for parameter in parameters:
+            schema = parameter["schema"]
+            if field.max_length is not None:
+                schema["maxLength"] = field.max_length
+            rule = _pattern(field.validators)
+            if field.required:
+                schema["minLength"] = 1
+                schema["pattern"] = rule or NOT_BLANK
+            else:
+                schema["pattern"] = blank_or(rule) if rule else NO_NUL
+        return parameters
 
 
 class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):

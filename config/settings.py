@@ -59,6 +59,7 @@ INSTALLED_APPS = [
 # Sessions, the logged-in user and messages are for the admin: REST API requests (API keys) skip them.
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.ApiBodyLimitMiddleware",
     "config.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -152,6 +153,8 @@ if not POS_CREDENTIALS_KEYS:
     POS_CREDENTIALS_KEYS = [base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()]
 
 # --- REST API -------------------------------------------------------------------------------------
+# The largest request body taken (bytes); the API's largest is a few KB. Over it: 413 on the API, before reading it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 # Every endpoint needs an API key (api.authentication); views opt out explicitly (health, schema, docs).
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["api.authentication.ApiKeyAuthentication"],
@@ -162,8 +165,9 @@ REST_FRAMEWORK = {
     # DRF's JSON, encoded with orjson; negotiation that settles the usual Accept headers without parsing them.
     "DEFAULT_RENDERER_CLASSES": ["api.renderers.FastJSONRenderer"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "api.renderers.ContentNegotiation",
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON bodies decoded by orjson, nested at most api.parsers.MAX_DEPTH deep.
+    "DEFAULT_PARSER_CLASSES": ["api.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
     # Ours (api.key_cache): seconds a worker keeps a looked-up API key, saving a query per request; a
@@ -175,7 +179,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Customers of every store, mirrored from their POS. Every endpoint needs an API key, sent as "
         "`Authorization: Api-Key <key>` (or `X-API-Key: <key>`); a key reaches only its stores. "
-        'Every error has the same shape: `{"error": {"code", "message", "fields"?, "retry_after"?}}`.'
+        'Every error has the same shape: `{"error": {"code", "message", "fields"?, "retry_after"?}}`. '
+        "Times in answers are ISO 8601 in UTC, to the second: `2026-11-24T10:00:04Z`."
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,

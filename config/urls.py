@@ -25,5 +25,8 @@ urlpatterns = [
     ),
 ]
 
+# Under the API's paths, every answer is in its error shape (api.errors); elsewhere Django's pages.
+handler400 = "api.errors.bad_request"
+handler403 = "api.errors.permission_denied"
 handler404 = "api.errors.not_found"
 handler500 = "api.errors.server_error"

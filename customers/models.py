@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -253,11 +253,12 @@ def _iso(value: date | str | None) -> str | None:
 
 
 def iso_timestamp(value: Any) -> str | None:
-    """ISO 8601 in UTC with a "Z"; text already in that form (formatted by the database, see
+    """The one format of times in answers: ISO 8601 (RFC 3339) in UTC, to the second (truncated), with a "Z":
+    2026-11-24T10:00:04Z. Text already in that form (formatted by the database, see
     customers.selectors.PeakTimestamp) as it is."""
     if value is None or isinstance(value, str):
         return value
-    return value.isoformat().replace("+00:00", "Z")
+    return str(value.astimezone(UTC).isoformat(timespec="seconds")).replace("+00:00", "Z")
 
 
 def _number(value: Decimal | int | float | None) -> int | float:

@@ -18,18 +18,14 @@ from stores.selectors import api_key_store_ids, store_get_for_key
 
 
 class PeakTimestamp(Func):
-    """A timestamp column as the canonical representation writes it (see customers.models.peak_customer): on
-    PostgreSQL, formatted by the database as ISO 8601 in UTC with a "Z" (microseconds only when there are some,
-    as datetime.isoformat does); elsewhere the datetime, which peak_customer formats. Reading the text skips the
-    timestamptz loader Django installs in psycopg (Python, ~4 µs a value) and the formatting in Python."""
+    """A timestamp column as the canonical representation writes it (see customers.models.iso_timestamp): on
+    PostgreSQL, formatted by the database as ISO 8601 in UTC to the second (to_char truncates) with a "Z";
+    elsewhere the datetime, which peak_customer formats. Reading the text skips the timestamptz loader Django
+    installs in psycopg (Python, ~4 µs a value) and the formatting in Python."""
 
     output_field = DateTimeField()
     template = "%(expressions)s"
-    # One to_char with the microseconds, which are then dropped when they are all zeros: only the end of the text
-    # can read ".000000Z".
-    _POSTGRESQL = (
-        """replace(to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), '.000000Z', 'Z')"""
-    )
+    _POSTGRESQL = """to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
 
     def as_postgresql(
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any

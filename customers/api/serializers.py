@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from typing import Any
 
@@ -10,49 +9,66 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from api.serializers import ErrorSerializer, StrictSerializer
-from customers.models import Gender, licence_key, phone_digits
+from api.serializers import SPACE, ErrorSerializer, StrictSerializer, TextRule
+from customers.models import Gender, licence_key
 from pos_integrations.records import CustomerInput
 
-# Letters of any script, with spaces, apostrophes (straight or typographic), hyphens and periods between.
-_NAME = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ '\-.\u2019])*$")
-_LICENCE = re.compile(r"^[A-Z0-9]{4,20}$")
+_NAME_MARKS = " '-.\u2019"
 OLDEST_BIRTHDAY_YEARS = 120
 
 
+def _is_name(value: str) -> bool:
+    words = " ".join(value.split())
+    return words[:1].isalpha() and all(c.isalpha() or c in _NAME_MARKS for c in words)
+
+
+# Letters of any script, with white space, apostrophes (straight or typographic), hyphens and periods between.
+NAME = TextRule(
+    rf"^[{SPACE}]*\p{{L}}[\p{{L}}'\-.\u2019{SPACE}]*$",
+    "Use letters, spaces, apostrophes, hyphens and periods.",
+    valid=_is_name,
+)
+# 4 to 20 letters and digits (ASCII), with spaces and dashes anywhere (dropped).
+LICENCE = TextRule(rf"^[{SPACE}\-]*(?:[A-Za-z0-9][{SPACE}\-]*){{4,20}}$", "Enter 4 to 20 letters and digits.")
+# 10 digits (11 with a leading US country code 1), in any format: whatever else is between them.
+PHONE = TextRule(
+    r"^[^0-9\u0000]*(?:1[^0-9\u0000]*)?(?:[0-9][^0-9\u0000]*){10}$", "Enter a 10-digit phone number (any format)."
+)
+
+
 class NewCustomerSerializer(StrictSerializer):
-    first_name = serializers.CharField(max_length=150)
-    last_name = serializers.CharField(max_length=150)
+    first_name = serializers.CharField(max_length=150, validators=[NAME])
+    last_name = serializers.CharField(max_length=150, validators=[NAME])
     gender = serializers.ChoiceField(
         choices=[Gender.MALE, Gender.FEMALE, Gender.OTHER],
         required=False,
         allow_blank=True,
-        help_text="M, F or X (other / non-binary); blank or absent for unknown.",
+        allow_null=True,
+        help_text="M, F or X (other / non-binary); null (as answers show it), blank or absent for unknown.",
     )
     birthday = serializers.DateField(required=False, allow_null=True, help_text="YYYY-MM-DD, in the past.")
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
     phone = serializers.CharField(
-        max_length=40, required=False, allow_blank=True, help_text="Any format; stored as its 10 digits."
+        max_length=40,
+        required=False,
+        allow_blank=True,
+        validators=[PHONE],
+        help_text="Any format; stored as its 10 digits.",
     )
     drivers_license = serializers.CharField(
         max_length=64,
         required=False,
         allow_blank=True,
+        validators=[LICENCE],
         help_text="4 to 20 letters and digits (spaces and dashes are dropped).",
     )
     notes = serializers.CharField(max_length=2000, required=False, allow_blank=True)
 
-    def _name(self, value: str) -> str:
-        value = " ".join(value.split())
-        if not _NAME.match(value):
-            raise serializers.ValidationError("Use letters, spaces, apostrophes, hyphens and periods.")
-        return value
-
     def validate_first_name(self, value: str) -> str:
-        return self._name(value)
+        return " ".join(value.split())
 
     def validate_last_name(self, value: str) -> str:
-        return self._name(value)
+        return " ".join(value.split())
 
     def validate_birthday(self, value: date | None) -> date | None:
         if value is None:
@@ -68,20 +84,12 @@ class NewCustomerSerializer(StrictSerializer):
         return value.strip().lower()
 
     def validate_phone(self, value: str) -> str:
-        if not value.strip():
-            return ""
-        digits = phone_digits(value)
-        if len(digits) != 10:
-            raise serializers.ValidationError("Enter a 10-digit phone number (any format).")
-        return digits
+        # PHONE took it: 10 digits 0-9, or 11 beginning with the country code.
+        digits = "".join(c for c in value if "0" <= c <= "9")
+        return digits[-10:]
 
     def validate_drivers_license(self, value: str) -> str:
-        if not value.strip():
-            return ""
-        key = licence_key(value)
-        if not _LICENCE.match(key):
-            raise serializers.ValidationError("Enter 4 to 20 letters and digits.")
-        return key
+        return licence_key(value)
 
     @staticmethod
     def to_input(data: dict[str, Any]) -> CustomerInput:
@@ -89,7 +97,7 @@ class NewCustomerSerializer(StrictSerializer):
         return CustomerInput(
             first_name=data["first_name"],
             last_name=data["last_name"],
-            gender=data.get("gender", ""),
+            gender=data.get("gender") or "",
             birthday=data.get("birthday"),
             email=data.get("email", ""),
             phone=data.get("phone", ""),

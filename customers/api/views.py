@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django_filters.rest_framework import DjangoFilterBackend
@@ -16,8 +17,8 @@ from api import examples as api_ex
 from api.authentication import request_api_key
 from api.errors import ApiError
 from api.pagination import MAX_ID, PAGE_PARAMS, next_link, page_request, pagination_parameters
-from api.query import parse_query
-from api.schema import COMMON_EXAMPLES, ERRORS
+from api.query import all_parameters, parse_query
+from api.schema import BODY_ERRORS, BODY_EXAMPLES, COMMON_EXAMPLES, ERRORS
 from api.serializers import ErrorSerializer
 from customers.api import examples as ex
 from customers.api.errors import CUSTOMER_ERRORS
@@ -40,6 +41,8 @@ from stores.selectors import store_get_for_key
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+# 1 to 255 visible ASCII characters, spaces only between them (a UUID, say).
+IDEMPOTENCY_KEY_PATTERN = rf"^[!-~](?:[ -~]{{0,{MAX_IDEMPOTENCY_KEY_LENGTH - 2}}}[!-~])?$"
 LEGACY_MAX_RESULTS = 100
 
 
@@ -75,10 +78,11 @@ class CustomerViewSet(ViewSet):
         examples=[ex.LIST_OK, ex.LIST_LIVE, api_ex.BAD_PARAMS, api_ex.STORE_NOT_FOUND, *COMMON_EXAMPLES],
     )
     def list(self, request: Request) -> Response:
-        filters = CustomerFilters.from_mapping(
-            parse_query(CustomerFilter, request.query_params, also_allowed=PAGE_PARAMS)
+        params, page = all_parameters(
+            lambda: parse_query(CustomerFilter, request.query_params, also_allowed=PAGE_PARAMS),
+            lambda: page_request(request.query_params),
         )
-        page = page_request(request.query_params)
+        filters = CustomerFilters.from_mapping(params)
         result = customer_search(api_key=request_api_key(request), filters=filters, after=page.after, size=page.size)
         body: dict[str, Any] = {
             "customers": result.customers,
@@ -116,9 +120,9 @@ class CustomerViewSet(ViewSet):
         parameters=[
             OpenApiParameter(
                 IDEMPOTENCY_HEADER,
-                str,
+                {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN, "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH},
                 OpenApiParameter.HEADER,
-                description="Any unique string up to 255 characters (a UUID), kept for 24 hours.",
+                description="Any unique string of visible ASCII up to 255 characters (a UUID), kept for 24 hours.",
             )
         ],
         request=CustomerCreateSerializer,
@@ -137,6 +141,7 @@ class CustomerViewSet(ViewSet):
                 ErrorSerializer, description="The POS is unavailable or rate-limiting; see Retry-After."
             ),
             **ERRORS,
+            **BODY_ERRORS,
         },
         examples=[
             ex.CREATE_REQUEST,
@@ -149,6 +154,7 @@ class CustomerViewSet(ViewSet):
             ex.CREATE_KEY_REUSED,
             ex.POS_BAD_GATEWAY,
             ex.POS_UNAVAILABLE,
+            *BODY_EXAMPLES,
             *COMMON_EXAMPLES,
         ],
     )
@@ -173,10 +179,10 @@ def _idempotency_key(request: Request, api_key: ApiKey) -> IdempotencyKey | None
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
         return None
-    key = key.strip()
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH or not key.isprintable():
+    if not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key):
         raise ApiError(
-            f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable characters.",
+            f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters (spaces "
+            "between them).",
             code="invalid_idempotency_key",
             fields={IDEMPOTENCY_HEADER: ["Invalid value."]},
         )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,7 +12,7 @@ from rest_framework.viewsets import ViewSet
 from api import examples as api_ex
 from api.authentication import request_api_key
 from api.query import parse_query
-from api.schema import COMMON_EXAMPLES, ERRORS
+from api.schema import BODY_ERRORS, BODY_EXAMPLES, COMMON_EXAMPLES, ERRORS
 from api.serializers import ErrorSerializer
 from stores.selectors import store_get_for_key
 from syncs.api import examples as ex
@@ -23,6 +24,7 @@ from syncs.api.serializers import (
     store_sync_status_as_dict,
     sync_as_dict,
 )
+from syncs.models import CustomerSync
 from syncs.selectors import store_sync_status_list
 from syncs.services import sync_trigger
 
@@ -30,11 +32,16 @@ from syncs.services import sync_trigger
 class SyncViewSet(ViewSet):
     """Customer syncs of the stores the API key reaches."""
 
+    # For the schema only: drf-spectacular documents the list's query parameters from the filterset.
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = SyncListFilter
+    queryset = CustomerSync.objects.none()
+
     @extend_schema(
         operation_id="syncs_list",
         summary="Sync status per store",
         description="Each store the key reaches, with its latest sync (status, times, counts, error).",
-        parameters=[OpenApiParameter("catalog_id", str, description="Only this store.")],
+        filters=True,
         responses={
             200: SyncListResponseSerializer,
             404: OpenApiResponse(ErrorSerializer, description="catalog_id is not one of the key's stores."),
@@ -61,6 +68,7 @@ class SyncViewSet(ViewSet):
             200: SyncTriggerResponseSerializer,
             404: OpenApiResponse(ErrorSerializer, description="catalog_id is not one of the key's stores."),
             **ERRORS,
+            **BODY_ERRORS,
         },
         examples=[
             ex.SYNC_REQUEST,
@@ -68,6 +76,7 @@ class SyncViewSet(ViewSet):
             ex.SYNC_RUNNING,
             ex.SYNC_INVALID,
             api_ex.STORE_NOT_FOUND,
+            *BODY_EXAMPLES,
             *COMMON_EXAMPLES,
         ],
     )
