@@ -27,6 +27,7 @@ _ERROR_TYPES = {
 }
 _INVALID_ARGUMENT = "com.fourtwenty.core.exceptions.BlazeInvalidArgException"
 _EPOCH_MS = re.compile(r"-?\d+")
+_DRIVERS = '"Drivers"'
 _MIDNIGHTS: dict[str, int] = {}  # YYYY-MM-DD -> epoch ms of the shop's local midnight (a few 10,000 days)
 
 
@@ -44,21 +45,28 @@ def local_day(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, STORE_TIME_ZONE).date().isoformat()
 
 
-def _birthday(p: Person, variant: int) -> str:
+_ALL_THREE: dict[str, str] = {}  # YYYY-MM-DD -> its `dob`, `birthdate` and `localDob` (rendered once per day)
+
+
+def _birthday(day: str | None, variant: int) -> str:
     """`dob`, `birthdate` and `localDob`, as members of a real listing carry them: most all three, some only
     `localDob`, some only `dob`, some an empty `birthdate` (none of them when the birthday is unknown)."""
-    if p.birthday is None:
+    if day is None:
         return ""
+    if variant > 2:
+        text = _ALL_THREE.get(day)
+        if text is None:
+            text = _ALL_THREE[day] = f'"dob":{local_midnight_ms(day)},"birthdate":"{day}","localDob":"{day}",'
+        return text
     if variant == 0:
-        return f'"localDob":"{p.birthday}",'
-    dob = f'"dob":{local_midnight_ms(p.birthday)},'
+        return f'"localDob":"{day}",'
     if variant == 1:
-        return dob
-    return f'{dob}"birthdate":"{"" if variant == 2 else p.birthday}","localDob":"{p.birthday}",'
+        return f'"dob":{local_midnight_ms(day)},'
+    return f'"dob":{local_midnight_ms(day)},"birthdate":"","localDob":"{day}",'
 
 
 def _expiry(day: str | None) -> str:
-    return "" if day is None else f'"expirationDate":{local_midnight_ms(day)},'
+    return "" if day is None else f'"expirationDate":{_MIDNIGHTS.get(day) or local_midnight_ms(day)},'
 
 
 class Blaze(Dialect):
@@ -79,7 +87,7 @@ class Blaze(Dialect):
             ident = (
                 f'{{"licenseNumber":{quote(p.licence)},{_expiry(p.licence_exp)}'
                 f'"localExpirationDate":{quote(p.licence_exp or "")},"state":{quote(p.licence_state or "")},'
-                f'"type":{"null" if (v >> 10) & 3 == 0 else chr(34) + "Drivers" + chr(34)}}}'
+                f'"type":{"null" if (v >> 10) & 3 == 0 else _DRIVERS}}}'
             )
         rec = ""
         if p.card is not None:
@@ -96,7 +104,7 @@ class Blaze(Dialect):
             f'"deleted":false,"companyId":"{COMPANY_ID}","shopId":"{SHOP_ID}",'
             f'"firstName":{quote(p.first)},"lastName":{quote(p.last)},"middleName":{nullable(p.middle)},'
             f'"email":{quote(p.email or "")},"primaryPhone":{quote(primary)},'
-            f'"cpn":"{"+1" + digits if digits else ""}",{_birthday(p, (v >> 7) & 7)}"sex":{sex},'
+            f'"cpn":"{"+1" + digits if digits else ""}",{_birthday(p.birthday, (v >> 7) & 7)}"sex":{sex},'
             f'"status":"{"Active" if p.status == "active" else "Inactive"}","medical":{boolean(p.medical)},'
             f'"consumerType":"{"MedicinalState" if p.medical else "AdultUse"}",'
             f'"address":{{"address":{quote(p.street)},"city":{quote(p.city)},"state":{quote(p.state)},'

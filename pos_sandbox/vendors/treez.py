@@ -121,9 +121,9 @@ def _patient_type(p: Person) -> str:
     return MMID if p.card and p.card_exp else "MEDICAL"
 
 
-def fail(reason: str, detail: str | None, status: int = 400) -> Response:
-    """Treez's refusal: `{"resultCode": "FAIL", "resultReason": ..., "resultDetail": ...}`."""
-    return json_response(status, {"resultCode": "FAIL", "resultReason": reason, "resultDetail": detail})
+def fail(reason: str, detail: str | None, status: int = 400, **extra: Any) -> Response:
+    """Treez's refusal: `{"resultCode": "FAIL", "resultReason": ..., "resultDetail": ...}` (and `extra`)."""
+    return json_response(status, {"resultCode": "FAIL", "resultReason": reason, "resultDetail": detail, **extra})
 
 
 def _blank(value: Any) -> bool:
@@ -221,9 +221,7 @@ class Treez(Dialect):
     def token(self, req: Request) -> Response:
         form = req.form()
         if not self.presented(form, {"client_id": "client_id", "apikey": "api_key"}):
-            return json_response(
-                401, {"resultCode": "FAIL", "resultReason": "Invalid client_id or apikey", "resultDetail": None}
-            )
+            return fail("Invalid client_id or apikey", None, 401)
         # What a published client reads: `expires_at` (store-local, offset without a colon) and `expires_in`
         # (seconds, as text).
         expires = int(time.time() * 1000) + TOKEN_SECONDS * 1000
@@ -293,12 +291,11 @@ class Treez(Dialect):
         return Response(status, body.encode(), **kwargs)
 
     def listing(self, req: Request, after: str, page: str, size: str) -> Response:
-        """A page of the customers updated since `after`; past the end, `data: []` (the spec's `data` is one
-        customer, the API's an array: see README)."""
-        text = unquote(after)
-        if not _DATE_TIME.fullmatch(text):
-            detail = f"{text} date does not match the expected format i.e. yyyy-MM-dd'T'HH:mm:ss.SSSXXX"
-            return self._list_refusal("INVALID_DATE_FORMAT", detail)
+        """A page of the customers updated since `after`, past the end `data: []` (the spec models `data` as
+        one customer, the API sends an array: shared/vendor-specs/README.md)."""
+        if not _DATE_TIME.fullmatch(after):
+            detail = f"{after} date does not match the expected format i.e. yyyy-MM-dd'T'HH:mm:ss.SSSXXX"
+            return fail("INVALID_DATE_FORMAT", detail, data=None)
         number = int_param(page, "page_number", 1, 1, 10**9)
         limit = int_param(size, "page_size", PAGE_LIMIT, 1, 10**9)
         if limit > PAGE_LIMIT:
@@ -306,13 +303,9 @@ class Treez(Dialect):
                 f"The response limit requested is {limit} which exceeds the maximum response limit. "
                 f"Do not exceed {PAGE_LIMIT}"
             )
-            return self._list_refusal("RESPONSE_LIMIT_EXCEEDS", detail)
-        body, _ = self.page(parse_time_ms(text, "date_time"), None, (number - 1) * limit, limit)
+            return fail("RESPONSE_LIMIT_EXCEEDS", detail, data=None)
+        body, _ = self.page(parse_time_ms(after, "date_time"), None, (number - 1) * limit, limit)
         return self._envelope(body, listing=True)
-
-    @staticmethod
-    def _list_refusal(reason: str, detail: str) -> Response:
-        return json_response(400, {"resultCode": "FAIL", "resultReason": reason, "resultDetail": detail, "data": None})
 
     # Lookups answer one customer (the spec's `data`); a miss is a 404 in the spec's words for that path.
     def _one(self, people: list[Person], miss: Response) -> Response:
@@ -353,15 +346,8 @@ class Treez(Dialect):
         if dup is not None:
             what, existing = dup
             existing_id = self.id_of(existing)
-            return json_response(
-                400,
-                {
-                    "resultCode": "FAIL",
-                    "resultReason": f"DUPLICATE_CUSTOMER: a customer with this {what} already exists",
-                    "resultDetail": f"customer_id {existing_id}",
-                    "data": {"customer_id": existing_id},
-                },
-            )
+            reason = f"DUPLICATE_CUSTOMER: a customer with this {what} already exists"
+            return fail(reason, f"customer_id {existing_id}", data={"customer_id": existing_id})
         if fields.get("licence"):
             fields["licence_state"] = fields.get("state")
         return self._envelope(self.render(self.add(fields)))

@@ -29,7 +29,7 @@ from pos_sandbox import SANDBOX_CREDENTIALS, SandboxServer
 from pos_sandbox.data import digits_of
 from tests.pos_integrations.contracts.specs import answer_problems
 
-N = 1_200
+N = 600
 SEED = 23
 DISPENSARY = SANDBOX_CREDENTIALS["treez"]["dispensary"]
 # A Blaze departure from the swagger is allowed where a real listing shows it: (member path, the value there).
@@ -144,7 +144,6 @@ def test_blaze_answers_follow_the_swagger_but_where_a_real_listing_departs(
     cases = [
         f"{members}?skip=0&limit=500",
         f"{members}?skip=500&limit=500",
-        f"{members}?skip=1000&limit=500",
         f"{members}?startDate={start}&endDate={start + 7 * 86_400_000}&skip=0&limit=500",  # incremental
         f"{members}/{rec['id']}",
         f"{members}/email/{quote(rec['email'], safe='')}",
