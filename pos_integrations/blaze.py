@@ -31,6 +31,9 @@ from .vendors import BLAZE
 
 MEMBERS = "/api/v1/partner/members"
 PAGE_SIZE = 500
+# The undated walk steps back this many members at each page and remembers twice as many of the page before
+# (see fetch_page): up to this many members added, changed or removed between two pages cost nothing.
+OVERLAP = 20
 # A dated listing asks for at most 7 days at a time: one published script says the API demands it, and the
 # swagger says nothing either way. Only incremental syncs (and a full sync's closing window) use dates.
 WINDOW = timedelta(days=7)
@@ -66,6 +69,17 @@ def _is_medical(raw: Mapping[str, Any]) -> bool:
     return parsing.parse_bool(raw.get("medical"), default=False) or (
         parsing.clean_str(raw.get("consumerType")).lower() in MEDICAL_TYPES
     )
+
+
+def _version(item: Any) -> tuple[str, Any]:
+    """A member's id and `modified`: what tells the same record from a change of it."""
+    return (str(item.get("id") or ""), item.get("modified")) if isinstance(item, Mapping) else ("", None)
+
+
+def _unseen(items: list[Any], tail: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """The members of a page that the page before did not end with (as they are now), and this page's tail."""
+    fresh = [item for item in items if not (key := _version(item))[0] or tail.get(key[0]) != key[1]]
+    return fresh, dict(_version(item) for item in items[-2 * OVERLAP :])
 
 
 @lru_cache(maxsize=32)
@@ -168,16 +182,23 @@ class BlazeClient(PosClient):
 
     def fetch_page(self, position: Position) -> RawPage:
         walking = "started" in position
-        params: dict[str, int] = {"skip": position["skip"], "limit": PAGE_SIZE}
+        # Members added, changed (moved to the front or the back) or removed between two pages of the undated
+        # walk shift the rest by a few places, whichever order the listing has. So each page starts OVERLAP
+        # members early (none is skipped) and drops the members the page before ended with, as they were
+        # then (`tail`, its last 2 x OVERLAP: none is read twice).
+        tail: Mapping[str, Any] = position.get("tail") or {}
+        params: dict[str, int] = {"skip": max(0, position["skip"] - (OVERLAP if tail else 0)), "limit": PAGE_SIZE}
         if not walking:
             params = {"startDate": position["start"], "endDate": position["end"], **params}
         body = self.http.get_json(MEMBERS, params=params)
         items = list_from(body, "values")
         if items is None:
             raise PosBadResponse(f"{self.label} sent a member page without `values`", vendor=self.vendor)
-        skip = position["skip"] + len(items)
+        skip = params["skip"] + len(items)
         total = body.get("total") if isinstance(body, Mapping) else None
         done = not items or (skip >= total if isinstance(total, int) else len(items) < PAGE_SIZE)
+        if walking:
+            items, tail = _unseen(items, tail)
         overlap_ms = int(self.overlap.total_seconds() * 1000)
         # Members the walk read that its closing window will list again, by the version read: `recent`.
         recent: dict[str, Any] = dict(position.get("recent") or {})
@@ -196,9 +217,8 @@ class BlazeClient(PosClient):
                 i for i in items if not (isinstance(i, Mapping) and recent.get(str(i.get("id"))) == i.get("modified"))
             ]
         if not done:
-            return RawPage(
-                items, {**position, "skip": skip, "recent": recent} if walking else {**position, "skip": skip}
-            )
+            more = {"skip": skip, "recent": recent, "tail": tail} if walking else {"skip": skip}
+            return RawPage(items, {**position, **more})
         if walking:
             # The undated listing's order is Blaze's (newest-modified first in a real one): a member modified
             # while we walked may have moved to a page already read. Read those back by date.

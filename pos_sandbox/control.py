@@ -79,10 +79,23 @@ class Control:
         for p in people:
             yield record(gen, p, False)
 
+    def select(self, vendor: str, offset: int, limit: int) -> tuple[list[int], int]:
+        """A page of the vendor's full listing (no filters), in the order it lists: indexes and the total."""
+        if self.dialects[vendor].listing_order == "newest":
+            return self.dataset.select_newest_first(vendor, None, None, offset, limit)
+        return self.dataset.select(vendor, None, None, offset, limit)
+
     def vendor_records(self, vendor: str) -> Iterator[dict[str, Any]]:
-        """Every current customer as the vendor's JSON (without faults), in listing order."""
-        for text in self.truth(vendor, self.dataset.iter_people(self.vendor_name(vendor))):
-            yield json.loads(text)
+        """Every current customer as the vendor's JSON (without faults), in the order its full listing has."""
+        vendor = self.vendor_name(vendor)
+        offset = 0
+        while True:
+            indexes, _ = self.select(vendor, offset, MAX_RECORDS)
+            if not indexes:
+                return
+            for text in self.truth(vendor, self.dataset.people(vendor, indexes)):
+                yield json.loads(text)
+            offset += len(indexes)
 
     def record(self, vendor: str, customer_id: str) -> dict[str, Any] | None:
         """One current customer as the vendor's JSON, or None."""
@@ -157,7 +170,7 @@ class Control:
         vendor = self.vendor_name(vendor)
         offset = int_param(req.query.get("offset"), "offset", 0, 0, 10**12)
         limit = int_param(req.query.get("limit"), "limit", 100, 1, MAX_RECORDS)
-        indexes, total = self.dataset.select(vendor, None, None, offset, limit)
+        indexes, total = self.select(vendor, offset, limit)
         records = ",".join(self.truth(vendor, self.dataset.people(vendor, indexes)))
         return Response(200, f'{{"total":{total},"records":[{records}]}}'.encode())
 

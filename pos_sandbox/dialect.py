@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from .data import Dataset, Generator, Person
 from .faults import Faults, RateLimit
@@ -19,6 +19,8 @@ from .protocol import Request, Response, json_response
 from .render import array
 from .routing import Router
 from .tokens import TokenStore
+
+Order = Literal["listing", "reversed", "newest"]
 
 
 class Dialect:
@@ -31,6 +33,7 @@ class Dialect:
     published_rate_limit: ClassVar[RateLimit | None] = None  # enforced under the ratelimit=on fault
     sends_rate_limit_headers: ClassVar[bool] = False  # X-RateLimit-* on every answer while a limit is on
     not_found_message: ClassVar[str] = "Not found"
+    listing_order: ClassVar[Order] = "listing"  # the order of the full listing without filters (see `page`)
 
     def __init__(self, dataset: Dataset, faults: Faults, tokens: TokenStore) -> None:
         self.ds = dataset
@@ -132,15 +135,36 @@ class Dialect:
         return array([render(gen, p, bad(p.h) < rate) for p in people])
 
     def page(
-        self, since_ms: int | None, until_ms: int | None, offset: int, limit: int, *, reverse: bool = False
+        self,
+        since_ms: int | None,
+        until_ms: int | None,
+        offset: int,
+        limit: int,
+        *,
+        order: Order = "listing",
+        created: tuple[int | None, int | None] = (None, None),
     ) -> tuple[str, int]:
-        """One page of the listing (since <= modified < until, in listing order or reversed) and its total."""
-        if not reverse:
-            indexes, total = self.ds.select(self.vendor, since_ms, until_ms, offset, limit)
+        """One page of the listing (since <= modified < until) and its total.
+
+        `order`: "listing" (by creation: changes do not move records), "reversed" (that order backwards) or
+        "newest" (most recently modified first: a change moves a record to the front). `created` also bounds
+        the creation time, created_since <= created < created_until (not with "newest").
+        """
+        if order == "newest":
+            indexes, total = self.ds.select_newest_first(self.vendor, since_ms, until_ms, offset, limit)
             return self.render_page(self.ds.people(self.vendor, indexes)), total
-        total = self.total(since_ms, until_ms)
+
+        def select(start: int, count: int) -> tuple[list[int], int]:
+            if created == (None, None):
+                return self.ds.select(self.vendor, since_ms, until_ms, start, count)
+            return self.ds.select_created(self.vendor, since_ms, until_ms, *created, start, count)
+
+        if order == "listing":
+            indexes, total = select(offset, limit)
+            return self.render_page(self.ds.people(self.vendor, indexes)), total
+        total = select(0, 0)[1]
         start = max(0, total - offset - limit)
-        indexes, _ = self.ds.select(self.vendor, since_ms, until_ms, start, max(0, total - offset - start))
+        indexes, _ = select(start, max(0, total - offset - start))
         return self.render_page(self.ds.people(self.vendor, indexes[::-1])), total
 
     def total(self, since_ms: int | None, until_ms: int | None) -> int:

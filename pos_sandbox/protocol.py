@@ -65,8 +65,13 @@ def json_response(status: int, payload: Any, **kwargs: Any) -> Response:
 
 # --- parameters ------------------------------------------------------------------------------------------
 def parse_time_ms(text: str, name: str) -> int:
-    """ISO 8601 (date or date-time, with or without offset; naive = UTC), M/D/Y H:M:S or epoch ms -> epoch ms."""
+    """ISO 8601 (date or date-time, with or without offset; naive = UTC), M/D/Y H:M:S or epoch ms -> epoch ms.
+
+    The UTC designator may be a lower-case `z` (RFC 3339 allows it; Cova's documented filter writes it so).
+    """
     t = unquote(text).strip()
+    if t[-1:] == "z":
+        t = t[:-1] + "Z"
     if re.fullmatch(r"-?\d{10,}", t):
         return int(t)
     formats = (datetime.fromisoformat, lambda s: datetime.strptime(s, "%m/%d/%Y %H:%M:%S").replace(tzinfo=UTC))

@@ -45,16 +45,6 @@ def iso_seconds(ms: int) -> str:
     return f"{DAYS.get(d) or day_text(d)}T{clock}"
 
 
-def date_ms(day: str) -> int:
-    """Epoch ms of midnight UTC on a YYYY-MM-DD date (negative before 1970)."""
-    return (date.fromisoformat(day) - date(1970, 1, 1)).days * DAY_MS
-
-
-def ms_day(ms: int) -> str:
-    """The UTC date (YYYY-MM-DD) of an epoch-ms time."""
-    return (date(1970, 1, 1) + timedelta(days=ms // DAY_MS)).isoformat()
-
-
 def nullable(s: str | None) -> str:
     """A JSON string, or null."""
     return "null" if s is None else quote(s)
@@ -77,10 +67,8 @@ __all__ = [
     "LOCAL_OFFSET_TEXT",
     "array",
     "boolean",
-    "date_ms",
     "day_text",
     "iso_seconds",
-    "ms_day",
     "nullable",
     "quote",
 ]

@@ -302,7 +302,7 @@ class SandboxServer:
 
     # --- ground truth --------------------------------------------------------------------------------
     def vendor_records(self, vendor: str) -> Iterator[dict[str, Any]]:
-        """Every current customer as the vendor's JSON (without faults), in listing order."""
+        """Every current customer as the vendor's JSON (without faults), in the order its full listing has."""
         return self.control.vendor_records(vendor)
 
     def record(self, vendor: str, customer_id: str) -> dict[str, Any] | None:

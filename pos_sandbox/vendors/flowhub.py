@@ -54,9 +54,8 @@ class Flowhub(Dialect):
 
     # --- handlers ------------------------------------------------------------------------------------
     def listing(self, req: Request) -> Response:
-        for unsupported in ("created_after", "created_before"):
-            if req.query.get(unsupported):
-                raise BadRequest(f"the sandbox filters on updated_after/updated_before only, not {unsupported}")
+        """Every filter is a store-local date: `updated_after`/`updated_before` and `created_after`/`created_before`
+        (a published client sends `created_after`); `after` is inclusive, `before` exclusive."""
         page = int_param(req.query.get("page"), "page", 1, 1, 10**9)
         size = int_param(req.query.get("page_size"), "page_size", 100, 1, 500)
         order = (req.query.get("order_by") or "asc").lower()
@@ -64,7 +63,10 @@ class Flowhub(Dialect):
             raise BadRequest("order_by must be asc or desc")
         since = self._local_day_ms(req, "updated_after")
         until = self._local_day_ms(req, "updated_before")
-        body, total = self.page(since, until, (page - 1) * size, size, reverse=order == "desc")
+        created = (self._local_day_ms(req, "created_after"), self._local_day_ms(req, "created_before"))
+        body, total = self.page(
+            since, until, (page - 1) * size, size, order="reversed" if order == "desc" else "listing", created=created
+        )
         envelope = f'{{"total":{total},"page":{page},"page_size":{size},"data":{body}}}'
         return Response(200, envelope.encode(), listing=True)
 

@@ -128,9 +128,9 @@ class LeafLogix(Dialect):
         if not given:
             raise BadRequest("Give one of phone, emailAddress, firstName, lastName, dateOfBirth, mmjidNumber")
         found = self.search(**given)
-        if not found:
-            return Response(204)
-        return Response(200, self.render(found[0]).encode())
+        # No match: 200 with a JSON `null` (what ASP.NET Web API, whose error bodies Dutchie's are, answers for
+        # an action that returns no object), not a 204 without a body, which a published client cannot read.
+        return Response(200, self.render(found[0]).encode() if found else b"null")
 
     def upsert(self, req: Request) -> Response:
         """No customerId: create (no duplicate check; the client looks up first). With one: a sparse update."""

@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import secrets
 import threading
 import time
+import uuid
+from datetime import date
 from typing import Any
 from urllib.parse import unquote
 
@@ -19,7 +22,7 @@ from ..data import Dataset, Generator, Person, digits_of
 from ..dialect import Dialect
 from ..faults import Faults
 from ..ids import DecimalIds
-from ..protocol import Request, Response, int_param, json_response, parse_text, parse_time_ms, read_fields
+from ..protocol import BadRequest, Request, Response, int_param, json_response, parse_text, parse_time_ms, read_fields
 from ..render import BAD_TIME, LOCAL_OFFSET_MS, LOCAL_OFFSET_TEXT, iso_seconds, nullable, quote
 from ..routing import Route, Router
 from ..tokens import TokenStore
@@ -31,8 +34,21 @@ NOTHING = "Nothing was found"
 CERTIFICATE_ID = "sandbox-treez-certificate"
 ORGANIZATION_ID = "7d0c5a7e-3f0b-4c43-9d4e-5b0d2c1a9e01"
 JWT_LIFETIME_MS = 30_000
+PAGE_LIMIT = 50
+# The listing's `date_time` as its description and INVALID_DATE_FORMAT answer give it: yyyy-MM-dd'T'HH:mm:ss.SSSXXX
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}(Z|[+-]\d{2}:\d{2})")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
-# (Person field, Treez field) of what a create or update may carry; the address comes in `addresses`.
+# The write schema (`CustomerWrite`, for create and update): what it requires, its enums, and what
+# `patient_type: MEDICAL_MMID` and a populated address add. Fields it does not name are ignored.
+REQUIRED = ("first_name", "last_name", "birthday", "patient_type")
+MMID = "MEDICAL_MMID"
+MMID_REQUIRED = ("state_medical_id", "permit_expiration")
+PATIENT_TYPES = ("ADULT", "MEDICAL", MMID)
+GENDERS = ("M", "F", "U", "N")
+ADDRESS_REQUIRED = ("type", "street1", "city", "state", "zipcode")
+ADDRESS_TYPES = ("ADDRESS_OF_RECORD", "ALTERNATIVE_ADDRESS", "SECONDARY_ADDRESS")
+# (Person field, Treez field) of what a write may carry; the address comes in `addresses`.
 TEXT_FIELDS = (
     ("first", "first_name"),
     ("last", "last_name"),
@@ -43,13 +59,19 @@ TEXT_FIELDS = (
     ("licence", "drivers_license"),
     ("card", "state_medical_id"),
 )
-DATE_FIELDS = (
-    ("birthday", "birthday"),
-    ("licence_exp", "drivers_license_expiration"),
-    ("card_exp", "permit_expiration"),
-)
+DATE_FIELDS = (("birthday", "birthday"), ("card_exp", "permit_expiration"))
 ADDRESS_FIELDS = (("street", "street1"), ("city", "city"), ("state", "state"), ("postal_code", "zipcode"))
 _STATUS = {"active": "ACTIVE", "inactive": "INACTIVE", "merged": "MERGED"}
+
+# Parts of every record that do not vary (the sandbox keeps no caregivers, physicians, images or groups).
+_VERIFIED = '"verification_status":"VERIFIED","verification_reasons":[],'
+_CAREGIVING = (
+    '"physician_first_name":null,"physician_last_name":null,"physician_license":null,"physician_address":null,'
+    '"physician_phone":null,"is_caregiver":false,"caregiver_license_number":"","caregiver_name_1":"",'
+    '"caregiver_name_2":"","caregiver_details":[],'
+)
+_FLAGS = '"opt_out":false,"referral_source":null,"banned":false,"warning_1":false,"warning_2":false,'
+_TAIL = '"imageList":[],"customer_groups":[],"external_ids":{"aiq_contact_id":null}'
 
 # --- the v3 key pair ---------------------------------------------------------------------------------------
 _key_lock = threading.Lock()
@@ -79,7 +101,61 @@ def treez_v3_credentials() -> dict[str, str]:
 
 
 def _local(ms: int) -> str:
+    """2024-05-14T09:06:40.000-07:00: store-local time with its offset (`signup_date`, `last_update`)."""
     return f"{iso_seconds(ms + LOCAL_OFFSET_MS)}.000{LOCAL_OFFSET_TEXT}"
+
+
+def _local_plain(ms: int) -> str:
+    """2024-05-31 09:54:13.000: store-local time without an offset (`last_visit_date`)."""
+    return f"{iso_seconds(ms + LOCAL_OFFSET_MS).replace('T', ' ')}.000"
+
+
+def _local_expiry(ms: int) -> str:
+    """2026-01-11T13:56:05.000-0700: a token's `expires_at`, as a published client reads it."""
+    return f"{iso_seconds(ms + LOCAL_OFFSET_MS)}.000{LOCAL_OFFSET_TEXT.replace(':', '')}"
+
+
+def _patient_type(p: Person) -> str:
+    if not p.medical:
+        return "ADULT"
+    return MMID if p.card and p.card_exp else "MEDICAL"
+
+
+def fail(reason: str, detail: str | None, status: int = 400, **extra: Any) -> Response:
+    """Treez's refusal: `{"resultCode": "FAIL", "resultReason": ..., "resultDetail": ...}` (and `extra`)."""
+    return json_response(status, {"resultCode": "FAIL", "resultReason": reason, "resultDetail": detail, **extra})
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _is_day(value: Any) -> bool:
+    """A YYYY-MM-DD calendar date."""
+    if not isinstance(value, str) or not _DAY.fullmatch(value.strip()):
+        return False
+    try:
+        date.fromisoformat(value.strip())
+    except ValueError:
+        return False
+    return True
+
+
+def _address_refusal(addresses: Any) -> Response | None:
+    """FAIL when an address with any value lacks one the schema then requires, or its type is not one it lists."""
+    if addresses is None:
+        return None
+    if not isinstance(addresses, list) or not all(isinstance(a, dict) for a in addresses):
+        return fail("INVALID_ADDRESS", "addresses must be a list of objects")
+    for i, address in enumerate(addresses):
+        if all(_blank(v) for v in address.values()):
+            continue
+        for name in ADDRESS_REQUIRED:
+            if _blank(address.get(name)):
+                return fail(f"CUSTOMER_ADDRESS_{name.upper()}_BLANK", f"Field addresses[{i}].{name} cannot be blank")
+        if str(address["type"]).upper() not in ADDRESS_TYPES:
+            return fail("INVALID_ADDRESS_TYPE", f"addresses[{i}].type must be one of {', '.join(ADDRESS_TYPES)}")
+    return None
 
 
 class Treez(Dialect):
@@ -96,26 +172,26 @@ class Treez(Dialect):
 
     @staticmethod
     def record(gen: Generator, p: Person, bad: bool) -> str:
-        merged = f'"{FIRST_ID + p.merged_into}"' if p.merged_into is not None else "null"
-        phone = digits_of(p.phone) or None
-        permit = "null" if p.card_exp is None else f'"{p.card_exp} 00:00:00.000"'
-        visit = "null" if p.last_visit_ms is None else f'"{iso_seconds(p.last_visit_ms).replace("T", " ")}.000"'
+        # The spec's `Customer`, keys in its order. Its string fields are never null: an unset one is "" (as
+        # `nickname`, `caregiver_license_number` and `street2` in its example); fields it leaves untyped
+        # (`middle_name`, `physician_*`, `merged_into_customer_id`, ...) are null when unset, as there.
+        merged = "null" if p.merged_into is None else str(FIRST_ID + p.merged_into)
+        permit = '""' if p.card_exp is None else f'"{p.card_exp} 00:00:00.000"'
+        visit = '""' if p.last_visit_ms is None else f'"{_local_plain(p.last_visit_ms)}"'
         modified = BAD_TIME if bad else f'"{_local(p.modified_ms)}"'
         return (
-            f'{{"customer_id":"{FIRST_ID + p.index}","status":"{_STATUS[p.status]}","verification_status":"VERIFIED",'
-            f'"verification_reasons":[],"first_name":{quote(p.first.upper())},"middle_name":{nullable(p.middle)},'
-            f'"last_name":{quote(p.last.upper())},"nickname":null,"birthday":{nullable(p.birthday)},'
-            f'"email":{nullable(p.email)},"phone":{nullable(phone)},"gender":"{p.gender}","notes":{quote(p.notes)},'
-            f'"banned":false,"drivers_license":{nullable(p.licence)},'
-            f'"drivers_license_expiration":{nullable(p.licence_exp)},"state_medical_id":{nullable(p.card)},'
-            f'"permit_expiration":{permit},"patient_type":"{"MEDICAL_MMID" if p.medical else "ADULT"}",'
-            f'"is_caregiver":false,"rewards_balance":{p.loyalty},"rewards_type":"POINTS",'
-            f'"signup_date":"{_local(p.created_ms)}","last_visit_date":{visit},"last_update":{modified},'
-            f'"opt_out":false,"referral_source":null,"customer_groups":[],"merged_customer_ids":[],'
-            f'"merged_into_customer_id":{merged},"imageList":[],"external_ids":{{}},'
-            f'"addresses":[{{"type":"address_of_record","street1":{quote(p.street.upper())},"street2":null,'
+            f'{{"status":"{_STATUS[p.status]}",{_VERIFIED}"customer_id":"{FIRST_ID + p.index}",'
+            f'"first_name":{quote(p.first.upper())},"middle_name":{nullable(p.middle)},"nickname":"",'
+            f'"last_name":{quote(p.last.upper())},"birthday":{quote(p.birthday or "")},'
+            f'"drivers_license":{quote(p.licence or "")},"drivers_license_expiration":{quote(p.licence_exp or "")},'
+            f'"state_medical_id":{quote(p.card or "")},"permit_expiration":{permit},"email":{quote(p.email or "")},'
+            f'"phone":"{digits_of(p.phone)}","notes":{quote(p.notes)},{_CAREGIVING}'
+            f'"rewards_balance":{p.loyalty},"rewards_type":"POINTS","gender":"{p.gender}",'
+            f'"signup_date":"{_local(p.created_ms)}","last_visit_date":{visit},"last_update":{modified},{_FLAGS}'
+            f'"addresses":[{{"type":"address_of_record","street1":{quote(p.street.upper())},"street2":"",'
             f'"city":{quote(p.city.upper())},"state":{quote(p.state)},"zipcode":{quote(p.postal_code)},'
-            f'"primary":true}}]}}'
+            f'"primary":true}}],"merged_customer_ids":[],"merged_into_customer_id":{merged},'
+            f'"patient_type":"{_patient_type(p)}",{_TAIL}}}'
         )
 
     # --- errors --------------------------------------------------------------------------------------
@@ -123,9 +199,8 @@ class Treez(Dialect):
         if status == 403:
             return json_response(403, {"message": "Forbidden"})
         if status == 404:
-            return json_response(404, {"resultCode": "FAIL", "resultReason": "NOT_FOUND", "resultDetail": message})
-        reason = AUTH_REQUIRED if status == 401 else message
-        return json_response(status, {"resultCode": "FAIL", "resultReason": reason, "resultDetail": message})
+            return fail("NOT_FOUND", message, 404)
+        return fail(AUTH_REQUIRED if status == 401 else message, message, status)
 
     def not_found(self, req: Request) -> Response:
         return self.error(404, NOTHING)
@@ -146,16 +221,19 @@ class Treez(Dialect):
     def token(self, req: Request) -> Response:
         form = req.form()
         if not self.presented(form, {"client_id": "client_id", "apikey": "api_key"}):
-            return json_response(
-                401, {"resultCode": "FAIL", "resultReason": "Invalid client_id or apikey", "resultDetail": None}
-            )
+            return fail("Invalid client_id or apikey", None, 401)
+        # What a published client reads: `expires_at` (store-local, offset without a colon) and `expires_in`
+        # (seconds, as text).
+        expires = int(time.time() * 1000) + TOKEN_SECONDS * 1000
         return json_response(
             200,
             {
                 "resultCode": "SUCCESS",
+                "resultReason": None,
                 "access_token": self.tokens.issue(self.vendor),
                 "refresh_token": secrets.token_urlsafe(16),
-                "expires_in": TOKEN_SECONDS,
+                "expires_at": _local_expiry(expires),
+                "expires_in": str(TOKEN_SECONDS),
             },
         )
 
@@ -212,70 +290,128 @@ class Treez(Dialect):
         body = f'{{"resultCode":"SUCCESS","resultReason":null,"resultDetail":null,"data":{data}}}'
         return Response(status, body.encode(), **kwargs)
 
-    def _found(self, people: list[Person]) -> Response:
-        return self._envelope(self.render_page(people))
-
     def listing(self, req: Request, after: str, page: str, size: str) -> Response:
-        since = parse_time_ms(after, "lastUpdated/after")
-        number = int_param(page, "page", 1, 1, 10**9)
-        limit = int_param(size, "pagesize", 50, 1, 50)
-        body, _ = self.page(since, None, (number - 1) * limit, limit)
+        """A page of the customers updated since `after`, past the end `data: []` (the spec models `data` as
+        one customer, the API sends an array: shared/vendor-specs/README.md)."""
+        if not _DATE_TIME.fullmatch(after):
+            detail = f"{after} date does not match the expected format i.e. yyyy-MM-dd'T'HH:mm:ss.SSSXXX"
+            return fail("INVALID_DATE_FORMAT", detail, data=None)
+        number = int_param(page, "page_number", 1, 1, 10**9)
+        limit = int_param(size, "page_size", PAGE_LIMIT, 1, 10**9)
+        if limit > PAGE_LIMIT:
+            detail = (
+                f"The response limit requested is {limit} which exceeds the maximum response limit. "
+                f"Do not exceed {PAGE_LIMIT}"
+            )
+            return fail("RESPONSE_LIMIT_EXCEEDS", detail, data=None)
+        body, _ = self.page(parse_time_ms(after, "date_time"), None, (number - 1) * limit, limit)
         return self._envelope(body, listing=True)
+
+    # Lookups answer one customer (the spec's `data`); a miss is a 404 in the spec's words for that path.
+    def _one(self, people: list[Person], miss: Response) -> Response:
+        return self._envelope(self.render(people[0])) if people else miss
+
+    @staticmethod
+    def _nothing() -> Response:
+        return fail("NOT_FOUND", NOTHING, 404)
+
+    @staticmethod
+    def _doesnt_exist() -> Response:
+        return fail("CUSTOMER_DOESNT_EXIST", None, 404)
 
     def customer(self, req: Request, customer_id: str) -> Response:
         p = self.by_id(customer_id)
-        if p is None:
-            return self.error(404, NOTHING)
-        return self._envelope(self.render(p))
+        return self._one([p] if p else [], self._doesnt_exist())
 
     def by_email(self, req: Request, email: str) -> Response:
-        return self._found(self.search(email=email))
+        return self._one(self.search(email=email), self._nothing())
 
     def by_phone(self, req: Request, phone: str) -> Response:
-        return self._found(self.search(phone=digits_of(phone)))
+        return self._one(self.search(phone=digits_of(phone)), self._nothing())
 
     def by_licence(self, req: Request, licence: str) -> Response:
-        return self._found(self.search(licence=licence))
+        return self._one(self.search(licence=licence), self._doesnt_exist())
 
     def by_name(self, req: Request, first: str, last: str) -> Response:
-        return self._found(self.search(first_name=first, last_name=last))
+        """The first (oldest) customer of that name: the spec's answer holds one."""
+        return self._one(self.search(first_name=first, last_name=last), self._nothing())
 
     def create(self, req: Request) -> Response:
-        fields = self._fields(req.json_object(), creating=True)
+        body = req.json_object()
+        refused = self._refusal(body, None)
+        if refused is not None:
+            return refused
+        fields = self._fields(body, creating=True)
         dup = self.duplicate_of(fields)
         if dup is not None:
             what, existing = dup
             existing_id = self.id_of(existing)
-            return json_response(
-                400,
-                {
-                    "resultCode": "FAIL",
-                    "resultReason": f"DUPLICATE_CUSTOMER: a customer with this {what} already exists",
-                    "resultDetail": f"customer_id {existing_id}",
-                    "data": {"customer_id": existing_id},
-                },
-            )
+            reason = f"DUPLICATE_CUSTOMER: a customer with this {what} already exists"
+            return fail(reason, f"customer_id {existing_id}", data={"customer_id": existing_id})
         if fields.get("licence"):
             fields["licence_state"] = fields.get("state")
         return self._envelope(self.render(self.add(fields)))
 
     def change(self, req: Request, customer_id: str) -> Response:
-        body = req.json_object()
+        """PATCH: a sparse update; the required fields may be left out, not blanked."""
+        try:
+            body = req.json_object()
+        except BadRequest:
+            return json_response(
+                400,
+                {
+                    "resultCode": "FAIL",
+                    "resultReason": "Bad Request",
+                    "status": "BAD_REQUEST",
+                    "statusCode": 400,
+                    "message": "Input is not valid JSON.",
+                    "uuid": str(uuid.uuid4()),
+                    "timestamp": int(time.time() * 1000),
+                },
+            )
         p = self.by_id(customer_id)
         if p is None:
-            return self.error(404, NOTHING)
+            return self._doesnt_exist()
+        refused = self._refusal(body, p)
+        if refused is not None:
+            return refused
         return self._envelope(self.render(self.update(p, self._fields(body, creating=False))))
 
+    @staticmethod
+    def _refusal(body: dict[str, Any], current: Person | None) -> Response | None:
+        """Treez's FAIL answer when a write breaks the schema's rules (`current` is None on create), else None."""
+        for name in REQUIRED:
+            if (current is None or name in body) and _blank(body.get(name)):
+                return fail(f"CUSTOMER_{name.upper()}_BLANK", f"Field {name} cannot be blank")
+        for name in ("birthday", "permit_expiration"):
+            value = body.get(name)
+            if not _blank(value) and not _is_day(value):
+                return fail("INVALID_DATE_FORMAT", f"{value} date does not match the expected format i.e. yyyy-MM-dd")
+        patient_type = body.get("patient_type")
+        if patient_type is not None and patient_type not in PATIENT_TYPES:
+            return fail("INVALID_PATIENT_TYPE", f"patient_type must be one of {', '.join(PATIENT_TYPES)}")
+        if patient_type == MMID or (patient_type is None and current is not None and _patient_type(current) == MMID):
+            kept = {"state_medical_id": current.card, "permit_expiration": current.card_exp} if current else {}
+            for name in MMID_REQUIRED:
+                if _blank(body.get(name, kept.get(name))):
+                    return fail(f"CUSTOMER_{name.upper()}_BLANK", f"Field {name} cannot be blank for {MMID}")
+        gender = body.get("gender")
+        if not _blank(gender) and gender not in GENDERS:
+            return fail("INVALID_GENDER", f"gender must be one of {', '.join(GENDERS)}")
+        return _address_refusal(body.get("addresses"))
+
     def _fields(self, body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
-        out = read_fields(body, creating=creating, text=TEXT_FIELDS, dates=DATE_FIELDS, gender="gender")
+        out = read_fields(body, creating=creating, text=TEXT_FIELDS, dates=DATE_FIELDS)
         if out.get("phone") is not None:
             out["phone"] = digits_of(out["phone"]) or None
+        if not _blank(body.get("gender")):
+            out["gender"] = body["gender"]
         if "patient_type" in body:
-            out["medical"] = str(body.get("patient_type") or "").upper().startswith("MEDICAL")
-        addresses = body.get("addresses")
-        if isinstance(addresses, list) and addresses and isinstance(addresses[0], dict):
-            address = addresses[0]
-            for ours, theirs in ADDRESS_FIELDS:  # the whole address of record is replaced
+            out["medical"] = str(body["patient_type"]).startswith("MEDICAL")
+        addresses = [a for a in body.get("addresses") or [] if any(not _blank(v) for v in a.values())]
+        if addresses:
+            address = next((a for a in addresses if a.get("primary", True) is not False), addresses[0])
+            for ours, theirs in ADDRESS_FIELDS:  # the address of record is replaced
                 out[ours] = parse_text(address.get(theirs), theirs) or ""
         return out
 
@@ -283,7 +419,7 @@ class Treez(Dialect):
         Route("POST", "config/api/gettokens", token, public=True),
         Route("GET", "customer/lastUpdated/after/{after}/page/{page}/pagesize/{size}", listing),
         Route("POST", "customer/detailcustomer", create),
-        Route("POST", "customer/update/{customer_id}", change),
+        Route("PATCH", "customer/update/{customer_id}", change),
         Route("GET", "customer/email/{email}", by_email),
         Route("GET", "customer/phone/{phone}", by_phone),
         Route("GET", "customer/driverlicense/{licence}", by_licence),

@@ -3,6 +3,7 @@ skip/limit/total pages, member mapping (phone, sex, birthdays in the store's tim
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 from collections.abc import Callable
@@ -57,9 +58,10 @@ def test_headers_epoch_ms_and_skip_limit_total(rsps: responses.RequestsMock, mak
 class Store:
     """A Blaze store's members, listed newest-modified first (as a real listing came) or by date window."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, newest_first: bool = True) -> None:
         oldest = ms(datetime(2019, 3, 1, tzinfo=UTC))
         self.members = [blaze_record(i, modified=oldest + i * 3_600_000) for i in range(size)]
+        self.newest_first = newest_first  # else oldest-modified first: a change moves a member to the end
         self.requests: list[dict[str, int]] = []
         self.on_request: Callable[[Store], None] = lambda store: None
 
@@ -67,7 +69,7 @@ class Store:
         query = query_of(request)
         self.requests.append(query)
         self.on_request(self)
-        members = sorted(self.members, key=lambda m: -m["modified"])
+        members = sorted(self.members, key=lambda m: -m["modified"] if self.newest_first else m["modified"])
         if "startDate" in query:
             assert query["endDate"] - query["startDate"] <= 7 * DAY_MS, "a dated window longer than 7 days"
             members = [m for m in members if query["startDate"] <= m["modified"] <= query["endDate"]]
@@ -85,12 +87,13 @@ def test_full_sync_reads_the_undated_listing_page_by_page(
     ids = [r.customer_id for p in pages for r in p.records]
     assert sorted(ids) == sorted(m["id"] for m in store.members)
     assert len(ids) == 5_000
-    # 10 pages of 500 and one closing window, instead of 7-day windows since 2014 (about 670 requests).
-    assert len(store.requests) == 11
-    assert [q["skip"] for q in store.requests[:10]] == list(range(0, 5_000, 500))
-    assert all("startDate" not in q for q in store.requests[:10])
-    assert store.requests[10]["startDate"] == ms(NOW) - 60_000
-    assert store.requests[10]["endDate"] == ms(NOW)
+    # 11 pages of 500 (each after the first starts 20 members early) and one closing window, instead of 7-day
+    # windows since 2014 (about 670 requests).
+    assert len(store.requests) == 12
+    assert [q["skip"] for q in store.requests[:11]] == [480 * n for n in range(11)]
+    assert all("startDate" not in q for q in store.requests[:11])
+    assert store.requests[11]["startDate"] == ms(NOW) - 60_000
+    assert store.requests[11]["endDate"] == ms(NOW)
     assert pages[-1].is_last
 
 
@@ -115,6 +118,30 @@ def test_a_member_modified_during_the_walk_is_read_by_the_closing_window(
     assert store.requests[-1]["startDate"] == ms(NOW) - 60_000
     # The closing window hands back only what the walk did not read as it is now.
     assert [r.customer_id for r in pages[-1].records] == [moved["id"]]
+
+
+@pytest.mark.parametrize("newest_first", [True, False])
+def test_the_walk_misses_and_repeats_no_one_whichever_way_members_move(
+    rsps: responses.RequestsMock, make_client: MakeClient, newest_first: bool
+) -> None:
+    """Changes between two pages shift the listing by a few places, forwards or backwards."""
+    store = Store(1_500, newest_first=newest_first)
+    changed: list[str] = []
+
+    def change_between_pages(store: Store) -> None:
+        if len(store.requests) in (2, 3):  # before the second and the third page
+            for member in store.members[::150][:8]:  # some read already, some not
+                member.update(modified=ms(NOW) - 5_000 + len(store.requests))
+                changed.append(member["id"])
+            del store.members[600:604]
+
+    store.on_request = change_between_pages
+    rsps.add_callback(responses.GET, MEMBERS, callback=store.answer)
+    ids = [r.customer_id for p in make_client("blaze").iter_customers() for r in p.records]
+    counts = collections.Counter(ids)
+    assert set(counts) >= {m["id"] for m in store.members}  # nobody skipped
+    # Each member once, but those changed during the walk, read again as they are now.
+    assert {i for i, n in counts.items() if n > 1} <= set(changed)
 
 
 def test_incremental_sync_walks_seven_day_windows_from_the_cursor(

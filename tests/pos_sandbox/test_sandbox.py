@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -293,6 +294,92 @@ def test_blaze_windows_of_at_most_seven_days(sb: SandboxServer, http: requests.S
     assert backwards.status_code == 400
 
 
+def test_blaze_lists_newest_modified_first_without_dates(sb: SandboxServer, http: requests.Session) -> None:
+    """As a real listing came: a change moves a member to the front, and the dated windows keep their order."""
+    served = list_all(sb, http, "blaze")
+    assert [r["modified"] for r in served] == sorted((r["modified"] for r in served), reverse=True)
+    [changed] = sb.modify("blaze", ids=[served[N // 2]["id"]])
+    [created] = sb.create("blaze", 1)
+    again = list_all(sb, http, "blaze")
+    assert [r["id"] for r in again[:2]] == [created, changed]
+    assert [r["id"] for r in again[2:]] == [r["id"] for r in served if r["id"] != changed]
+    start, end = served[-1]["modified"], served[-1]["modified"] + 7 * 86_400_000
+    window = list_all(sb, http, "blaze", (start, end))
+    assert [r["modified"] for r in window] == sorted(r["modified"] for r in window)
+
+
+def test_blaze_members_look_like_a_real_listing(sb: SandboxServer) -> None:
+    """The facts of a real `/partner/members` listing: `sex` 0, phones in `cpn`, birthdays in three fields."""
+    members = list(Dataset(customers=2000, seed=SEED, vendors=["blaze"]).iter_people("blaze"))
+    records = [json.loads(DIALECTS["blaze"].record(sb.dataset.generator("blaze"), p, False)) for p in members]
+    by_id = {r["id"]: (r, p) for r, p in zip(records, members, strict=True)}
+    sexes = [r["sex"] for r in records]
+    assert sexes.count(0) > 0.8 * len(records)
+    assert set(sexes) == {0, "MALE", "FEMALE"}  # no integer but 0: no source says what others mean
+    with_phone = [(r, p) for r, p in by_id.values() if p.phone]
+    assert all(r["cpn"] == "+1" + digits_of(p.phone) for r, p in with_phone)
+    only_cpn = [r for r, _ in with_phone if r["primaryPhone"] == ""]
+    assert 0.02 * len(with_phone) < len(only_cpn) < 0.15 * len(with_phone)
+    dated = [(r, p) for r, p in by_id.values() if p.birthday]
+    assert all(r.get("localDob", p.birthday) == p.birthday for r, p in dated)
+    assert any(set(r) & {"dob", "birthdate", "localDob"} == {"localDob"} for r, _ in dated)
+    assert any(set(r) & {"dob", "birthdate", "localDob"} == {"dob"} for r, _ in dated)
+    assert any(r.get("birthdate") == "" for r, _ in dated)
+    zone = ZoneInfo("America/Los_Angeles")
+    for r, p in dated:
+        if "dob" in r:  # local midnight in Los Angeles: 07:00 or 08:00 UTC
+            moment = datetime.fromtimestamp(r["dob"] / 1000, UTC)
+            assert (moment.hour, moment.minute) in ((7, 0), (8, 0))
+            assert moment.astimezone(zone).date().isoformat() == p.birthday
+    assert not any(set(r) & {"dob", "birthdate", "localDob"} for r, p in by_id.values() if not p.birthday)
+    types = [i["type"] for r in records for i in r["identifications"]]
+    assert 0.1 * len(types) < types.count(None) < 0.4 * len(types)
+    assert set(types) == {None, "Drivers"}
+
+
+def test_flowhub_filters_on_creation_dates_too(sb: SandboxServer, http: requests.Session) -> None:
+    """`created_after` / `created_before` (a published client sends the first) are store-local dates too."""
+    truth = list(sb.vendor_records("flowhub"))
+    created = sorted(datetime.fromisoformat(r["createdAt"]) for r in truth)
+    day = created[N // 2].date()
+    local_midnight = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(milliseconds=LOCAL_OFFSET_MS)
+    headers = auth_headers(sb, http, "flowhub")
+    for name, keep in (
+        ("created_after", lambda r: datetime.fromisoformat(r["createdAt"]) >= local_midnight),
+        ("created_before", lambda r: datetime.fromisoformat(r["createdAt"]) < local_midnight),
+    ):
+        r = http.get(
+            f"{sb.url}/flowhub/v1/customers/", params={name: day.isoformat(), "page_size": 500}, headers=headers
+        )
+        assert r.status_code == 200, r.text
+        expected = [t for t in truth if keep(t)]
+        assert r.json()["data"] == expected
+        assert r.json()["total"] == len(expected)
+        assert 0 < len(expected) < N
+    both = http.get(
+        f"{sb.url}/flowhub/v1/customers/",
+        params={"created_after": day.isoformat(), "updated_after": day.isoformat(), "page": 2, "page_size": 10},
+        headers=headers,
+    )
+    assert [r["id"] for r in both.json()["data"]] == [
+        t["id"] for t in truth if datetime.fromisoformat(t["createdAt"]) >= local_midnight
+    ][10:20]
+
+
+def test_cova_takes_the_documented_filter_literal(sb: SandboxServer, http: requests.Session) -> None:
+    """The documentation writes `datetime'2019-01-01T00:00:00z'`, with a lower-case z."""
+    headers = auth_headers(sb, http, "covasoft")
+    url = f"{sb.url}/covasoft/v1/Companies({COMPANY})/CustomerFull"
+    truth = list(sb.vendor_records("covasoft"))
+    pivot = truth[N // 2]["LastModifiedDateUtc"][:19]
+    answers = [
+        http.get(url, params={"$filter": f"LastModifiedDateUtc ge datetime'{pivot}{zone}'"}, headers=headers)
+        for zone in ("z", "Z")
+    ]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].json() == answers[1].json() == [r for r in truth if r["LastModifiedDateUtc"][:19] >= pivot]
+
+
 @pytest.mark.parametrize(
     ("vendor", "path"),
     [
@@ -340,7 +427,7 @@ def test_leaflogix_lookups(sb: SandboxServer, http: requests.Session) -> None:
         assert r.status_code == 200, body
         assert r.json()["customerId"] == rec["customerId"], body
     miss = http.post(f"{sb.url}/leaflogix/customer/customerLookup", json={"phone": "0000000000"}, headers=headers)
-    assert miss.status_code == 204
+    assert (miss.status_code, miss.json()) == (200, None)  # a body a client can read, not a bare 204
     assert http.get(f"{sb.url}/leaflogix/customer/customers", params={"customerID": "1"}, headers=headers).json() == []
 
 
@@ -348,19 +435,32 @@ def test_treez_lookups(sb: SandboxServer, http: requests.Session) -> None:
     headers = auth_headers(sb, http, "treez")
     rec = _with("treez", lambda r: r["phone"] and r["drivers_license"] and r["email"], sb)
     base = f"{sb.url}/treez/{DISPENSARY}/customer"
-    assert http.get(f"{base}/{rec['customer_id']}", headers=headers).json()["data"] == rec
-    for path in (
-        f"phone/{rec['phone']}",
-        f"email/{rec['email']}",
-        f"driverlicense/{rec['drivers_license']}",
-        f"firstname/{rec['first_name']}/lastname/{rec['last_name']}",
+    namesake = next(
+        r
+        for r in sb.vendor_records("treez")
+        if (r["first_name"], r["last_name"]) == (rec["first_name"], rec["last_name"])
+    )
+    for path, expected in (
+        (rec["customer_id"], rec),
+        (f"phone/{rec['phone']}", rec),
+        (f"email/{rec['email']}", rec),
+        (f"driverlicense/{rec['drivers_license']}", rec),
+        (f"firstname/{rec['first_name']}/lastname/{rec['last_name']}", namesake),  # one customer, the oldest
     ):
-        data = http.get(f"{base}/{path}", headers=headers).json()["data"]
-        assert rec in data, path
-    assert http.get(f"{base}/phone/5550000000", headers=headers).json()["data"] == []
-    missing = http.get(f"{base}/999999", headers=headers)
-    assert missing.status_code == 404
-    assert missing.json()["resultReason"] == "NOT_FOUND"
+        body = http.get(f"{base}/{path}", headers=headers).json()
+        assert body == {"resultCode": "SUCCESS", "resultReason": None, "resultDetail": None, "data": expected}, path
+    # A miss is a 404 in the spec's words for each path.
+    nothing = {"resultCode": "FAIL", "resultReason": "NOT_FOUND", "resultDetail": "Nothing was found"}
+    doesnt_exist = {"resultCode": "FAIL", "resultReason": "CUSTOMER_DOESNT_EXIST", "resultDetail": None}
+    for path, answer in (
+        ("999999", doesnt_exist),
+        ("driverlicense/Q0000000", doesnt_exist),
+        ("phone/5550000000", nothing),
+        ("email/nobody@example.org", nothing),
+        ("firstname/Nobody/lastname/Atall", nothing),
+    ):
+        missing = http.get(f"{base}/{path}", headers=headers)
+        assert (missing.status_code, missing.json()) == (404, answer), path
 
 
 def test_flowhub_cova_and_blaze_lookups(sb: SandboxServer, http: requests.Session) -> None:
@@ -386,7 +486,7 @@ def test_flowhub_cova_and_blaze_lookups(sb: SandboxServer, http: requests.Sessio
         assert rec in http.post(f"{base}/Search", json=body, headers=cova).json()["Results"]
 
     bz = auth_headers(sb, http, "blaze")
-    rec = _with("blaze", lambda r: r["email"] and r["primaryPhone"] and r["identifications"] and r["birthdate"], sb)
+    rec = _with("blaze", lambda r: r["email"] and r["primaryPhone"] and r["identifications"] and r.get("dob"), sb)
     base = f"{sb.url}/blaze/api/v1/partner/members"
     assert http.get(f"{base}/{rec['id']}", headers=bz).json() == rec
     assert http.get(f"{base}/email/{rec['email']}", headers=bz).json() == rec
@@ -451,13 +551,148 @@ def test_treez_create_and_duplicate(sb: SandboxServer, http: requests.Session) -
     assert "duplicate" in again.json()["resultReason"].lower()
     assert again.json()["data"]["customer_id"] == new["customer_id"]
     existing = _with("treez", lambda r: r["drivers_license"], sb)
-    dup = http.post(
-        url, json={"first_name": "X", "last_name": "Y", "drivers_license": existing["drivers_license"]}, headers=headers
-    )
+    other = {"first_name": "X", "last_name": "Y", "birthday": "1990-01-01", "patient_type": "ADULT"}
+    dup = http.post(url, json={**other, "drivers_license": existing["drivers_license"]}, headers=headers)
     assert dup.json()["data"]["customer_id"] == existing["customer_id"]
-    invalid = http.post(url, json={"first_name": "X", "last_name": "Y", "birthday": "12/10/1985"}, headers=headers)
-    assert invalid.status_code == 400
-    assert invalid.json()["resultCode"] == "FAIL"
+    assert sb.state()["vendors"]["treez"]["created"] == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "reason", "detail"),
+    [
+        ({"first_name": ""}, "CUSTOMER_FIRST_NAME_BLANK", "Field first_name cannot be blank"),  # the spec's example
+        ({"last_name": None}, "CUSTOMER_LAST_NAME_BLANK", "Field last_name cannot be blank"),
+        ({"birthday": None}, "CUSTOMER_BIRTHDAY_BLANK", "Field birthday cannot be blank"),
+        ({"patient_type": None}, "CUSTOMER_PATIENT_TYPE_BLANK", "Field patient_type cannot be blank"),
+        (
+            {"birthday": "12/10/1985"},
+            "INVALID_DATE_FORMAT",
+            "12/10/1985 date does not match the expected format i.e. yyyy-MM-dd",
+        ),
+        (
+            {"patient_type": "RECREATIONAL"},
+            "INVALID_PATIENT_TYPE",
+            "patient_type must be one of ADULT, MEDICAL, MEDICAL_MMID",
+        ),
+        (
+            {"patient_type": "MEDICAL_MMID", "permit_expiration": "2027-01-31"},
+            "CUSTOMER_STATE_MEDICAL_ID_BLANK",
+            "Field state_medical_id cannot be blank for MEDICAL_MMID",
+        ),
+        (
+            {"patient_type": "MEDICAL_MMID", "state_medical_id": "MED-1"},
+            "CUSTOMER_PERMIT_EXPIRATION_BLANK",
+            "Field permit_expiration cannot be blank for MEDICAL_MMID",
+        ),
+        ({"gender": "X"}, "INVALID_GENDER", "gender must be one of M, F, U, N"),
+        (
+            {"addresses": [{"type": "ADDRESS_OF_RECORD", "street1": "1 Main St", "state": "CA", "zipcode": "94601"}]},
+            "CUSTOMER_ADDRESS_CITY_BLANK",
+            "Field addresses[0].city cannot be blank",
+        ),
+    ],
+)
+def test_treez_create_refuses_what_the_write_schema_forbids(
+    sb: SandboxServer, http: requests.Session, change: dict[str, Any], reason: str, detail: str
+) -> None:
+    url = f"{sb.url}/treez/{DISPENSARY}/customer/detailcustomer"
+    body = {"first_name": "Ada", "last_name": "Byron", "birthday": "1985-12-10", "patient_type": "ADULT", **change}
+    r = http.post(url, json=body, headers=auth_headers(sb, http, "treez"))
+    assert (r.status_code, r.json()) == (400, {"resultCode": "FAIL", "resultReason": reason, "resultDetail": detail})
+    assert sb.state()["vendors"]["treez"]["created"] == 0
+
+
+def test_treez_create_takes_what_the_write_schema_has(sb: SandboxServer, http: requests.Session) -> None:
+    headers = auth_headers(sb, http, "treez")
+    body = {
+        "first_name": "Ada",
+        "last_name": "Byron",
+        "birthday": "1985-12-10",
+        "patient_type": "MEDICAL_MMID",
+        "state_medical_id": "MED-7",
+        "permit_expiration": "2027-01-31",
+        "gender": "N",
+        "drivers_license": "Z7654321",
+        "drivers_license_expiration": "2030-01-01",  # not in the write schema: ignored
+        "addresses": [
+            {"type": "ADDRESS_OF_RECORD", "street1": "1 Main St", "city": "Oakland", "state": "CA", "zipcode": "94601"}
+        ],
+    }
+    r = http.post(f"{sb.url}/treez/{DISPENSARY}/customer/detailcustomer", json=body, headers=headers)
+    assert r.status_code == 200, r.text
+    new = r.json()["data"]
+    assert {k: new[k] for k in ("patient_type", "state_medical_id", "permit_expiration", "gender")} == {
+        "patient_type": "MEDICAL_MMID",
+        "state_medical_id": "MED-7",
+        "permit_expiration": "2027-01-31 00:00:00.000",
+        "gender": "N",
+    }
+    assert new["drivers_license_expiration"] == ""
+    assert (new["addresses"][0]["street1"], new["addresses"][0]["city"]) == ("1 MAIN ST", "OAKLAND")
+
+
+def test_treez_update_is_a_patch(sb: SandboxServer, http: requests.Session) -> None:
+    headers = auth_headers(sb, http, "treez")
+    rec = _with("treez", lambda r: r["patient_type"] == "ADULT", sb)
+    url = f"{sb.url}/treez/{DISPENSARY}/customer/update/{rec['customer_id']}"
+    assert http.post(url, json={"notes": "x"}, headers=headers).status_code == 405
+    r = http.patch(url, json={"notes": "Prefers mornings"}, headers=headers)  # the required fields may be left out
+    assert r.status_code == 200, r.text
+    assert r.json()["data"] == {**rec, "notes": "Prefers mornings", "last_update": r.json()["data"]["last_update"]}
+    assert sb.record("treez", rec["customer_id"]) == r.json()["data"]
+    blank = http.patch(url, json={"birthday": ""}, headers=headers)
+    assert blank.json()["resultReason"] == "CUSTOMER_BIRTHDAY_BLANK"
+    mmid = http.patch(url, json={"patient_type": "MEDICAL_MMID"}, headers=headers)
+    assert mmid.json()["resultReason"] == "CUSTOMER_STATE_MEDICAL_ID_BLANK"
+    not_json = http.patch(url, data=b"{", headers={**headers, "Content-Type": "application/json"})
+    assert not_json.status_code == 400
+    assert {k: not_json.json()[k] for k in ("resultCode", "message")} == {
+        "resultCode": "FAIL",
+        "message": "Input is not valid JSON.",
+    }
+    gone = http.patch(f"{sb.url}/treez/{DISPENSARY}/customer/update/999999", json={"notes": "x"}, headers=headers)
+    assert (gone.status_code, gone.json()["resultReason"]) == (404, "CUSTOMER_DOESNT_EXIST")
+
+
+def test_treez_token_answer_says_when_it_expires(sb: SandboxServer, http: requests.Session) -> None:
+    cred = C["treez"]
+    before = datetime.now(UTC)
+    r = http.post(
+        f"{sb.url}/treez/{DISPENSARY}/config/api/gettokens",
+        data={"client_id": cred["client_id"], "apikey": cred["api_key"]},
+    )
+    body = r.json()
+    assert (body["resultCode"], body["expires_in"]) == ("SUCCESS", "7200")
+    # Store-local with a colon-less offset, as a published client parses it.
+    expires = datetime.strptime(body["expires_at"], "%Y-%m-%dT%H:%M:%S.%f%z")
+    assert body["expires_at"].endswith("-0700")
+    assert timedelta(hours=2) - timedelta(seconds=5) <= expires - before <= timedelta(hours=2, seconds=5)
+
+
+@pytest.mark.parametrize(
+    ("after", "size", "reason", "detail"),
+    [
+        (
+            "2020-01-01",
+            "50",
+            "INVALID_DATE_FORMAT",
+            "2020-01-01 date does not match the expected format i.e. yyyy-MM-dd'T'HH:mm:ss.SSSXXX",
+        ),
+        (
+            "2020-01-01T00:00:00.000-07:00",
+            "100",
+            "RESPONSE_LIMIT_EXCEEDS",
+            "The response limit requested is 100 which exceeds the maximum response limit. Do not exceed 50",
+        ),
+    ],
+)
+def test_treez_listing_refusals_are_the_specs(
+    sb: SandboxServer, http: requests.Session, after: str, size: str, reason: str, detail: str
+) -> None:
+    path = f"/treez/{DISPENSARY}/customer/lastUpdated/after/{quote(after, safe='')}/page/1/pagesize/{size}"
+    r = http.get(sb.url + path, headers=auth_headers(sb, http, "treez"))
+    assert r.status_code == 400
+    assert r.json() == {"resultCode": "FAIL", "resultReason": reason, "resultDetail": detail, "data": None}
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -117,6 +118,41 @@ def test_incremental_listing_returns_what_changed(
     assert all(r.pos_updated_at is not None and r.pos_updated_at >= since for r in records)
     full, _ = listing(client)
     assert len(full) == N + 1
+
+
+def test_a_blaze_full_sync_gets_every_member_exactly_once() -> None:
+    """Blaze lists newest-modified first: the full sync must not depend on that order, nor on its stability."""
+    with SandboxServer(customers=1_300, seed=SEED) as server:  # three pages of 500
+        client = get_client("blaze", base_url=server.vendor_url("blaze"), credentials=SANDBOX_CREDENTIALS["blaze"])
+        records, errors = listing(client)
+        assert errors == []
+        assert sorted(r.customer_id for r in records) == sorted(people(server, "blaze"))
+        assert server.state()["vendors"]["blaze"]["requests"] == 3 + 1  # the pages and the closing window
+
+        # Members changed, added and removed between pages move the others forwards and backwards.
+        dispatch = server.app.dispatch
+        changed: set[str] = set()
+
+        def change_between_pages(method: str, target: str, headers: dict[str, str], body: bytes) -> Any:
+            answer = dispatch(method, target, headers, body)
+            if len(changed) < 30 and "startDate" not in target:
+                order = [r["id"] for r in server.vendor_records("blaze")]
+                changed.update(server.modify("blaze", ids=order[5:8] + order[700:705] + order[-3:]))
+                changed.update(server.create("blaze", 2))
+                server.delete("blaze", ids=order[400:402] + order[900:901])
+            return answer
+
+        server.app.dispatch = change_between_pages
+        records, errors = listing(client)
+        server.app.dispatch = dispatch
+        assert errors == []
+        seen = {r.customer_id: r for r in records}  # the last version read of each
+        truth = people(server, "blaze")
+        assert set(truth) <= set(seen)  # nobody skipped
+        for customer_id in truth:
+            assert seen[customer_id] == client.parse_record(server.record("blaze", customer_id))
+        counts = Counter(r.customer_id for r in records)
+        assert {i for i, n in counts.items() if n > 1} <= changed  # only a changed member is read again
 
 
 def test_treez_v3_jwt_client(sb: SandboxServer, make: Callable[..., PosClient]) -> None:
