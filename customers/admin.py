@@ -64,7 +64,7 @@ def _labelled(name: str) -> Callable[[Any, Customer], str]:
 
     @admin.display(description=LABELS[name], ordering=name)
     def show(self: Any, obj: Customer) -> str:
-        return str(display_for_field(getattr(obj, name), model_field, "—"))
+        return str(display_for_field(getattr(obj, name), model_field, self.get_empty_value_display()))
 
     show.__name__ = f"{name}_shown"
     return show
@@ -114,6 +114,7 @@ class CustomerAdmin(admin.ModelAdmin):
     list_select_related = ["store"]
     list_per_page = 50
     show_full_result_count = False
+    empty_value_display = "—"  # one dash for every empty field, Django's and ours
     ordering = ["-id"]
     readonly_fields = [
         "store_link",
