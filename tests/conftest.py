@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import hypothesis
 import pytest
 from django.db import connection
 
 from tests.factories import StoreFactory
+
+# Property tests assert what they find, not how fast: on a busy 2-core machine one example can take 800 ms, and
+# hypothesis's default 200 ms deadline then fails a correct test as "flaky".
+hypothesis.settings.register_profile("customer-flow", deadline=None)
+hypothesis.settings.load_profile("customer-flow")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
