@@ -37,7 +37,7 @@ def pagination_parameters(*, items: str) -> list[OpenApiParameter]:
         OpenApiParameter(
             "cursor",
             {"type": "string", "pattern": CURSOR_PATTERN},
-            description="Opaque: the `next` link of the previous page carries it.",
+            description="Opaque: from the previous page (its `next` link, or a search's `next_cursor`).",
         ),
         OpenApiParameter(
             "page_size",

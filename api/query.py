@@ -76,3 +76,31 @@ def _form_fields(filterset_class: type[django_filters.FilterSet]) -> dict[str, f
     # are all parsing needs, and they never change.
     form_class = filterset_class(queryset=filterset_class._meta.model.objects.none()).form.__class__
     return dict(form_class.base_fields)
+
+
+def query_from_body(body: Any, *, numbers: frozenset[str] = frozenset()) -> tuple[QueryDict, dict[str, list[str]]]:
+    """A JSON body's fields as a query string, for an endpoint that takes a list's parameters in its body: each
+    field's value is the parameter's text, a JSON string (a whole number for the `numbers`); and the errors of
+    the fields of another type, left out of the query. InvalidParameters when the body is not an object."""
+    if not isinstance(body, dict):
+        raise InvalidParameters("The body must be a JSON object of the search's fields.", code="invalid_request")
+    query = QueryDict(mutable=True)
+    errors: dict[str, list[str]] = {}
+    for name, value in body.items():
+        if name in numbers:
+            if isinstance(value, int) and not isinstance(value, bool):
+                query[name] = str(value)
+            else:
+                errors[name] = ["Give a whole number."]
+        elif isinstance(value, str):
+            query[name] = value
+        else:
+            errors[name] = ["Give a string."]
+    return query, errors
+
+
+def body_errors(errors: dict[str, list[str]]) -> InvalidParameters:
+    """The errors of a body's fields, named as such."""
+    return InvalidParameters(
+        f"The request has invalid fields: {', '.join(sorted(errors))}.", code="invalid_request", fields=errors
+    )

@@ -115,3 +115,24 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
     def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[Any]]]:
         # Either header will do (OpenAPI: separate requirement objects are alternatives).
         return [{"ApiKeyAuth": []}, {"ApiKeyHeader": []}]
+
+
+def body_from_query(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: an operation marked `x-body-from-query: <operationId>` takes that
+    operation's query parameters as the fields of its JSON body (same names and rules; integers stay integers),
+    so a body search documents exactly the list's filters without declaring them twice."""
+    paths = result.get("paths", {}).values()
+    operations = {op["operationId"]: op for item in paths for op in item.values() if "operationId" in op}
+    for operation in operations.values():
+        source_id = operation.pop("x-body-from-query", None)
+        if source_id is None:
+            continue
+        parameters = [p for p in operations[source_id].get("parameters", []) if p["in"] == "query"]
+        schema = {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {p["name"]: {**p["schema"], "description": p.get("description", "")} for p in parameters},
+        }
+        for media in operation["requestBody"]["content"].values():
+            media["schema"] = schema
+    return result

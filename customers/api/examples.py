@@ -46,6 +46,25 @@ LIST_LIVE = ex(
     {"customers": [CUSTOMER], "next": None, "source": "pos"},
     status=200,
 )
+SEARCH_REQUEST = ex(
+    "A lookup by phone",
+    {"catalog_id": "greenleaf-oakland", "phone": "(555) 123-4567", "page_size": 20},
+    request=True,
+)
+SEARCH_OK = ex(
+    "The customers found",
+    {"customers": [CUSTOMER], "next_cursor": None, "source": "mirror"},
+    status=200,
+)
+SEARCH_INVALID = ex(
+    "Unknown or malformed fields",
+    error(
+        "invalid_request",
+        "The request has invalid fields: colour, page_size.",
+        fields={"colour": ["Unknown parameter."], "page_size": ["Give a whole number."]},
+    ),
+    status=400,
+)
 CUSTOMER_OK = ex("The customer", {"customer": CUSTOMER}, status=200)
 CUSTOMER_NOT_FOUND = ex(
     "No such customer", error("customer_not_found", "No such customer for this API key."), status=404

@@ -161,6 +161,20 @@ class CustomerListResponseSerializer(serializers.Serializer):
     )
 
 
+class CustomerSearchResponseSerializer(serializers.Serializer):
+    customers = PeakCustomerSerializer(many=True)
+    next_cursor = serializers.CharField(
+        allow_null=True, help_text="Send it as `cursor` in the next search's body for the next page; null on the last."
+    )
+    source = serializers.ChoiceField(  # type: ignore[assignment]  # see CustomerListResponseSerializer
+        choices=["mirror", "pos"], help_text="mirror: the local copy; pos: found by asking the store's POS live."
+    )
+    warning = serializers.CharField(
+        required=False,
+        help_text="Present when a live POS lookup failed, or the POS answered customers the mirror cannot store.",
+    )
+
+
 class CustomerResponseSerializer(serializers.Serializer):
     customer = PeakCustomerSerializer()
 

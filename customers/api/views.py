@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.http import QueryDict
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,9 +17,17 @@ from rest_framework.viewsets import ViewSet
 
 from api import examples as api_ex
 from api.authentication import request_api_key
-from api.errors import ApiError
-from api.pagination import MAX_ID, PAGE_PARAMS, next_link, page_request, pagination_parameters
-from api.query import all_parameters, parse_query
+from api.errors import ApiError, InvalidParameters
+from api.pagination import (
+    MAX_ID,
+    PAGE_PARAMS,
+    PageRequest,
+    encode_cursor,
+    next_link,
+    page_request,
+    pagination_parameters,
+)
+from api.query import all_parameters, body_errors, parse_query, query_from_body
 from api.schema import BODY_ERRORS, BODY_EXAMPLES, COMMON_EXAMPLES, ERRORS
 from api.serializers import ErrorSerializer
 from customers.api import examples as ex
@@ -28,6 +38,7 @@ from customers.api.serializers import (
     CustomerCreateSerializer,
     CustomerListResponseSerializer,
     CustomerResponseSerializer,
+    CustomerSearchResponseSerializer,
     DuplicateErrorSerializer,
     LegacySearchResponseSerializer,
     NewCustomerSerializer,
@@ -78,15 +89,56 @@ class CustomerViewSet(ViewSet):
         examples=[ex.LIST_OK, ex.LIST_LIVE, api_ex.BAD_PARAMS, api_ex.STORE_NOT_FOUND, *COMMON_EXAMPLES],
     )
     def list(self, request: Request) -> Response:
-        params, page = all_parameters(
-            lambda: parse_query(CustomerFilter, request.query_params, also_allowed=PAGE_PARAMS),
-            lambda: page_request(request.query_params),
-        )
-        filters = CustomerFilters.from_mapping(params)
+        filters, page = _parameters(request.query_params)
         result = customer_search(api_key=request_api_key(request), filters=filters, after=page.after, size=page.size)
         body: dict[str, Any] = {
             "customers": result.customers,
             "next": next_link(request, result.next_after),
+            "source": result.source,
+        }
+        if result.warning:
+            body["warning"] = result.warning
+        return Response(body)
+
+    @extend_schema(
+        operation_id="customers_search",
+        summary="Search customers, the lookup in the body",
+        description=(
+            "The list's search with its parameters in a JSON body instead of the URL: the way for lookups by "
+            "phone, email, driver_license or birthday, which a URL would put in access logs and proxies. Takes "
+            "the list's parameters (the same names and values; `page_size` a number) and answers as the list, "
+            "except that the next page is `next_cursor`, sent back as `cursor` in the next body."
+        ),
+        request={"application/json": {"type": "object"}},  # the list's parameters: api.schema.body_from_query
+        extensions={"x-body-from-query": "customers_list"},
+        responses={
+            200: CustomerSearchResponseSerializer,
+            404: OpenApiResponse(ErrorSerializer, description="catalog_id is not one of the key's stores."),
+            **ERRORS,
+            **BODY_ERRORS,
+        },
+        examples=[
+            ex.SEARCH_REQUEST,
+            ex.SEARCH_OK,
+            ex.SEARCH_INVALID,
+            api_ex.STORE_NOT_FOUND,
+            *BODY_EXAMPLES,
+            *COMMON_EXAMPLES,
+        ],
+    )
+    @action(detail=False, methods=["post"], url_path="search")
+    def search(self, request: Request) -> Response:
+        query, errors = query_from_body(request.data, numbers=frozenset({"page_size"}))
+        try:
+            filters, page = _parameters(query)
+        except InvalidParameters as exc:  # named as the body's fields, with those of the wrong type
+            errors = {**(exc.fields or {}), **errors}
+        if errors:
+            raise body_errors(errors)
+        result = customer_search(api_key=request_api_key(request), filters=filters, after=page.after, size=page.size)
+        body: dict[str, Any] = {
+            "customers": result.customers,
+            "next_cursor": None if result.next_after is None else encode_cursor(result.next_after),
             "source": result.source,
         }
         if result.warning:
@@ -173,6 +225,16 @@ class CustomerViewSet(ViewSet):
         if result.warning:
             body["warning"] = result.warning
         return Response(body, status=status.HTTP_201_CREATED, headers=headers)
+
+
+def _parameters(query: QueryDict) -> tuple[CustomerFilters, PageRequest]:
+    """The list's filters and page from `query` (a query string, or a search's body made one); InvalidParameters
+    naming every unknown or malformed one."""
+    params, page = all_parameters(
+        lambda: parse_query(CustomerFilter, query, also_allowed=PAGE_PARAMS),
+        lambda: page_request(query),
+    )
+    return CustomerFilters.from_mapping(params), page
 
 
 def _idempotency_key(request: Request, api_key: ApiKey) -> IdempotencyKey | None:

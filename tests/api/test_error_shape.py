@@ -18,6 +18,7 @@ pytestmark = pytest.mark.django_db
 OPERATIONS = [
     ("get", "/api/v1/customers"),
     ("post", "/api/v1/customers"),
+    ("post", "/api/v1/customers/search"),
     ("get", "/api/v1/customers/{id}"),
     ("get", "/customers/search"),
     ("get", "/api/v1/syncs"),

@@ -12,6 +12,7 @@ AUTH_HEADERS = {"authorization", "x-api-key"}
 OPERATIONS = {
     ("get", "/api/v1/customers"),
     ("post", "/api/v1/customers"),
+    ("post", "/api/v1/customers/search"),
     ("get", "/api/v1/customers/{id}"),
     ("get", "/customers/search"),
     ("get", "/api/v1/syncs"),
@@ -50,6 +51,16 @@ def test_the_list_documents_each_filter_it_takes_and_its_pages(openapi):
     listed = {name for name, spec in FILTERS.items() if spec.query is not None}
     assert listed >= {"catalog_id", "phone", "email", "driver_license", "birthday", "search"}
     assert parameters == listed | {"cursor", "page_size"}
+
+
+def test_the_body_search_documents_the_lists_parameters_as_its_fields(openapi):
+    listed = {p["name"]: p["schema"] for p in openapi["paths"]["/api/v1/customers"]["get"]["parameters"]}
+    body = openapi["paths"]["/api/v1/customers/search"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["additionalProperties"] is False
+    assert {
+        name: {k: v for k, v in field.items() if k != "description"} for name, field in body["properties"].items()
+    } == {name: {k: v for k, v in schema.items() if k != "description"} for name, schema in listed.items()}
+    assert "x-body-from-query" not in openapi["paths"]["/api/v1/customers/search"]["post"]
 
 
 def test_docs_pages_and_their_assets_are_served_locally(db):
