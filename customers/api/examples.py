@@ -23,6 +23,8 @@ CUSTOMER: dict[str, Any] = {
     "medical_card_expiration": None,
     "customer_type": "recreational",
     "active": True,
+    "banned": False,
+    "merged_into_customer_id": None,
     "address": {"street": "18 Elm St", "city": "Oakland", "state": "CA", "postal_code": "94601"},
     "loyalty_points": 27,
     "notes": "",

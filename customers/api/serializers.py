@@ -137,7 +137,12 @@ class PeakCustomerSerializer(serializers.Serializer):
     medical_card_number = serializers.CharField(allow_null=True)
     medical_card_expiration = serializers.DateField(allow_null=True)
     customer_type = serializers.ChoiceField(choices=["recreational", "medical"])
-    active = serializers.BooleanField()
+    active = serializers.BooleanField(help_text="False for a customer inactive at the POS or merged into another.")
+    banned = serializers.BooleanField(help_text="Banned at the POS; false where the POS has no ban flag.")
+    merged_into_customer_id = serializers.CharField(
+        allow_null=True,
+        help_text="The POS merged this customer into the one with this POS id (same store); null when not merged.",
+    )
     address = AddressSerializer()
     loyalty_points = serializers.FloatField()
     notes = serializers.CharField()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import django_filters
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -32,7 +33,7 @@ from customers.api.serializers import (
     LegacySearchResponseSerializer,
     NewCustomerSerializer,
 )
-from customers.filters import CustomerFilters
+from customers.filters import FILTERS, CustomerFilters
 from customers.models import Customer
 from customers.selectors import customer_get, customer_list, customer_peak_list
 from customers.services import IdempotencyKey, customer_create, customer_search, request_fingerprint
@@ -44,6 +45,18 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 # 1 to 255 visible ASCII characters, spaces only between them (a UUID, say).
 IDEMPOTENCY_KEY_PATTERN = rf"^[!-~](?:[ -~]{{0,{MAX_IDEMPOTENCY_KEY_LENGTH - 2}}}[!-~])?$"
 LEGACY_MAX_RESULTS = 100
+
+
+def choice_parameters() -> list[OpenApiParameter]:
+    """The list's true/false filters as the strings they are (drf-spectacular would type them boolean with a string
+    enum, which no value satisfies)."""
+    return [
+        OpenApiParameter(
+            name, str, enum=[v for v, _ in spec.query.extra["choices"]], description=spec.query.extra["help_text"]
+        )
+        for name, spec in FILTERS.items()
+        if isinstance(spec.query, django_filters.TypedChoiceFilter)
+    ]
 
 
 class CustomerViewSet(ViewSet):
@@ -67,7 +80,7 @@ class CustomerViewSet(ViewSet):
         ),
         parameters=[
             *pagination_parameters(items="Customers"),
-            OpenApiParameter("active", str, enum=["true", "false"], description="Only active (or inactive) customers."),
+            *choice_parameters(),
         ],
         filters=True,
         responses={
