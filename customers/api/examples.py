@@ -83,6 +83,15 @@ CREATE_INVALID = ex(
     ),
     status=400,
 )
+CREATE_NEEDS_MORE = ex(
+    "A field the store's POS requires",
+    error(
+        "invalid_request",
+        "The request has invalid fields.",
+        fields={"customer.birthday": ["Treez requires this field."]},
+    ),
+    status=400,
+)
 CREATE_NOT_SUPPORTED = ex(
     "The store's POS cannot create customers",
     error("pos_not_supported", "Flowhub customers cannot be created through this API"),
