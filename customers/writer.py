@@ -516,7 +516,9 @@ class PageStatements:
 
         Those held are marked inactive with their survivor in `merged_into_customer_id`, unless the mirror holds
         a version of them newer than the survivor's record (the guard: an older POS version never overwrites a
-        newer one; that newer record says itself whether it was merged)."""
+        newer one; that newer record says itself whether it was merged). What the mirror holds of them is then
+        as of the survivor's POS time (their `pos_updated_at`), so an older version of them listed later does
+        not bring them back."""
         found: dict[str, tuple[str, datetime | None]] = {}
         for row in rows:
             stamp = row.values[_UPDATED]
@@ -642,7 +644,8 @@ class PostgresPageStatements(PageStatements):
         # this statement changes them (the FROM sees the rows as they were), to count the newly deactivated.
         self.merge_sql = (
             f'UPDATE "{self.table}" AS c SET "active" = false, "merged_into_customer_id" = m.survivor, '
-            f'"updated_at" = %b FROM (SELECT t."id", t."active" AS was_active, i.survivor '
+            f'"pos_updated_at" = COALESCE(m.stamp, c."pos_updated_at"), "updated_at" = %b '
+            f'FROM (SELECT t."id", t."active" AS was_active, i.survivor, i.stamp '
             f"FROM unnest(%b::varchar[], %b::varchar[], %b::timestamptz[]) AS i(absorbed, survivor, stamp) "
             f'JOIN "{self.table}" AS t ON t."store_id" = %b AND t."customer_id" = i.absorbed '
             f'WHERE (t."active" OR t."merged_into_customer_id" IS DISTINCT FROM i.survivor) '
@@ -816,12 +819,14 @@ class SqlitePageStatements(PageStatements):
                 deactivated += active
             stamp_now = _sqlite_datetime(now)
             for survivor, ids in by_survivor.items():
-                for chunk in _chunks(ids, self.id_batch_size - 3):
+                stamp = survivors[ids[0]][1]
+                for chunk in _chunks(ids, self.id_batch_size - 4):
                     marks = ", ".join("%s" for _ in chunk)
                     cursor.execute(
-                        f'UPDATE "{self.table}" SET "active" = 0, "merged_into_customer_id" = %s, "updated_at" = %s '
+                        f'UPDATE "{self.table}" SET "active" = 0, "merged_into_customer_id" = %s, '
+                        f'"pos_updated_at" = COALESCE(%s, "pos_updated_at"), "updated_at" = %s '
                         f'WHERE "store_id" = %s AND "customer_id" IN ({marks})',
-                        [survivor, stamp_now, self.store_id, *chunk],
+                        [survivor, _sqlite_datetime(stamp) if stamp else None, stamp_now, self.store_id, *chunk],
                     )
         return deactivated
 

@@ -84,6 +84,21 @@ def test_customers_a_survivor_absorbed_become_inactive_and_name_it(store):
     assert counts(write(store, [_survivor(1, "1002", "1003", "7777")])) == (0, 0, 1, 0)
 
 
+def test_an_absorbed_customers_older_version_listed_after_the_merge_does_not_bring_it_back(store):
+    stale = make_record(2)  # as the POS listed it before the merge (and may again, unchanged)
+    write(store, [stale])
+    write(store, [_survivor(1, "1002")])
+
+    assert counts(write(store, [stale])) == (0, 0, 1, 0)
+
+    customer = Customer.objects.get(store=store, customer_id="1002")
+    assert (customer.active, customer.merged_into_customer_id) == (False, "1001")
+    assert customer.pos_updated_at == _survivor(1, "1002").pos_updated_at  # as of the merge
+    newer = dataclasses.replace(stale, pos_updated_at=customer.pos_updated_at + timedelta(hours=1))
+    write(store, [newer])  # the POS changed it since: its own record says what it is now
+    assert Customer.objects.get(store=store, customer_id="1002").active is True
+
+
 def test_a_merge_reaches_no_other_store(store):
     other_store = StoreFactory(catalog_id="elsewhere")
     write(store, [make_record(2)])
