@@ -48,6 +48,7 @@ LABELS: dict[str, str] = {
     "medical_card_number": "Medical card",
     "medical_card_expiration": "Medical card expires",
     "customer_type": "Type",
+    "merged_into_customer_id": "Merged into (POS id)",
     "postal_code": "ZIP code",
     "pos_created_at": "Created at the POS",
     "pos_updated_at": "Updated at the POS",
@@ -106,7 +107,14 @@ class CustomerAdmin(admin.ModelAdmin):
         "pos_updated_display",
     ]
     list_display_links = ["name"]
-    list_filter = ["store", ("store__pos_vendor", PosVendorFilter), "customer_type", "active", MedicalCardFilter]
+    list_filter = [
+        "store",
+        ("store__pos_vendor", PosVendorFilter),
+        "customer_type",
+        "active",
+        "banned",
+        MedicalCardFilter,
+    ]
     # Names and email by substring; phone and licence are matched on their normalised form in
     # get_search_results, so "(555) 123-4567", "+1 555.123.4567" and "5551234567" all find the same person.
     search_fields = ["first_name", "last_name", "email", "=customer_id"]
@@ -135,6 +143,7 @@ class CustomerAdmin(admin.ModelAdmin):
                     (_shown("email"), "phone_display"),
                     ("birthday", "gender"),
                     (_shown("customer_type"), "active"),
+                    ("banned", _shown("merged_into_customer_id")),
                     (_shown("drivers_license"), _shown("drivers_license_expiration")),
                     (_shown("medical_card_number"), _shown("medical_card_expiration")),
                     "loyalty_points_display",

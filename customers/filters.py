@@ -136,9 +136,20 @@ class CustomerFilters:
     )
     active: bool | None = filter_field(
         django_filters.TypedChoiceFilter(
-            choices=[("true", "true"), ("false", "false")], coerce=_parse_bool, help_text="true or false."
+            choices=[("true", "true"), ("false", "false")],
+            coerce=_parse_bool,
+            help_text="true or false: active customers, or inactive ones (at the POS, merged away, no longer listed).",
         ),
         apply=CustomerQuerySet.active_equal,
+        sql="literal",
+    )
+    banned: bool | None = filter_field(
+        django_filters.TypedChoiceFilter(
+            choices=[("true", "true"), ("false", "false")],
+            coerce=_parse_bool,
+            help_text="true or false: customers the POS bans, or those it does not (where it has no ban flag: none).",
+        ),
+        apply=CustomerQuerySet.banned_equal,
         sql="literal",
     )
     search: str | None = filter_field(

@@ -51,6 +51,8 @@ POS_FIELDS: tuple[str, ...] = (
     "medical_card_expiration",
     "customer_type",
     "active",
+    "banned",
+    "merged_into_customer_id",
     "notes",
     "street",
     "city",
@@ -117,6 +119,10 @@ class CustomerQuerySet(models.QuerySet["Customer"]):
         """Active customers (True) or inactive ones (False)."""
         return self.filter(active=active)
 
+    def banned_equal(self, banned: bool) -> CustomerQuerySet:
+        """Customers the POS bans (True) or does not (False)."""
+        return self.filter(banned=banned)
+
     def modified_after(self, when: Any) -> CustomerQuerySet:
         return self.filter(pos_updated_at__gt=when)
 
@@ -157,6 +163,12 @@ class Customer(models.Model):
     medical_card_expiration = models.DateField(null=True, blank=True)
     customer_type = models.CharField(max_length=20, choices=CustomerType.choices, default=CustomerType.RECREATIONAL)
     active = models.BooleanField(default=True)
+    banned = models.BooleanField(default=False, help_text="Banned at the POS (false where the vendor has no ban flag).")
+    merged_into_customer_id = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="The POS merged this customer into the one with this POS id (same store): inactive here.",
+    )
     notes = models.TextField(blank=True)
     street = models.CharField(max_length=255, blank=True)
     city = models.CharField(max_length=120, blank=True)
@@ -191,6 +203,7 @@ class Customer(models.Model):
             models.Index(fields=["customer_id"], name="customer_pos_id"),
             models.Index(fields=["pos_updated_at"], name="customer_updated"),
             models.Index(fields=["id"], condition=Q(active=False), name="customer_inactive"),
+            models.Index(fields=["id"], condition=Q(banned=True), name="customer_banned"),
         ]
 
     def __str__(self) -> str:
@@ -215,8 +228,9 @@ def peak_customer(row: Sequence[Any]) -> dict[str, Any]:
     already in their final text (formatted by the database: customers.selectors.PeakDate, PeakTimestamp)."""
     (
         pk, customer_id, first_name, last_name, email, phone, birthday, gender, drivers_license,
-        drivers_license_expiration, medical_card_number, medical_card_expiration, customer_type, active, notes,
-        street, city, state, postal_code, loyalty_points, pos_created_at, pos_updated_at, synced_at,
+        drivers_license_expiration, medical_card_number, medical_card_expiration, customer_type, active, banned,
+        merged_into_customer_id, notes, street, city, state, postal_code, loyalty_points, pos_created_at,
+        pos_updated_at, synced_at,
         catalog_id, pos_vendor,
     ) = row  # fmt: skip
     return {
@@ -236,6 +250,8 @@ def peak_customer(row: Sequence[Any]) -> dict[str, Any]:
         "medical_card_expiration": _iso(medical_card_expiration),
         "customer_type": customer_type,
         "active": active,
+        "banned": banned,
+        "merged_into_customer_id": merged_into_customer_id or None,
         "address": {"street": street, "city": city, "state": state, "postal_code": postal_code},
         "loyalty_points": _number(loyalty_points),
         "notes": notes,

@@ -54,6 +54,15 @@ class CustomerDuplicate(Exception):
         self.customer = customer
 
 
+class CustomerFieldsRequired(Exception):
+    """The store's POS refuses a create without these fields (its client's `capabilities.create_requires`)."""
+
+    def __init__(self, *, label: str, fields: list[str]) -> None:
+        super().__init__(f"{label} needs {', '.join(fields)} to create a customer.")
+        self.label = label
+        self.fields = fields
+
+
 class IdempotencyKeyReused(Exception):
     """The Idempotency-Key was already used with a different request body."""
 
@@ -180,12 +189,16 @@ def customer_create(
     """Create a customer at the store's POS, then in the mirror. With an idempotency key, a retry of the same
     request replays the first result without asking the POS again.
 
-    Raises PosNotSupported (the POS cannot create), CustomerDuplicate (the POS already has them), other PosError
-    subclasses (the POS failed: nothing is written locally), IdempotencyKeyReused and IdempotencyInProgress.
+    Raises PosNotSupported (the POS cannot create), CustomerFieldsRequired (the POS needs fields `data` lacks; the
+    POS is not asked), CustomerDuplicate (the POS already has them), other PosError subclasses (the POS failed:
+    nothing is written locally), IdempotencyKeyReused and IdempotencyInProgress.
     """
     client = store.pos_client()
     if not client.capabilities.can_create:
         raise PosNotSupported(f"{client.label} customers cannot be created through this API", vendor=store.pos_vendor)
+    missing = client.capabilities.missing_for_create(data)
+    if missing:
+        raise CustomerFieldsRequired(label=client.label, fields=missing)
 
     record: IdempotencyRecord | None = None
     if idempotency_key is not None:

@@ -10,7 +10,9 @@ statements, in one transaction of its own:
 - one upsert on (store, customer_id) that only touches rows the POS really changed and never lets an older
   POS version overwrite a newer one;
 - one UPDATE of `synced_at` for the held rows that were seen but unchanged (so a full sync can tell who the
-  POS no longer returns, `deactivate_unseen`).
+  POS no longer returns, `deactivate_unseen`);
+- where a merge's surviving record lists the customers it absorbed (Treez `merged_customer_ids`), one UPDATE
+  marking those held inactive with their survivor (`merged_into_customer_id`), under the same guard.
 
 A caller's own writes that must commit or roll back with the page (a sync's checkpoint) run inside that
 transaction (`alongside`). PostgreSQL gets the rows as arrays (`unnest`), one statement whatever the page
@@ -53,6 +55,7 @@ PG_TYPES: dict[str, str] = {
     **{name: "date" for name in DATE_FIELDS},
     **{name: "timestamptz" for name in DATETIME_FIELDS},
     "active": "boolean",
+    "banned": "boolean",
     "loyalty_points": "numeric",
 }
 MAX_LENGTHS: dict[str, int] = {
@@ -78,12 +81,14 @@ MAX_PAYLOAD_REPR_LENGTH = 10_000
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """A validated record, ready to write: its POS id, merged flag and canonical values in DATA_FIELDS order."""
+    """A validated record, ready to write: its POS id, merged flag, canonical values in DATA_FIELDS order and, for
+    the surviving record of a merge, the POS ids it absorbed."""
 
     customer_id: str
     values: tuple[Any, ...]
     raw_json: str
     merged: bool
+    absorbed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +120,7 @@ class PageResult:
     created: int = 0
     updated: int = 0
     unchanged: int = 0  # held already as new as this (duplicates within the page included)
-    deactivated: int = 0  # merged into another customer by the POS, so marked inactive
+    deactivated: int = 0  # merged into another customer by the POS (its own record or its survivor's said so)
     stored: tuple[str, ...] = ()  # the POS ids of the page's customers the mirror now holds
     rejected: tuple[Rejected, ...] = ()  # what it could not store (quarantined)
 
@@ -287,6 +292,7 @@ class PageWrite:
             raise
         statements = writer.statements
         result = statements.tally(self._rows, self._held, written)
+        result.deactivated += self._writes.absorbed()
         result.unchanged += self._duplicates
         result.stored = tuple(row.customer_id for row in self._rows)
         result.rejected = tuple(self._rejected)
@@ -353,11 +359,13 @@ _INDEX = {name: i for i, name in enumerate(DATA_FIELDS)}
 _TEXT_FIELDS = tuple(
     (i, name, MAX_LENGTHS.get(name, 1 << 30))
     for i, name in enumerate(DATA_FIELDS)
-    if name not in DATE_FIELDS | DATETIME_FIELDS | {"active", "loyalty_points"}
+    if name not in DATE_FIELDS | DATETIME_FIELDS | {"active", "banned", "loyalty_points"}
 )
 _DATE_INDEXES = tuple((_INDEX[name], name) for name in DATA_FIELDS if name in DATE_FIELDS)
 _DATETIME_INDEXES = tuple((_INDEX[name], name) for name in DATA_FIELDS if name in DATETIME_FIELDS)
-_ACTIVE, _POINTS, _GENDER, _TYPE = (_INDEX[n] for n in ("active", "loyalty_points", "gender", "customer_type"))
+_ACTIVE, _BANNED, _POINTS, _GENDER, _TYPE = (
+    _INDEX[n] for n in ("active", "banned", "loyalty_points", "gender", "customer_type")
+)
 _UPDATED = _INDEX["pos_updated_at"]
 _ID_LIMIT = MAX_LENGTHS["customer_id"]
 
@@ -399,6 +407,7 @@ def _row(record: CustomerRecord, dumps: Callable[[Any], str]) -> Row:
     if values[_TYPE] not in CUSTOMER_TYPES:
         raise _Invalid(f"customer_type {values[_TYPE]!r} is not one of {sorted(CUSTOMER_TYPES)}")
     values[_ACTIVE] = bool(values[_ACTIVE]) and not merged
+    values[_BANNED] = bool(values[_BANNED])
     values[_POINTS] = _points(values[_POINTS])
     raw = record.raw
     try:
@@ -407,7 +416,14 @@ def _row(record: CustomerRecord, dumps: Callable[[Any], str]) -> Row:
         raise _Invalid("the vendor JSON cannot be stored") from exc
     if "\\u0000" in raw_json:
         raise _Invalid("the vendor JSON contains a NUL character")
-    return Row(customer_id, tuple(values), raw_json, merged)
+    absorbed = _absorbed(record, customer_id) if record.merged_customer_ids and not merged else ()
+    return Row(customer_id, tuple(values), raw_json, merged, absorbed)
+
+
+def _absorbed(record: CustomerRecord, survivor: str) -> tuple[str, ...]:
+    """The POS ids a merge's surviving record absorbed (ids that cannot be a customer_id are left out)."""
+    ids = (str(i).strip() for i in record.merged_customer_ids if i is not None)
+    return tuple(dict.fromkeys(i for i in ids if i and i != survivor and len(i) <= _ID_LIMIT and "\x00" not in i))
 
 
 def _points(value: Any) -> Decimal:
@@ -431,9 +447,12 @@ def _column(name: str) -> str:
 
 
 class SentWrites(Protocol):
-    """A page's writes once sent: `result()` waits for the database and gives the ids the upsert wrote."""
+    """A page's writes once sent: `result()` waits for the database and gives the ids the upsert wrote;
+    then `absorbed()` says how many active customers it marked merged away (named by a survivor)."""
 
     def result(self) -> set[str]: ...
+
+    def absorbed(self) -> int: ...
 
 
 @dataclass(slots=True)
@@ -441,9 +460,13 @@ class DoneWrites:
     """Writes that ran to completion before `send()` returned."""
 
     written: set[str]
+    merged_away: int = 0
 
     def result(self) -> set[str]:
         return self.written
+
+    def absorbed(self) -> int:
+        return self.merged_away
 
 
 class PageStatements:
@@ -480,10 +503,30 @@ class PageStatements:
         raise NotImplementedError
 
     def send(self, rows: Sequence[Row], *, now: datetime, held: Mapping[str, Any], commit: bool) -> SentWrites:
-        """Upsert the rows (new ones inserted; changed ones updated unless older than ours) and stamp
-        `synced_at` on the held ones left unchanged. With `commit`, also COMMIT the writer's transaction
-        (only statements that `can_commit_ahead`)."""
+        """Upsert the rows (new ones inserted; changed ones updated unless older than ours), stamp
+        `synced_at` on the held ones left unchanged, then mark merged away the customers a survivor among the
+        rows absorbed (`merges`). With `commit`, also COMMIT the writer's transaction (only statements that
+        `can_commit_ahead`)."""
         raise NotImplementedError
+
+    @staticmethod
+    def merges(rows: Sequence[Row]) -> list[tuple[str, str, datetime | None]]:
+        """(absorbed id, survivor id, the survivor's POS time) for each customer a merge's surviving record on
+        the page names in its `merged_customer_ids`; one survivor per absorbed id (the newest record's).
+
+        Those held are marked inactive with their survivor in `merged_into_customer_id`, unless the mirror holds
+        a version of them newer than the survivor's record (the guard: an older POS version never overwrites a
+        newer one; that newer record says itself whether it was merged). What the mirror holds of them is then
+        as of the survivor's POS time (their `pos_updated_at`), so an older version of them listed later does
+        not bring them back."""
+        found: dict[str, tuple[str, datetime | None]] = {}
+        for row in rows:
+            stamp = row.values[_UPDATED]
+            for absorbed in row.absorbed:
+                before = found.get(absorbed)
+                if before is None or (stamp is not None and (before[1] is None or stamp >= before[1])):
+                    found[absorbed] = (row.customer_id, stamp)
+        return [(absorbed, survivor, stamp) for absorbed, (survivor, stamp) in found.items()]
 
     def moved_from(
         self, rows: Sequence[Row], held: Mapping[str, tuple[bool, Any, Any]], *, mark: datetime
@@ -597,6 +640,18 @@ class PostgresPageStatements(PageStatements):
             f'UPDATE "{self.table}" SET "synced_at" = %b WHERE "store_id" = %b '
             f'AND "customer_id" = ANY(%b::varchar[]) AND "synced_at" IS DISTINCT FROM %b'
         )
+        # The customers a survivor on the page absorbed, as the upsert left them: `was_active` is read before
+        # this statement changes them (the FROM sees the rows as they were), to count the newly deactivated.
+        self.merge_sql = (
+            f'UPDATE "{self.table}" AS c SET "active" = false, "merged_into_customer_id" = m.survivor, '
+            f'"pos_updated_at" = COALESCE(m.stamp, c."pos_updated_at"), "updated_at" = %b '
+            f'FROM (SELECT t."id", t."active" AS was_active, i.survivor, i.stamp '
+            f"FROM unnest(%b::varchar[], %b::varchar[], %b::timestamptz[]) AS i(absorbed, survivor, stamp) "
+            f'JOIN "{self.table}" AS t ON t."store_id" = %b AND t."customer_id" = i.absorbed '
+            f'WHERE (t."active" OR t."merged_into_customer_id" IS DISTINCT FROM i.survivor) '
+            f'AND (t."pos_updated_at" IS NULL OR i.stamp IS NULL OR t."pos_updated_at" <= i.stamp)) AS m '
+            f'WHERE c."id" = m."id" RETURNING m.was_active'
+        )
 
     def dump_raw(self, raw: Any) -> str:
         return dumps_compact(raw)  # becomes jsonb: the text's spacing does not matter
@@ -618,6 +673,7 @@ class PostgresPageStatements(PageStatements):
     def send(self, rows: Sequence[Row], *, now: datetime, held: Mapping[str, Any], commit: bool) -> SentWrites:
         raw_connection = self._raw_connection()
         seen = [row.customer_id for row in rows if row.customer_id in held]
+        merges = self.merges(rows)
         with connection.wrap_database_errors:
             pipeline = raw_connection.pipeline()
             pipeline.__enter__()
@@ -625,12 +681,17 @@ class PostgresPageStatements(PageStatements):
                 upsert = self._send(raw_connection, self.upsert_sql, self._upsert_params(rows, now)) if rows else None
                 if seen:
                     self._send(raw_connection, self.touch_sql, [now, self.store_id, seen, now]).close()
+                merge = None
+                if merges:
+                    absorbed, survivors, stamps = (list(column) for column in zip(*merges, strict=True))
+                    params = [now, absorbed, survivors, stamps, self.store_id]
+                    merge = self._send(raw_connection, self.merge_sql, params)
                 if commit:
                     self._send(raw_connection, "COMMIT", []).close()
             except BaseException as exc:
                 pipeline.__exit__(type(exc), exc, exc.__traceback__)
                 raise
-        return _PipelinedWrites(pipeline, upsert)
+        return _PipelinedWrites(pipeline, upsert, merge)
 
     def _send(self, raw_connection: Any, sql: str, params: list[Any]) -> Any:
         """Execute on a server-side-binding cursor (in a pipeline: send, and read the results later)."""
@@ -665,21 +726,29 @@ class PostgresPageStatements(PageStatements):
 class _PipelinedWrites:
     """A page's statements in flight in a psycopg pipeline; `result()` ends the pipeline."""
 
-    def __init__(self, pipeline: Any, upsert: Any) -> None:
+    def __init__(self, pipeline: Any, upsert: Any, merge: Any = None) -> None:
         self.pipeline = pipeline
         self.upsert = upsert
+        self.merge = merge
         self.written: set[str] | None = None
+        self.merged_away = 0
 
     def result(self) -> set[str]:
         if self.written is None:
             with connection.wrap_database_errors:
                 self.pipeline.__exit__(None, None, None)  # waits for every result; raises the first error
+                if self.merge is not None:
+                    with self.merge:
+                        self.merged_away = sum(1 for (was_active,) in self.merge.fetchall() if was_active)
                 if self.upsert is None:
                     self.written = set()
                 else:
                     with self.upsert:
                         self.written = {cid for (cid,) in self.upsert.fetchall()}
         return self.written
+
+    def absorbed(self) -> int:
+        return self.merged_away
 
 
 class SqlitePageStatements(PageStatements):
@@ -721,7 +790,45 @@ class SqlitePageStatements(PageStatements):
         self._touch(
             [row.customer_id for row in rows if row.customer_id in held and row.customer_id not in written], now=now
         )
-        return DoneWrites(written)
+        return DoneWrites(written, self._merge_away(self.merges(rows), now=now))
+
+    def _merge_away(self, merges: Sequence[tuple[str, str, datetime | None]], *, now: datetime) -> int:
+        """Mark the absorbed customers held merged away (see `merges`); how many were active."""
+        if not merges:
+            return 0
+        survivors = {absorbed: (survivor, stamp) for absorbed, survivor, stamp in merges}
+        held: dict[str, tuple[bool, str, Any]] = {}
+        with connection.cursor() as cursor:
+            for chunk in _chunks(list(survivors), self.id_batch_size):
+                marks = ", ".join("%s" for _ in chunk)
+                cursor.execute(
+                    f'SELECT "customer_id", "active", "merged_into_customer_id", "pos_updated_at" FROM "{self.table}" '
+                    f'WHERE "store_id" = %s AND "customer_id" IN ({marks})',
+                    [self.store_id, *chunk],
+                )
+                held.update((cid, (bool(active), merged_into, updated)) for cid, active, merged_into, updated in cursor)
+            by_survivor: dict[str, list[str]] = {}
+            deactivated = 0
+            for absorbed, (active, merged_into, updated) in held.items():
+                survivor, stamp = survivors[absorbed]
+                if not active and merged_into == survivor:
+                    continue  # already marked
+                if updated is not None and stamp is not None and self.as_datetime(updated) > stamp:
+                    continue  # the mirror holds a newer version of it than the survivor's record
+                by_survivor.setdefault(survivor, []).append(absorbed)
+                deactivated += active
+            stamp_now = _sqlite_datetime(now)
+            for survivor, ids in by_survivor.items():
+                stamp = survivors[ids[0]][1]
+                for chunk in _chunks(ids, self.id_batch_size - 4):
+                    marks = ", ".join("%s" for _ in chunk)
+                    cursor.execute(
+                        f'UPDATE "{self.table}" SET "active" = 0, "merged_into_customer_id" = %s, '
+                        f'"pos_updated_at" = COALESCE(%s, "pos_updated_at"), "updated_at" = %s '
+                        f'WHERE "store_id" = %s AND "customer_id" IN ({marks})',
+                        [survivor, _sqlite_datetime(stamp) if stamp else None, stamp_now, self.store_id, *chunk],
+                    )
+        return deactivated
 
     def _upsert(self, rows: Sequence[Row], *, now: datetime) -> set[str]:
         stamp = _sqlite_datetime(now)
@@ -786,6 +893,7 @@ _SQLITE_CONVERTERS: tuple[tuple[int, Callable[[Any], Any]], ...] = (
     *((i, _sqlite_datetime) for i, _ in _DATETIME_INDEXES),
     (_POINTS, str),
     (_ACTIVE, int),
+    (_BANNED, int),
 )
 
 

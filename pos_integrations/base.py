@@ -234,7 +234,7 @@ class PosClient:
             raise PosNotSupported(
                 f"{self.label} customers cannot be created through this integration", vendor=self.vendor
             )
-        missing = sorted(name for name in self.capabilities.create_requires if getattr(data, name) in (None, ""))
+        missing = self.capabilities.missing_for_create(data)
         if missing:
             raise PosValidationError(
                 f"{self.label} needs {', '.join(missing)} to create a customer",

@@ -165,5 +165,9 @@ class Capabilities:
         """True when at least one field can be searched live at the POS."""
         return bool(self.search_fields)
 
+    def missing_for_create(self, data: CustomerInput) -> list[str]:
+        """The `create_requires` fields `data` leaves empty, sorted: the POS would refuse the create."""
+        return sorted(name for name in self.create_requires if getattr(data, name) in (None, ""))
+
 
 SEARCH_FIELDS: tuple[str, ...] = ("phone", "email", "drivers_license", "first_name", "last_name", "birthday")

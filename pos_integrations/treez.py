@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import time
 import uuid
@@ -12,9 +10,10 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+import jwt
 import requests
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from . import parsing
 from .base import PosClient, ensure_list
@@ -95,16 +94,13 @@ FIELD_SOURCES: dict[str, Source] = {
 }
 
 
-def _b64url(data: bytes) -> str:
-    """base64url without padding, as JWTs write their parts."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 class JwtAuth(Auth):
-    """Treez v3: a fresh self-signed token per request, `base64url(claims).base64url(RSA-SHA256(claims part))`.
+    """Treez v3: a fresh self-signed token per request, a standard JWT (RFC 7519: `header.claims.signature`, each
+    part base64url without padding, RS256) whose claims are Treez's: `aud` (the exact URL), `iss` (certificate
+    id), `oid` (organization id), `iat`/`exp` in milliseconds (exp = iat + 30 s) and a fresh `jti`.
 
-    Both parts are base64url without padding, as in a JWT, and there is no JOSE header: the form the
-    documentation shows (`<claims>.<signature>`) and two published clients send.
+    Treez's authentication page calls the token a JWT (RFC 7519) but writes its form as `<claims>.<signature>`;
+    we send the standard form, which any JWT library verifies (README, "Treez v3 token").
     """
 
     def __init__(
@@ -137,9 +133,7 @@ class JwtAuth(Auth):
             "exp": issued + JWT_LIFETIME_MS,
             "jti": str(uuid.uuid4()),
         }
-        body = _b64url(json.dumps(claims, separators=(",", ":")).encode())
-        signature = self._key.sign(body.encode(), padding.PKCS1v15(), hashes.SHA256())
-        return f"{body}.{_b64url(signature)}"
+        return jwt.encode(claims, self._key, algorithm="RS256")
 
     def headers(self, http: HttpClient, method: str, url: str) -> dict[str, str]:
         return {"Authorization": self.token(url)}

@@ -30,6 +30,7 @@ LOOKUPS = {
     "customer_birthday_id": lambda qs: qs.birthday_on(dt.date(1988, 9, 12)),
     "customer_licence_ci": lambda qs: qs.licence_equal("d4161227"),
     "customer_store_updated": lambda qs: qs.filter(store_id=1).modified_after(dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
+    "customer_banned": lambda qs: qs.banned_equal(True),
 }
 # Indexes that may serve a lookup as well as the one named for it (an empty table gives the planner no reason
 # to prefer one): the store's cursor index also leads with the store, and on PostgreSQL the name-prefix

@@ -7,7 +7,7 @@ from rest_framework import status
 
 from api.errors import DomainErrors, ErrorAnswer
 from customers.models import Customer
-from customers.services import CustomerDuplicate, IdempotencyInProgress, IdempotencyKeyReused
+from customers.services import CustomerDuplicate, CustomerFieldsRequired, IdempotencyInProgress, IdempotencyKeyReused
 
 CUSTOMER_ERRORS: DomainErrors = {
     Customer.DoesNotExist: ErrorAnswer(
@@ -18,6 +18,13 @@ CUSTOMER_ERRORS: DomainErrors = {
         "duplicate_customer",
         "The store's POS already has this customer.",
         body=lambda exc: {"customer": exc.customer},
+    ),
+    # As a missing field of the body is answered (the serializer's `invalid_request`), named where it is in the body.
+    CustomerFieldsRequired: ErrorAnswer(
+        status.HTTP_400_BAD_REQUEST,
+        "invalid_request",
+        "The request has invalid fields.",
+        fields=lambda exc: {f"customer.{name}": [f"{exc.label} requires this field."] for name in exc.fields},
     ),
     IdempotencyKeyReused: ErrorAnswer(
         status.HTTP_422_UNPROCESSABLE_ENTITY,

@@ -23,6 +23,8 @@ CUSTOMER: dict[str, Any] = {
     "medical_card_expiration": None,
     "customer_type": "recreational",
     "active": True,
+    "banned": False,
+    "merged_into_customer_id": None,
     "address": {"street": "18 Elm St", "city": "Oakland", "state": "CA", "postal_code": "94601"},
     "loyalty_points": 27,
     "notes": "",
@@ -97,6 +99,15 @@ CREATE_INVALID = ex(
             "customer.birthday": ["A birthday must be in the past."],
             "customer.phone": ["Enter a 10-digit phone number (any format)."],
         },
+    ),
+    status=400,
+)
+CREATE_NEEDS_MORE = ex(
+    "A field the store's POS requires",
+    error(
+        "invalid_request",
+        "The request has invalid fields.",
+        fields={"customer.birthday": ["Treez requires this field."]},
     ),
     status=400,
 )

@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from api.serializers import SPACE, ErrorSerializer, StrictSerializer, TextRule
 from customers.models import Gender, licence_key
+from pos_integrations import CLIENTS, VENDOR_LABELS
 from pos_integrations.records import CustomerInput
 
 _NAME_MARKS = " '-.\u2019"
@@ -36,6 +37,22 @@ PHONE = TextRule(
 )
 
 
+def required_by_pos() -> dict[str, list[str]]:
+    """{vendor: the customer fields its POS refuses a create without} for each vendor that can create (its client's
+    `capabilities.create_requires`: the create checks the same before asking the POS)."""
+    return {
+        vendor: sorted(cls.capabilities.create_requires)
+        for vendor, cls in CLIENTS.items()
+        if cls.capabilities.can_create
+    }
+
+
+def _required_at(field: str) -> str:
+    """ " Required for Treez stores." where some POS needs a field the body may leave out, else ""."""
+    vendors = [VENDOR_LABELS[vendor] for vendor, fields in required_by_pos().items() if field in fields]
+    return f" Required for {' and '.join(vendors)} stores." if vendors else ""
+
+
 class NewCustomerSerializer(StrictSerializer):
     first_name = serializers.CharField(max_length=150, validators=[NAME])
     last_name = serializers.CharField(max_length=150, validators=[NAME])
@@ -46,7 +63,9 @@ class NewCustomerSerializer(StrictSerializer):
         allow_null=True,
         help_text="M, F or X (other / non-binary); null (as answers show it), blank or absent for unknown.",
     )
-    birthday = serializers.DateField(required=False, allow_null=True, help_text="YYYY-MM-DD, in the past.")
+    birthday = serializers.DateField(
+        required=False, allow_null=True, help_text="YYYY-MM-DD, in the past." + _required_at("birthday")
+    )
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
     phone = serializers.CharField(
         max_length=40,
@@ -137,7 +156,12 @@ class PeakCustomerSerializer(serializers.Serializer):
     medical_card_number = serializers.CharField(allow_null=True)
     medical_card_expiration = serializers.DateField(allow_null=True)
     customer_type = serializers.ChoiceField(choices=["recreational", "medical"])
-    active = serializers.BooleanField()
+    active = serializers.BooleanField(help_text="False for a customer inactive at the POS or merged into another.")
+    banned = serializers.BooleanField(help_text="Banned at the POS; false where the POS has no ban flag.")
+    merged_into_customer_id = serializers.CharField(
+        allow_null=True,
+        help_text="The POS merged this customer into the one with this POS id (same store); null when not merged.",
+    )
     address = AddressSerializer()
     loyalty_points = serializers.FloatField()
     notes = serializers.CharField()

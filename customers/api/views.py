@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import django_filters
 from django.http import QueryDict
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -42,11 +43,13 @@ from customers.api.serializers import (
     DuplicateErrorSerializer,
     LegacySearchResponseSerializer,
     NewCustomerSerializer,
+    required_by_pos,
 )
-from customers.filters import CustomerFilters
+from customers.filters import FILTERS, CustomerFilters
 from customers.models import Customer
 from customers.selectors import customer_get, customer_list, customer_peak_list
 from customers.services import IdempotencyKey, customer_create, customer_search, request_fingerprint
+from pos_integrations import VENDOR_LABELS
 from stores.models import ApiKey
 from stores.selectors import store_get_for_key
 
@@ -55,6 +58,26 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 # 1 to 255 visible ASCII characters, spaces only between them (a UUID, say).
 IDEMPOTENCY_KEY_PATTERN = rf"^[!-~](?:[ -~]{{0,{MAX_IDEMPOTENCY_KEY_LENGTH - 2}}}[!-~])?$"
 LEGACY_MAX_RESULTS = 100
+
+
+def _required_text() -> str:
+    """What each POS needs to create a customer, where it is more than the body requires."""
+    needs = "; ".join(
+        f"{VENDOR_LABELS[vendor]} needs {', '.join(fields)}" for vendor, fields in required_by_pos().items() if fields
+    )
+    return f"Per POS (`x-required-by-pos`, by `pos_vendor`, lists them all): {needs}."
+
+
+def choice_parameters() -> list[OpenApiParameter]:
+    """The list's true/false filters as the strings they are (drf-spectacular would type them boolean with a string
+    enum, which no value satisfies)."""
+    return [
+        OpenApiParameter(
+            name, str, enum=[v for v, _ in spec.query.extra["choices"]], description=spec.query.extra["help_text"]
+        )
+        for name, spec in FILTERS.items()
+        if isinstance(spec.query, django_filters.TypedChoiceFilter)
+    ]
 
 
 class CustomerViewSet(ViewSet):
@@ -78,7 +101,7 @@ class CustomerViewSet(ViewSet):
         ),
         parameters=[
             *pagination_parameters(items="Customers"),
-            OpenApiParameter("active", str, enum=["true", "false"], description="Only active (or inactive) customers."),
+            *choice_parameters(),
         ],
         filters=True,
         responses={
@@ -167,8 +190,11 @@ class CustomerViewSet(ViewSet):
         description=(
             "Validates, creates the customer at the store's POS, then in the mirror. Send an `Idempotency-Key` "
             "header to make retries safe: the same key and body replay the first answer without asking the POS "
-            "again; the same key with another body gets 422; while the first request runs, 409."
+            "again; the same key with another body gets 422; while the first request runs, 409. Some POS need "
+            "more than the body requires; without it the answer is 400 naming each field (`customer.birthday`) and "
+            "the POS is not asked. " + _required_text()
         ),
+        extensions={"x-required-by-pos": required_by_pos()},
         parameters=[
             OpenApiParameter(
                 IDEMPOTENCY_HEADER,
@@ -199,6 +225,7 @@ class CustomerViewSet(ViewSet):
             ex.CREATE_REQUEST,
             ex.CREATED,
             ex.CREATE_INVALID,
+            ex.CREATE_NEEDS_MORE,
             api_ex.STORE_NOT_FOUND,
             ex.CREATE_NOT_SUPPORTED,
             ex.CREATE_DUPLICATE,

@@ -75,11 +75,14 @@ def test_filters(admin_client, sean):
         customer_type="medical", medical_card_number="M2", medical_card_expiration=today + dt.timedelta(days=30)
     )
     inactive = CustomerFactory(active=False)
+    banned = CustomerFactory(banned=True)
     flowhub = CustomerFactory(store=StoreFactory(pos_vendor="flowhub"))
     assert found(admin_client, medical_card="expired") == {expired.customer_id}
     assert found(admin_client, medical_card="valid") == {valid.customer_id}
     assert found(admin_client, customer_type__exact="medical") == {expired.customer_id, valid.customer_id}
     assert found(admin_client, active__exact="0") == {inactive.customer_id}
+    assert found(admin_client, banned__exact="1") == {banned.customer_id}
+    assert banned.customer_id not in found(admin_client, banned__exact="0")
     assert found(admin_client, store__pos_vendor__exact="flowhub") == {flowhub.customer_id}
     assert found(admin_client, store__id__exact=sean.store_id) == {"5027"}
 
@@ -116,6 +119,15 @@ def test_change_page_in_plain_words_with_whole_points_and_times_to_the_second(ad
     assert '<div class="readonly">27</div>' in html
     assert "27.00" not in html
     assert "2026-03-27 03:36:04 UTC" in html
+
+
+def test_change_page_shows_the_ban_and_the_survivor_of_a_merge(admin_client, sean):
+    sean.banned, sean.active, sean.merged_into_customer_id = True, False, "6001"
+    sean.save()
+    html = admin_client.get(reverse("admin:customers_customer_change", args=[sean.pk])).content.decode()
+    assert "Merged into (POS id)" in html
+    assert '<div class="readonly">6001</div>' in html
+    assert "Banned" in html
 
 
 def test_customers_cannot_be_deleted_here(admin_client, sean):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import responses
 from django.utils import timezone
 
 from customers.models import Customer, IdempotencyRecord
@@ -129,6 +130,38 @@ def test_pos_rejecting_the_data_gets_400_with_its_field_errors(api, pos, body):
     }
     assert "Retry-After" not in response
     assert not Customer.objects.exists()
+
+
+def test_a_field_the_pos_requires_gets_400_naming_it_before_the_pos_is_asked(api, pos, body):
+    pos.capabilities = Capabilities(
+        can_create=True, search_fields=frozenset(), incremental=True, create_requires=frozenset({"birthday"})
+    )
+    del body["customer"]["birthday"]
+    response = api.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="k-needs-birthday")
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": {
+            "code": "invalid_request",
+            "message": "The request has invalid fields.",
+            "fields": {"customer.birthday": ["Treez requires this field."]},
+        }
+    }
+    assert pos.creates == []
+    assert not IdempotencyRecord.objects.exists()
+
+    body["customer"]["birthday"] = "1988-09-12"
+    assert api.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="k-needs-birthday").status_code == 201
+
+
+def test_a_treez_store_without_a_birthday_never_reaches_treez(key, store, body):
+    """The real Treez client, with no HTTP answer registered: any call to Treez would fail the test."""
+    del body["customer"]["birthday"]
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        response = key.client().post(URL, body, format="json")
+        assert len(rsps.calls) == 0
+    assert store.pos_vendor == "treez"
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"customer.birthday": ["Treez requires this field."]}
 
 
 def test_pos_duplicate_gets_409_with_the_existing_customer(api, store, pos, body):

@@ -88,6 +88,19 @@ def test_modified_after_and_active(api, store):
     assert inactive.pk not in ids(api.get("/api/v1/customers?active=true"))
 
 
+def test_banned_filters_and_shows_the_pos_ban_and_the_merge(api, store):
+    banned = CustomerFactory(store=store, banned=True, active=False, merged_into_customer_id="5027")
+    allowed = CustomerFactory(store=store)
+
+    answer = api.get("/api/v1/customers?banned=true").json()["customers"]
+    assert [c["id"] for c in answer] == [banned.pk]
+    assert (answer[0]["banned"], answer[0]["active"], answer[0]["merged_into_customer_id"]) == (True, False, "5027")
+    assert ids(api.get("/api/v1/customers?banned=false")) == [allowed.pk]
+    assert ids(api.get("/api/v1/customers?banned=false&active=false")) == []
+    shown = api.get(f"/api/v1/customers/{allowed.pk}").json()["customer"]
+    assert (shown["banned"], shown["merged_into_customer_id"]) == (False, None)
+
+
 def test_cursor_pages_cover_everything_once_in_a_stable_order(api, store):
     made = [CustomerFactory(store=store).pk for _ in range(7)]
     seen, url, pages = [], "/api/v1/customers?page_size=3", 0
@@ -114,6 +127,7 @@ def test_a_page_stays_put_when_customers_are_added_before_it(api, store):
         ("birthday=yesterday", "birthday"),
         ("modified_after=soon", "modified_after"),
         ("active=maybe", "active"),
+        ("banned=yes", "banned"),
         ("page_size=0", "page_size"),
         ("page_size=201", "page_size"),
         ("page_size=ten", "page_size"),

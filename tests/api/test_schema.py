@@ -63,6 +63,20 @@ def test_the_body_search_documents_the_lists_parameters_as_its_fields(openapi):
     assert "x-body-from-query" not in openapi["paths"]["/api/v1/customers/search"]["post"]
 
 
+def test_the_create_says_what_each_pos_requires(openapi):
+    operation = openapi["paths"]["/api/v1/customers"]["post"]
+    assert operation["x-required-by-pos"] == {"leaflogix": [], "treez": ["birthday", "first_name", "last_name"]}
+    assert "Treez needs birthday" in operation["description"]
+    customer = openapi["components"]["schemas"]["NewCustomerRequest"]
+    assert "Required for Treez stores." in customer["properties"]["birthday"]["description"]
+    assert "birthday" not in customer["required"]  # other POS take a customer without one
+    examples = operation["responses"]["400"]["content"]["application/json"]["examples"]
+    assert any(
+        e["value"]["error"].get("fields") == {"customer.birthday": ["Treez requires this field."]}
+        for e in examples.values()
+    )
+
+
 def test_docs_pages_and_their_assets_are_served_locally(db):
     client = APIClient()
     for page in ("/api/docs/", "/api/redoc/"):

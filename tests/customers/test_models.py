@@ -108,6 +108,8 @@ def test_to_peak_customer_is_the_canonical_shape():
         "medical_card_expiration": None,
         "customer_type": "recreational",
         "active": True,
+        "banned": False,
+        "merged_into_customer_id": None,
         "address": {"street": "18 Elm St", "city": "Oakland", "state": "CA", "postal_code": "94601"},
         "loyalty_points": 27,
         "notes": "",

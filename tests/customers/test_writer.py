@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from customers.models import Customer, RecordSource, RejectedRecord
 from customers.writer import CustomerWriter, PageResult, StagedPage
-from pos_integrations.records import CustomerPage, RecordError
-from tests.factories import CustomerSyncFactory, make_record
+from pos_integrations.records import CustomerPage, CustomerRecord, RecordError
+from tests.factories import CustomerSyncFactory, StoreFactory, make_record
 
 pytestmark = pytest.mark.django_db
 
@@ -39,6 +39,95 @@ def test_a_page_is_counted_created_then_unchanged_then_updated(store):
     assert set(result.stored) == {r.customer_id for r in records}
     assert Customer.objects.get(store=store, customer_id=changed.customer_id).email == "new@example.com"
     assert not Customer.objects.get(store=store, customer_id=merged.customer_id).active
+
+
+def test_a_ban_and_a_merge_are_stored_and_shown(store):
+    banned = make_record(1, banned=True, merged_into_customer_id="1009")
+    write(store, [banned, make_record(2)])
+
+    customer = Customer.objects.get(store=store, customer_id="1001")
+    assert (customer.banned, customer.active, customer.merged_into_customer_id) == (True, False, "1009")
+    shown = customer.to_peak_customer()
+    assert (shown["banned"], shown["active"], shown["merged_into_customer_id"]) == (True, False, "1009")
+    other = Customer.objects.get(store=store, customer_id="1002").to_peak_customer()
+    assert (other["banned"], other["active"], other["merged_into_customer_id"]) == (False, True, None)
+
+    lifted = dataclasses.replace(banned, banned=False, pos_updated_at=banned.pos_updated_at + timedelta(1))
+    assert counts(write(store, [lifted])) == (0, 1, 0, 0)  # already inactive: nobody newly deactivated
+    assert Customer.objects.get(store=store, customer_id="1001").banned is False
+
+
+def _survivor(index: int, *absorbed: str, later: timedelta = timedelta(days=1)) -> CustomerRecord:
+    """A merge's surviving record (Treez: status MERGED, merged_customer_ids), changed `later` than make_record's."""
+    record = make_record(index)
+    return dataclasses.replace(record, merged_customer_ids=absorbed, pos_updated_at=record.pos_updated_at + later)
+
+
+def test_customers_a_survivor_absorbed_become_inactive_and_name_it(store):
+    write(store, [make_record(i) for i in range(1, 5)])  # 1001 .. 1004, all active
+
+    result = write(store, [_survivor(1, "1002", "1003", "7777")])  # 7777: not held, nothing to mark
+
+    assert counts(result) == (0, 1, 0, 2)
+    customers = {c.customer_id: c for c in Customer.objects.filter(store=store)}
+    assert (customers["1001"].active, customers["1001"].merged_into_customer_id) == (True, "")
+    for absorbed in ("1002", "1003"):
+        assert (customers[absorbed].active, customers[absorbed].merged_into_customer_id) == (False, "1001")
+        assert customers[absorbed].to_peak_customer()["merged_into_customer_id"] == "1001"
+    assert (customers["1004"].active, customers["1004"].merged_into_customer_id) == (True, "")
+    assert set(Customer.objects.filter(store=store, active=False).values_list("customer_id", flat=True)) == {
+        "1002",
+        "1003",
+    }
+
+    # The same survivor again: nothing more to do, and it says so.
+    assert counts(write(store, [_survivor(1, "1002", "1003", "7777")])) == (0, 0, 1, 0)
+
+
+def test_an_absorbed_customers_older_version_listed_after_the_merge_does_not_bring_it_back(store):
+    stale = make_record(2)  # as the POS listed it before the merge (and may again, unchanged)
+    write(store, [stale])
+    write(store, [_survivor(1, "1002")])
+
+    assert counts(write(store, [stale])) == (0, 0, 1, 0)
+
+    customer = Customer.objects.get(store=store, customer_id="1002")
+    assert (customer.active, customer.merged_into_customer_id) == (False, "1001")
+    assert customer.pos_updated_at == _survivor(1, "1002").pos_updated_at  # as of the merge
+    newer = dataclasses.replace(stale, pos_updated_at=customer.pos_updated_at + timedelta(hours=1))
+    write(store, [newer])  # the POS changed it since: its own record says what it is now
+    assert Customer.objects.get(store=store, customer_id="1002").active is True
+
+
+def test_a_merge_reaches_no_other_store(store):
+    other_store = StoreFactory(catalog_id="elsewhere")
+    write(store, [make_record(2)])
+    write(other_store, [make_record(2)])
+
+    write(store, [_survivor(1, "1002")])
+
+    assert Customer.objects.get(store=store, customer_id="1002").active is False
+    theirs = Customer.objects.get(store=other_store, customer_id="1002")
+    assert (theirs.active, theirs.merged_into_customer_id) == (True, "")
+
+
+def test_a_survivor_older_than_what_the_mirror_holds_of_the_absorbed_leaves_it(store):
+    write(store, [make_record(2, pos_updated_at=make_record(1).pos_updated_at + timedelta(days=5))])
+
+    result = write(store, [_survivor(1, "1002", later=timedelta(days=1))])
+
+    assert result.deactivated == 0
+    kept = Customer.objects.get(store=store, customer_id="1002")
+    assert (kept.active, kept.merged_into_customer_id) == (True, "")
+
+
+def test_an_absorbed_customer_on_the_same_page_as_its_survivor_ends_merged_away(store):
+    absorbed = make_record(2)
+    result = write(store, [absorbed, _survivor(1, "1002")])
+
+    assert counts(result) == (2, 0, 0, 1)
+    customer = Customer.objects.get(store=store, customer_id="1002")
+    assert (customer.active, customer.merged_into_customer_id) == (False, "1001")
 
 
 def test_unchanged_rows_get_the_page_stamp_without_being_rewritten(store):

@@ -330,7 +330,7 @@ def unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def test_v3_jwt_is_signed_per_request_for_the_exact_url(
+def test_v3_token_is_a_standard_jwt_signed_per_request_for_the_exact_url(
     rsps: responses.RequestsMock, make_client: MakeClient, rsa_key: rsa.RSAPrivateKey
 ) -> None:
     client = make_client("treez", base_url="", credentials=v3_credentials(rsa_key))
@@ -338,12 +338,14 @@ def test_v3_jwt_is_signed_per_request_for_the_exact_url(
     url = "https://api-prod.treez.io/dispensary/v3/greenleaf/customer/31"
     rsps.add(responses.GET, url, json=ok(treez_record(11)))
     assert client.get_customer("31") is not None
-    header = rsps.calls[0].request.headers["Authorization"]
-    claims_part, signature_part = header.split(".")
-    # Both parts base64url without padding, as JWT parts are written.
-    assert re.fullmatch(r"[A-Za-z0-9_-]+", claims_part)
-    assert re.fullmatch(r"[A-Za-z0-9_-]+", signature_part)
-    rsa_key.public_key().verify(unb64url(signature_part), claims_part.encode(), padding.PKCS1v15(), hashes.SHA256())
+    token = rsps.calls[0].request.headers["Authorization"]
+    # A standard JWT (RFC 7519, JWS compact): three parts, each base64url without padding; RS256 over the first two.
+    header_part, claims_part, signature_part = token.split(".")
+    for part in (header_part, claims_part, signature_part):
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", part)
+    assert json.loads(unb64url(header_part)) == {"alg": "RS256", "typ": "JWT"}
+    signed = f"{header_part}.{claims_part}".encode()
+    rsa_key.public_key().verify(unb64url(signature_part), signed, padding.PKCS1v15(), hashes.SHA256())
     claims = json.loads(unb64url(claims_part))
     assert claims["aud"] == url
     assert (claims["iss"], claims["oid"]) == ("cert-1", "org-guid")

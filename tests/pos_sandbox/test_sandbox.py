@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
+import jwt
 import pytest
 import requests
 from cryptography.hazmat.primitives import hashes
@@ -218,9 +219,7 @@ def _jwt(url: str, *, iat: int | None = None, lifetime: int = 30_000, jti: str |
         "exp": issued + lifetime,
         "jti": jti or str(uuid.uuid4()),
     }
-    part = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode()
-    signature = treez_v3_private_key().sign(part.encode(), padding.PKCS1v15(), hashes.SHA256())
-    return f"{part}.{base64.b64encode(signature).decode()}"
+    return jwt.encode(claims, treez_v3_private_key(), algorithm="RS256")
 
 
 def test_treez_v3_jwt(sb: SandboxServer, http: requests.Session) -> None:
@@ -231,8 +230,18 @@ def test_treez_v3_jwt(sb: SandboxServer, http: requests.Session) -> None:
     assert http.get(url, headers={"Authorization": _jwt(url + "0")}).status_code == 401  # another endpoint
     assert http.get(url, headers={"Authorization": _jwt(url, lifetime=60_000)}).status_code == 400
     assert http.get(url, headers={"Authorization": _jwt(url, iat=int(time.time() * 1000) - 120_000)}).status_code == 401
-    forged = _jwt(url)[:-8] + "AAAAAAA="
-    assert http.get(url, headers={"Authorization": forged}).status_code == 401
+    header, claims, signature = _jwt(url).split(".")
+    forged = f"{header}.{claims}.{'A' * len(signature)}"
+    answer = http.get(url, headers={"Authorization": forged})
+    assert (answer.status_code, answer.json()["resultDetail"]) == (401, "signature does not verify")
+    # The two-part form (claims.signature, no JOSE header) we sent before is not a JWT.
+    claims_part = _jwt(url).split(".")[1]
+    old = treez_v3_private_key().sign(claims_part.encode(), padding.PKCS1v15(), hashes.SHA256())
+    refused = http.get(url, headers={"Authorization": f"{claims_part}.{base64.urlsafe_b64encode(old).decode()}"})
+    assert (refused.status_code, refused.json()["resultDetail"]) == (
+        401,
+        "token is not a JWT signed RS256 (header.claims.signature, base64url)",
+    )
 
 
 # --- listing ---------------------------------------------------------------------------------------------
