@@ -361,7 +361,7 @@ class HttpClient:
             if authenticate:
                 request_headers.update(self.auth.headers(self, method, url))
             if deadline.remaining() < MIN_TRY_SECONDS:
-                raise self._deadline_error(method, shown, deadline, retries)
+                raise self._deadline_error(method, shown, deadline, tries=retries)
             started = time.perf_counter()
             try:
                 response = self.session.request(
@@ -387,7 +387,7 @@ class HttpClient:
                     retries=retries,
                 )
                 if isinstance(exc, requests.Timeout) and not deadline.allows(0.0):
-                    raise self._deadline_error(method, shown, deadline, retries) from None
+                    raise self._deadline_error(method, shown, deadline, tries=retries + 1) from None
                 error: PosError = PosUnavailable(
                     f"{self.label} {kind}: {method} {shown}", vendor=self.vendor, status_code=None
                 )
@@ -434,18 +434,18 @@ class HttpClient:
             waited += delay
             retries += 1
 
-    def _deadline_error(self, method: str, shown: str, deadline: Deadline, retries: int) -> PosUnavailable:
-        tries = f"{retries + 1} tr{'y' if retries == 0 else 'ies'}"
+    def _deadline_error(self, method: str, shown: str, deadline: Deadline, *, tries: int) -> PosUnavailable:
+        said = f"{tries} tr{'y' if tries == 1 else 'ies'}" if tries else "no time left to try"
         self._log(
             logging.WARNING,
             "gave up: no answer within %g s (%s)",
             method,
             shown,
             deadline_s=deadline.seconds,
-            tries=tries,
+            tries=said,
         )
         return PosUnavailable(
-            f"{self.label} did not answer {method} {shown} within {deadline.seconds:g} s ({tries})",
+            f"{self.label} did not answer {method} {shown} within {deadline.seconds:g} s ({said})",
             vendor=self.vendor,
             status_code=None,
             deadline_passed=True,

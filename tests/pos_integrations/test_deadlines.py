@@ -123,3 +123,14 @@ def test_the_default_deadlines_are_the_documented_ones() -> None:
     assert Deadlines() == Deadlines(lookup=5.0, connection=10.0, create=15.0, page=45.0)
     with pytest.raises(ValueError, match="lookup deadline must be positive"):
         Deadlines(lookup=0)
+
+
+def test_a_call_whose_deadline_is_spent_makes_no_further_request(rsps: responses.RequestsMock) -> None:
+    now = [0.0]
+    client = HttpClient(vendor="blaze", label="Blaze", base_url="https://api.test", clock=lambda: now[0])
+    with client.deadline(5.0):
+        now[0] = 4.9  # what came before in this call took nearly all of it
+        with pytest.raises(PosUnavailable) as caught:
+            client.get_json("/members")
+    assert caught.value.message == "Blaze did not answer GET /members within 5 s (no time left to try)"
+    assert len(rsps.calls) == 0
