@@ -1,11 +1,14 @@
-"""The health URL: is the database reachable, and can the task queue take work?"""
+"""The health URL: is the database reachable, can the task queue take work, and is the work moving?"""
 
 from __future__ import annotations
 
 import time
 
+from django.conf import settings
 from django.db import DatabaseError, connection
+from django.db.models import Count, Min
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -21,6 +24,23 @@ def _check_database() -> dict[str, object]:
     return {"ok": True, "vendor": connection.vendor, "latency_ms": round((time.monotonic() - started) * 1000, 1)}
 
 
+def _oldest_queued_seconds(broker: object) -> float | None:
+    """How long the oldest task waiting in the queue has waited; None where the broker does not say (Redis)."""
+    from django_q.conf import Conf
+    from django_q.models import OrmQ
+
+    if not Conf.ORM:
+        return None
+    now = timezone.now()
+    # The ORM broker stamps `lock` with the time a task was queued (and pushes it past now once a worker holds it).
+    oldest = (
+        OrmQ.objects.using(Conf.ORM)
+        .filter(key=broker.list_key, lock__lte=now)  # type: ignore[attr-defined]
+        .aggregate(oldest=Min("lock"))["oldest"]
+    )
+    return round((now - oldest).total_seconds(), 1) if oldest else None
+
+
 def _check_queue() -> dict[str, object]:
     from django_q.brokers import get_broker
     from django_q.conf import Conf
@@ -32,15 +52,53 @@ def _check_queue() -> dict[str, object]:
         broker.ping()
         queued = broker.queue_size()
         clusters = len(Stat.get_all(broker=broker))
+        oldest = _oldest_queued_seconds(broker)
     except Exception as exc:  # any broker failure means "queue down"; only its type is reported
         return {"ok": False, "broker": kind, "error": type(exc).__name__}
-    return {"ok": True, "broker": kind, "queued": queued, "clusters": clusters}
+    check: dict[str, object] = {
+        "ok": True,
+        "broker": kind,
+        "queued": queued,
+        "clusters": clusters,
+        "oldest_queued_seconds": oldest,
+    }
+    bound = settings.HEALTH_QUEUE_BACKLOG_SECONDS
+    if oldest is not None and oldest > bound:
+        check["degraded"] = f"backlog: {queued} queued, the oldest waiting {oldest:.0f} s (over {bound} s)"
+    return check
+
+
+def _check_syncs() -> dict[str, object]:
+    from syncs.selectors import stalled_syncs
+
+    try:
+        stalled = stalled_syncs().aggregate(count=Count("id"), oldest=Min("last_beat"))
+        count = stalled["count"]
+    except DatabaseError as exc:
+        return {"ok": False, "error": type(exc).__name__}
+    check: dict[str, object] = {"ok": True, "stalled": count}
+    if count:
+        longest = (timezone.now() - stalled["oldest"]).total_seconds()
+        check["stalled_longest_seconds"] = round(longest, 1)
+        check["degraded"] = (
+            f"{count} sync{'s' if count != 1 else ''} in progress without a heartbeat for over "
+            f"{settings.SYNC_STALL_SECONDS} s (the longest {longest:.0f} s)"
+        )
+    return check
 
 
 @never_cache
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
-    """200 when the database and the queue broker answer, 503 otherwise."""
+    """503 when the database or the queue broker fails; 200 otherwise, "degraded" (with what) when a sync is
+    stalled or the queue has a backlog, "ok" when all is well."""
     checks = {"database": _check_database(), "task_queue": _check_queue()}
+    if checks["database"]["ok"]:
+        checks["syncs"] = _check_syncs()
     ok = all(check["ok"] for check in checks.values())
-    return JsonResponse({"status": "ok" if ok else "error", "checks": checks}, status=200 if ok else 503)
+    degraded = [str(check["degraded"]) for check in checks.values() if "degraded" in check]
+    body: dict[str, object] = {"status": "ok" if ok and not degraded else "degraded" if ok else "error"}
+    if degraded:
+        body["degraded"] = degraded
+    body["checks"] = checks
+    return JsonResponse(body, status=200 if ok else 503)

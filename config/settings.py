@@ -242,6 +242,19 @@ else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = 1
 
+# --- POS call deadlines ----------------------------------------------------------------------------
+# The total time one POS call may take, retries, backoff and Retry-After waits included (README, "Deadlines"):
+# a live lookup (then the API answers from the mirror with a warning), the admin's connection test, a create
+# (then 503), one page of a sync (then the sync fails with PosUnavailable and frees its worker).
+POS_LOOKUP_DEADLINE_SECONDS: float = env.float("POS_LOOKUP_DEADLINE_SECONDS", default=5.0)
+POS_CONNECTION_TEST_DEADLINE_SECONDS: float = env.float("POS_CONNECTION_TEST_DEADLINE_SECONDS", default=10.0)
+POS_CREATE_DEADLINE_SECONDS: float = env.float("POS_CREATE_DEADLINE_SECONDS", default=15.0)
+POS_SYNC_PAGE_DEADLINE_SECONDS: float = env.float("POS_SYNC_PAGE_DEADLINE_SECONDS", default=45.0)
+# An in-progress sync with no heartbeat for this long shows as stalled (dashboard, /health/); queued work
+# waiting longer than HEALTH_QUEUE_BACKLOG_SECONDS is a backlog (/health/).
+SYNC_STALL_SECONDS: int = env.int("SYNC_STALL_SECONDS", default=180)
+HEALTH_QUEUE_BACKLOG_SECONDS: int = env.int("HEALTH_QUEUE_BACKLOG_SECONDS", default=300)
+
 # --- Sync engine ----------------------------------------------------------------------------------
 SYNC_LEASE_SECONDS: int = env.int("SYNC_LEASE_SECONDS", default=600)
 SYNC_RATE_LIMIT_BUDGET_SECONDS: int = env.int("SYNC_RATE_LIMIT_BUDGET_SECONDS", default=120)

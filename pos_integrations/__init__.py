@@ -1,6 +1,7 @@
 """Clients for the five POS vendors behind one interface; no Django models here."""
 
 from .base import PosClient
+from .deadlines import Deadlines
 from .errors import (
     PosAuthError,
     PosBadResponse,
@@ -26,6 +27,7 @@ __all__ = [
     "CustomerInput",
     "CustomerPage",
     "CustomerRecord",
+    "Deadlines",
     "PosAuthError",
     "PosBadResponse",
     "PosClient",

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import requests
 
 from . import parsing
+from .deadlines import Deadlines
 from .errors import PosBadResponse, PosError, PosNotFound, PosNotSupported, PosValidationError, RecordParseError
 from .http import DEFAULT_MAX_WAIT_SECONDS, DEFAULT_TIMEOUT, Auth, ErrorHook, HttpClient, Timeout
 from .mapping import Source, build_record, check_sources, vendor_keys_to_ours
@@ -59,8 +60,11 @@ class PosClient:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         rng: Callable[[], float] = random.random,
         time_zone: str | None = None,
+        deadlines: Deadlines | None = None,
     ) -> None:
         validate_credentials(self.vendor, credentials)
+        # How long each kind of call may take in total, retries included (pos_integrations.deadlines).
+        self.deadlines = deadlines or Deadlines()
         # The store's own zone, for vendors that send a calendar date as an instant (Blaze's `dob`).
         self.time_zone = parsing.time_zone(time_zone or DEFAULT_TIME_ZONE)
         self._credentials = {k: v.strip() if isinstance(v, str) else v for k, v in credentials.items()}
@@ -80,6 +84,8 @@ class PosClient:
             rng=rng,
             error_hook=self.error_hook(),
             accept=self.accept,
+            clock=clock,
+            default_deadline=self.deadlines.page,
         )
         self.http.field_names = vendor_keys_to_ours(self.FIELD_SOURCES)
         self.http.auth = self.build_auth()
@@ -144,10 +150,16 @@ class PosClient:
         if modified_since is not None:
             modified_since = parsing.to_utc(modified_since)
         position = dict(start) if start is not None else self.first_position(modified_since)
-        pages = paginate(self.fetch_page, position, vendor=self.vendor, label=self.label, id_key=self.id_key)
+        pages = paginate(
+            self._fetch_page_within_deadline, position, vendor=self.vendor, label=self.label, id_key=self.id_key
+        )
         for items, after in pages:
             if items or after.get("done"):
                 yield CustomerPage(position=after, items=list(items), parse=self.parse_items)
+
+    def _fetch_page_within_deadline(self, position: Position) -> RawPage:
+        with self.http.deadline(self.deadlines.page):
+            return self.fetch_page(position)
 
     def parse_items(self, items: list[Any]) -> tuple[list[CustomerRecord], list[RecordError]]:
         """Parse a page; a record that cannot be parsed becomes a RecordError and the rest go on."""
@@ -201,7 +213,8 @@ class PosClient:
         if "phone" in filters and not filters["phone"]:
             return []
         try:
-            raw_items, applied = self.lookup(filters)
+            with self.http.deadline(self.deadlines.lookup):
+                raw_items, applied = self.lookup(filters)
         except PosNotFound:
             return []
         records, _errors = self.parse_items(raw_items)
@@ -223,7 +236,8 @@ class PosClient:
         if not customer_id:
             return None
         try:
-            raw = self.fetch_customer(customer_id)
+            with self.http.deadline(self.deadlines.lookup):
+                raw = self.fetch_customer(customer_id)
         except PosNotFound:
             return None
         return None if raw is None else self._parse_or_raise(raw)
@@ -241,20 +255,26 @@ class PosClient:
                 vendor=self.vendor,
                 field_errors={name: [f"{self.label} requires this field."] for name in missing},
             )
-        raw = self.send_create(data)
-        if isinstance(raw, Mapping) and set(raw) - {self.id_key}:
-            return self._parse_or_raise(raw)
-        # Only an id came back: read the customer as the POS now has it.
-        new_id = raw.get(self.id_key) if isinstance(raw, Mapping) else raw
-        if new_id in (None, ""):
-            raise PosBadResponse(f"{self.label} did not return the new customer's id", vendor=self.vendor)
-        record = self.get_customer(str(new_id))
+        with self.http.deadline(self.deadlines.create):
+            raw = self.send_create(data)
+            if isinstance(raw, Mapping) and set(raw) - {self.id_key}:
+                return self._parse_or_raise(raw)
+            # Only an id came back: read the customer as the POS now has it (within the create's deadline).
+            new_id = raw.get(self.id_key) if isinstance(raw, Mapping) else raw
+            if new_id in (None, ""):
+                raise PosBadResponse(f"{self.label} did not return the new customer's id", vendor=self.vendor)
+            record = self.get_customer(str(new_id))
         if record is None:
             raise PosBadResponse(f"{self.label} cannot find the customer it just created", vendor=self.vendor)
         return record
 
     def check_connection(self) -> str:
         """Make one cheap authenticated call and describe what we reached; raises a PosError on failure."""
+        with self.http.deadline(self.deadlines.connection):
+            return self.probe_connection()
+
+    def probe_connection(self) -> str:
+        """The vendor hook behind check_connection: by default a small recent listing page."""
         self.fetch_page(self.probe_position())
         target = self.connection_target()
         return f"Connected to {self.label}" + (f" {target}" if target else "")

@@ -30,7 +30,14 @@ class PosRateLimited(PosError):
 
 
 class PosUnavailable(PosError):
-    """The POS could not be reached or kept failing: 5xx after retries, timeouts, connection errors."""
+    """The POS could not be reached or kept failing: 5xx after retries, timeouts, connection errors;
+    `deadline_passed` when it did not answer within the call's deadline (trying again at once is no use)."""
+
+    def __init__(
+        self, message: str, *, vendor: str = "", status_code: int | None = None, deadline_passed: bool = False
+    ) -> None:
+        super().__init__(message, vendor=vendor, status_code=status_code)
+        self.deadline_passed = deadline_passed
 
 
 class PosBadResponse(PosError):

@@ -6,8 +6,10 @@ import email.utils
 import logging
 import math
 import random
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -16,6 +18,7 @@ import orjson
 import requests
 from requests.adapters import HTTPAdapter
 
+from .deadlines import DEFAULT_DEADLINES, MIN_TRY_SECONDS, Deadline
 from .errors import (
     PosAuthError,
     PosBadResponse,
@@ -215,6 +218,8 @@ class HttpClient:
         rng: Callable[[], float] = random.random,
         error_hook: ErrorHook | None = None,
         accept: str = "application/json",
+        clock: Callable[[], float] = time.monotonic,
+        default_deadline: float = DEFAULT_DEADLINES.page,
     ) -> None:
         self.vendor = vendor
         self.label = label
@@ -234,6 +239,25 @@ class HttpClient:
         self.accept = accept
         self.auth: Auth = Auth()
         self.field_names: Mapping[str, str] = {}
+        self.clock = clock
+        self.default_deadline = default_deadline
+        self._scope = threading.local()  # the deadline of the call this thread is making
+
+    @contextmanager
+    def deadline(self, seconds: float) -> Iterator[Deadline]:
+        """Make the requests inside one call with a total deadline of `seconds`: every try's timeouts are cut to
+        the time left, and no retry or wait goes past it. Inside another call's deadline (a create's read-back,
+        a token fetched for a lookup), that one holds."""
+        outer: Deadline | None = getattr(self._scope, "deadline", None)
+        if outer is not None:
+            yield outer
+            return
+        current = Deadline(seconds, clock=self.clock)
+        self._scope.deadline = current
+        try:
+            yield current
+        finally:
+            self._scope.deadline = None
 
     @staticmethod
     def _new_session() -> requests.Session:
@@ -297,6 +321,38 @@ class HttpClient:
         query = urlencode({k: v for k, v in (params or {}).items() if v is not None}, quote_via=quote, safe="")
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
+        # A request outside any call's deadline gets the default one; a token fetched for it shares it.
+        with self.deadline(self.default_deadline) as deadline:
+            return self._send(
+                method,
+                url,
+                shown=shown,
+                query=query,
+                json=json,
+                data=data,
+                headers=headers,
+                idempotent=idempotent,
+                authenticate=authenticate,
+                ok_statuses=ok_statuses,
+                deadline=deadline,
+            )
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        shown: str,
+        query: str,
+        json: Any,
+        data: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        idempotent: bool,
+        authenticate: bool,
+        ok_statuses: frozenset[int],
+        deadline: Deadline,
+    ) -> requests.Response:
+        """request()'s tries, under `deadline`."""
         retries = 0
         waited = 0.0
         refreshed = False
@@ -304,6 +360,8 @@ class HttpClient:
             request_headers = {"Accept": self.accept, **(headers or {})}
             if authenticate:
                 request_headers.update(self.auth.headers(self, method, url))
+            if deadline.remaining() < MIN_TRY_SECONDS:
+                raise self._deadline_error(method, shown, deadline, tries=retries)
             started = time.perf_counter()
             try:
                 response = self.session.request(
@@ -313,7 +371,7 @@ class HttpClient:
                     json=json,
                     data=data,
                     headers=request_headers,
-                    timeout=self.timeout,
+                    timeout=deadline.cap(self.timeout),
                     allow_redirects=False,
                 )
             except (requests.Timeout, requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
@@ -328,6 +386,8 @@ class HttpClient:
                     latency_ms=latency,
                     retries=retries,
                 )
+                if isinstance(exc, requests.Timeout) and not deadline.allows(0.0):
+                    raise self._deadline_error(method, shown, deadline, tries=retries + 1) from None
                 error: PosError = PosUnavailable(
                     f"{self.label} {kind}: {method} {shown}", vendor=self.vendor, status_code=None
                 )
@@ -360,7 +420,12 @@ class HttpClient:
                     raise error
                 retry_after = self._retry_after(response)
                 delay = min(retry_after, self.retry_after_cap) if retry_after is not None else self.backoff(retries)
-            if not idempotent or retries >= self.max_retries or waited + delay > self.max_wait_seconds:
+            if (
+                not idempotent
+                or retries >= self.max_retries
+                or waited + delay > self.max_wait_seconds
+                or not deadline.allows(delay)
+            ):
                 raise error
             self._log(
                 logging.WARNING, "retrying in %.2f s (%s)", method, shown, delay_s=delay, reason=type(error).__name__
@@ -368,6 +433,23 @@ class HttpClient:
             self.sleep(delay)
             waited += delay
             retries += 1
+
+    def _deadline_error(self, method: str, shown: str, deadline: Deadline, *, tries: int) -> PosUnavailable:
+        said = f"{tries} tr{'y' if tries == 1 else 'ies'}" if tries else "no time left to try"
+        self._log(
+            logging.WARNING,
+            "gave up: no answer within %g s (%s)",
+            method,
+            shown,
+            deadline_s=deadline.seconds,
+            tries=said,
+        )
+        return PosUnavailable(
+            f"{self.label} did not answer {method} {shown} within {deadline.seconds:g} s ({said})",
+            vendor=self.vendor,
+            status_code=None,
+            deadline_passed=True,
+        )
 
     def _retry_after(self, response: requests.Response) -> float | None:
         value = parse_retry_after(response.headers.get("Retry-After"), self.wall_clock())

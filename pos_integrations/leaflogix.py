@@ -133,7 +133,7 @@ class LeafLogixClient(PosClient):
             "/customer/customer", json={k: v for k, v in payload.items() if v not in (None, "")}, idempotent=False
         )
 
-    def check_connection(self) -> str:
+    def probe_connection(self) -> str:
         body = self.http.get_json("/whoami")
         if not isinstance(body, Mapping):
             raise PosBadResponse(f"{self.label} /whoami answered unexpectedly", vendor=self.vendor)

@@ -11,6 +11,7 @@ import requests
 from .base import PosClient
 from .blaze import BlazeClient
 from .covasoft import CovaClient
+from .deadlines import Deadlines
 from .flowhub import FlowhubClient
 from .http import DEFAULT_MAX_WAIT_SECONDS, DEFAULT_TIMEOUT, Timeout
 from .leaflogix import LeafLogixClient
@@ -34,10 +35,12 @@ def get_client(
     max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS,
     timeout: Timeout = DEFAULT_TIMEOUT,
     time_zone: str | None = None,
+    deadlines: Deadlines | None = None,
     **options: Any,
 ) -> PosClient:
-    """A client for this vendor; blank base_url means production, no time_zone the default (America/Los_Angeles).
-    Raises CredentialsError naming what is missing, ValueError for an unknown time zone."""
+    """A client for this vendor; blank base_url means production, no time_zone the default (America/Los_Angeles),
+    no deadlines the defaults (Deadlines()). Raises CredentialsError naming what is missing, ValueError for an
+    unknown time zone."""
     try:
         cls = CLIENTS[vendor]
     except KeyError:
@@ -51,6 +54,7 @@ def get_client(
         max_wait_seconds=max_wait_seconds,
         timeout=timeout,
         time_zone=time_zone,
+        deadlines=deadlines,
         **options,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
@@ -87,9 +88,19 @@ class Store(models.Model):
         return f"customer-sync:store-{self.pk}"
 
     def pos_client(self, **kwargs: Any) -> PosClient:
-        """This store's POS client, built from its own vendor, URL and credentials (`kwargs`: get_client's)."""
-        from pos_integrations import get_client
+        """This store's POS client, built from its own vendor, URL and credentials, with the deadlines of the
+        settings (`kwargs`: get_client's)."""
+        from pos_integrations import Deadlines, get_client
 
+        kwargs.setdefault(
+            "deadlines",
+            Deadlines(
+                lookup=settings.POS_LOOKUP_DEADLINE_SECONDS,
+                connection=settings.POS_CONNECTION_TEST_DEADLINE_SECONDS,
+                create=settings.POS_CREATE_DEADLINE_SECONDS,
+                page=settings.POS_SYNC_PAGE_DEADLINE_SECONDS,
+            ),
+        )
         return get_client(
             self.pos_vendor,
             base_url=self.pos_base_url or None,

@@ -294,8 +294,9 @@ class CustomerSyncAdmin(admin.ModelAdmin):
             "rows": rows,
             "chart_days": CHART_DAYS,
             "failing": sum(1 for r in rows if r.health == "failing"),
+            "stalled": sum(1 for r in rows if r.health == "stalled"),
             # Syncing now: a sync in progress, not one waiting in the queue (nor a failing store's retry).
-            "running": sum(1 for r in rows if r.last_status == SyncStatus.IN_PROGRESS),
+            "running": sum(1 for r in rows if r.last_status == SyncStatus.IN_PROGRESS and not r.stalled),
             "queued": sum(1 for r in rows if r.last_status == SyncStatus.PENDING),
             "never": sum(1 for r in rows if r.health == "never"),
             "failed_syncs_url": changelist_url(status__exact=SyncStatus.FAILED),

@@ -34,6 +34,7 @@ from django.utils.timesince import timesince
 from customers.models import Customer
 from stores.models import Store
 from syncs.models import CustomerSync, SyncStatus
+from syncs.selectors import stall_cutoff
 
 CHART_DAYS = 30
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -53,7 +54,8 @@ def store_with_sync_state(qs: QuerySet[Store]) -> QuerySet[Store]:
     """Annotate stores with their latest sync, last success, failures since then and customer count.
 
     Annotations: `last_sync_id`, `last_sync_status`, `last_sync_at` (when it finished, started or was
-    queued), `last_success_at`, `failures_in_row` (failed syncs since the last finished one) and
+    queued), `last_sync_beat` (its last heartbeat, else its start),
+    `last_success_at`, `failures_in_row` (failed syncs since the last finished one) and
     `customer_count`.
     """
     finished = CustomerSync.objects.filter(store=OuterRef("pk"), status=SyncStatus.FINISHED).order_by(
@@ -66,6 +68,11 @@ def store_with_sync_state(qs: QuerySet[Store]) -> QuerySet[Store]:
             _latest_sync()
             .annotate(_at=Coalesce("finished_at", "started_at", "created_at", output_field=DateTimeField()))
             .values("_at")[:1]
+        ),
+        last_sync_beat=Subquery(
+            _latest_sync()
+            .annotate(_beat=Coalesce("heartbeat_at", "started_at", "created_at", output_field=DateTimeField()))
+            .values("_beat")[:1]
         ),
         last_success_at=Subquery(finished.values("finished_at")[:1]),
         _last_success_created=Subquery(finished.values("created_at")[:1]),
@@ -131,6 +138,8 @@ class StoreHealth:
     store: Store
     days: list[DayFigures] = field(default_factory=list)
     chart: Chart | None = None
+    # An in-progress sync with no heartbeat since this is stalled (None: never).
+    stalled_before: dt.datetime | None = None
 
     @property
     def syncs_in_window(self) -> int:
@@ -146,8 +155,21 @@ class StoreHealth:
         return self.store.last_sync_status  # type: ignore[attr-defined]
 
     @property
+    def stalled(self) -> bool:
+        """Its sync is in progress but has shown no progress (no heartbeat) for longer than the stall bound."""
+        beat = self.store.last_sync_beat  # type: ignore[attr-defined]
+        return (
+            self.store.last_sync_status == SyncStatus.IN_PROGRESS  # type: ignore[attr-defined]
+            and self.stalled_before is not None
+            and beat is not None
+            and beat < self.stalled_before
+        )
+
+    @property
     def status_label(self) -> str:
         status = self.store.last_sync_status  # type: ignore[attr-defined]
+        if self.stalled:
+            return f"Stalled: no progress for {timesince(self.store.last_sync_beat, depth=1)}"  # type: ignore[attr-defined]
         return SyncStatus(status).label if status else "never synced"
 
     @property
@@ -164,10 +186,12 @@ class StoreHealth:
 
     @property
     def health(self) -> str:
-        """ok | failing | never | running — what the row's colour says."""
+        """ok | failing | never | running | stalled — what the row's colour says."""
         status = self.store.last_sync_status  # type: ignore[attr-defined]
         if status is None:
             return "never"
+        if self.stalled:
+            return "stalled"
         if self.store.failures_in_row:  # type: ignore[attr-defined]
             return "failing"
         if status in (SyncStatus.PENDING, SyncStatus.IN_PROGRESS):
@@ -292,13 +316,15 @@ def store_health_list(*, now: dt.datetime | None = None, days: int = CHART_DAYS)
     since = dt.datetime.combine(window[0], dt.time.min, tzinfo=dt.UTC)
     figures = daily_figures(since=since)
     stores = store_with_sync_state(Store.objects.all()).order_by("name", "pk")
+    stalled_before = stall_cutoff(now=now)
     result: list[StoreHealth] = []
     for store in stores:
         per_day = figures.get(store.pk, {})
         store_days = [per_day.get(day, DayFigures(day=day)) for day in window]
-        result.append(StoreHealth(store=store, days=store_days, chart=build_chart(store.pk, store_days)))
-    # Failing stores first: that is what staff open the dashboard for.
-    order = {"failing": 0, "never": 1, "running": 2, "ok": 3}
+        chart = build_chart(store.pk, store_days)
+        result.append(StoreHealth(store=store, days=store_days, chart=chart, stalled_before=stalled_before))
+    # Stalled and failing stores first: that is what staff open the dashboard for.
+    order = {"stalled": 0, "failing": 1, "never": 2, "running": 3, "ok": 4}
     result.sort(key=lambda h: order[h.health])
     return result
 

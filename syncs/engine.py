@@ -194,7 +194,10 @@ class SyncRunner:
                 self.settle()
                 return
             except (PosRateLimited, PosUnavailable) as exc:
-                if isinstance(exc, WaitBudgetExhausted) or retries >= PAGE_RETRIES:
+                # A POS that let a page's deadline pass is not asked again at once: the sync fails and frees
+                # its worker (the next one resumes at the checkpoint).
+                gave_up = isinstance(exc, WaitBudgetExhausted) or getattr(exc, "deadline_passed", False)
+                if gave_up or retries >= PAGE_RETRIES:
                     raise
                 retries += 1
                 retry_after = exc.retry_after if isinstance(exc, PosRateLimited) else None

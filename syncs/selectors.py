@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db.models import DateTimeField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from stores.models import ApiKey, Store
@@ -56,6 +57,21 @@ def abandoned_syncs(*, store: Store | None = None) -> QuerySet[CustomerSync]:
     if store is not None:
         condition &= Q(store=store)
     return CustomerSync.objects.filter(condition)
+
+
+def stall_cutoff(*, now: datetime | None = None) -> datetime:
+    """An in-progress sync whose last heartbeat is older than this is stalled (SYNC_STALL_SECONDS)."""
+    return (now or timezone.now()) - timedelta(seconds=settings.SYNC_STALL_SECONDS)
+
+
+def stalled_syncs(*, now: datetime | None = None) -> QuerySet[CustomerSync]:
+    """In-progress syncs with no heartbeat (no page written, no wait begun) for longer than SYNC_STALL_SECONDS;
+    annotated with `last_beat` (the heartbeat, or the start when there was none)."""
+    return (
+        CustomerSync.objects.filter(status=SyncStatus.IN_PROGRESS)
+        .annotate(last_beat=Coalesce("heartbeat_at", "started_at", "created_at", output_field=DateTimeField()))
+        .filter(last_beat__lt=stall_cutoff(now=now))
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -164,3 +164,35 @@ def test_durations_are_to_the_second():
     assert format_duration(dt.timedelta(seconds=3.24)) == "3.2s"
     assert format_duration(dt.timedelta(minutes=4, seconds=5)) == "4m 05s"
     assert format_duration(dt.timedelta(hours=1, minutes=2, seconds=9)) == "1h 02m 09s"
+
+
+def test_a_sync_without_a_heartbeat_for_longer_than_the_bound_shows_as_stalled_first(admin_client, fleet, settings):
+    settings.SYNC_STALL_SECONDS = 180
+    now = timezone.now()
+    moving = StoreFactory(name="Moving Store")
+    CustomerSyncFactory(
+        store=moving,
+        status=SyncStatus.IN_PROGRESS,
+        started_at=now - dt.timedelta(minutes=20),
+        heartbeat_at=now - dt.timedelta(seconds=20),
+    )
+    stuck = StoreFactory(name="Stuck Store")
+    CustomerSyncFactory(
+        store=stuck,
+        status=SyncStatus.IN_PROGRESS,
+        started_at=now - dt.timedelta(minutes=30),
+        heartbeat_at=now - dt.timedelta(minutes=12),
+    )
+    rows = store_health_list()
+    assert rows[0].store == stuck
+    assert (rows[0].health, rows[0].status_label) == ("stalled", "Stalled: no progress for 12\xa0minutes")
+    assert {r.store.pk: r.health for r in rows}[moving.pk] == "running"
+
+    response = admin_client.get(URL)
+    assert (response.context["stalled"], response.context["running"]) == (1, 1)
+    html = response.content.decode()
+    assert re.search(r'class="cf-bad" id="cf-stalled-count"><strong>1</strong> stalled', html)
+    assert re.search(r'id="cf-running-count"><strong>1</strong> syncing now', html)
+    row = re.search(rf'<tr class="cf-row--stalled" data-store="{stuck.catalog_id}">.*?</tr>', html, re.S)
+    assert row is not None
+    assert "Stalled: no progress for 12\xa0minutes" in row.group(0)
