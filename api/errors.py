@@ -78,6 +78,13 @@ class ApiError(exceptions.APIException):
             self.status_code = status_code
 
 
+class InsufficientScope(ApiError):
+    """The API key lacks the scope the endpoint needs (api.permissions)."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "insufficient_scope"
+
+
 class InvalidParameters(ApiError):
     default_code = "invalid_parameters"
     default_detail = "Some query parameters are unknown or malformed."

@@ -28,6 +28,11 @@ UNAUTHORIZED = ex(
     error("not_authenticated", "An API key is required: send 'Authorization: Api-Key <key>'."),
     status=401,
 )
+INSUFFICIENT_SCOPE = ex(
+    "The key lacks the scope",
+    error("insufficient_scope", "This API key lacks the 'customers:write' scope."),
+    status=403,
+)
 THROTTLED = ex(
     "Too many requests",
     error("rate_limited", "Too many requests for this API key.", retry_after=12),

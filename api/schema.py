@@ -20,15 +20,17 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
 from api import examples as ex
+from api.permissions import required_scope
 from api.serializers import NO_NUL, NOT_BLANK, ErrorSerializer, StrictSerializer, TextRule, blank_or
 
 # The errors any endpoint can answer, and examples of the ones not tied to an endpoint's own input.
 ERRORS: dict[int, Any] = {
     400: OpenApiResponse(ErrorSerializer, description="Unknown or malformed parameters or fields."),
     401: OpenApiResponse(ErrorSerializer, description="Missing, wrong or revoked API key."),
+    403: OpenApiResponse(ErrorSerializer, description="The API key lacks this endpoint's scope (insufficient_scope)."),
     429: OpenApiResponse(ErrorSerializer, description="Too many requests for this key; see Retry-After."),
 }
-COMMON_EXAMPLES = [ex.UNAUTHORIZED, ex.THROTTLED]
+COMMON_EXAMPLES = [ex.UNAUTHORIZED, ex.INSUFFICIENT_SCOPE, ex.THROTTLED]
 # And those of an endpoint that takes a body.
 BODY_ERRORS: dict[int, Any] = {
     413: OpenApiResponse(ErrorSerializer, description="The body is over the size limit (body_too_large)."),
@@ -40,6 +42,15 @@ BODY_EXAMPLES = [ex.TOO_LARGE, ex.UNSUPPORTED_MEDIA_TYPE]
 class AutoSchema(SpectacularAutoSchema):
     """drf-spectacular's, stating what request bodies take: no unknown keys in a StrictSerializer, and the text
     rules of DRF's CharField (no NUL; not blank unless allow_blank) where no validator gives a pattern."""
+
+    def get_operation(self, *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        # After the operation is built: extend_schema(description=...) replaces get_description itself.
+        operation: dict[str, Any] | None = super().get_operation(*args, **kwargs)
+        scope = required_scope(self.view, self.method)
+        if operation is not None and scope is not None:
+            text = operation.get("description", "")
+            operation["description"] = f"{text}\n\nNeeds the API key scope `{scope}`.".strip()
+        return operation
 
     def _map_basic_serializer(self, serializer: Any, direction: str) -> dict[str, Any]:
         schema: dict[str, Any] = super()._map_basic_serializer(serializer, direction)

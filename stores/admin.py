@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.timezone import localtime
 
-from stores.models import ApiKey
+from stores.models import ApiKey, ApiScope
 
 
 def time_cell(value: datetime | None) -> str:
@@ -30,14 +31,38 @@ class PosVendorFilter(admin.ChoicesFieldListFilter):
         self.title = "POS vendor"
 
 
+class ApiKeyForm(forms.ModelForm):
+    """The key's scopes as one checkbox each."""
+
+    scopes = forms.MultipleChoiceField(
+        choices=ApiScope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="Without “pii”, licence and medical card numbers and birthdays are masked in the key's answers.",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["name", "all_stores", "stores", "scopes", "revoked_at"]
+
+    def clean_scopes(self) -> list[str]:
+        chosen = set(self.cleaned_data["scopes"])
+        return [scope for scope in ApiScope.values if scope in chosen]
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "all_stores", "created_at", "last_used_at", "revoked_at"]
+    form = ApiKeyForm
+    list_display = ["name", "prefix", "all_stores", "scope_list", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["all_stores", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "prefix"]
     readonly_fields = ["prefix", "created_at", "last_used_at"]
     filter_horizontal = ["stores"]
-    fields = ["name", "prefix", "all_stores", "stores", "created_at", "last_used_at", "revoked_at"]
+    fields = ["name", "prefix", "all_stores", "stores", "scopes", "created_at", "last_used_at", "revoked_at"]
+
+    @admin.display(description="Scopes")
+    def scope_list(self, key: ApiKey) -> str:
+        return ", ".join(key.scopes) or "—"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # The secret must be shown exactly once: keys are created with `manage.py create_api_key`.

@@ -146,6 +146,21 @@ def hash_api_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
+class ApiScope(models.TextChoices):
+    """What an API key may do. Without `pii`, licence and medical card numbers and birthdays are masked in its
+    answers (it may still look customers up by them)."""
+
+    CUSTOMERS_READ = "customers:read", "Read customers (list, search, fetch)"
+    CUSTOMERS_WRITE = "customers:write", "Create customers"
+    SYNCS = "syncs", "See and start syncs"
+    PII = "pii", "See licence and medical card numbers and birthdays unmasked"
+
+
+def all_api_scopes() -> list[str]:
+    """Every scope: what a key could do before keys had scopes."""
+    return list(ApiScope.values)
+
+
 class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
     def usable(self) -> ApiKeyQuerySet:
         return self.filter(revoked_at__isnull=True)
@@ -162,6 +177,10 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    scopes = models.JSONField(
+        default=all_api_scopes,
+        help_text="What the key may do: customers:read, customers:write, syncs, pii (unmasked personal data).",
+    )
 
     objects = ApiKeyQuerySet.as_manager()
 
@@ -175,3 +194,12 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def clean(self) -> None:
+        super().clean()
+        unknown = sorted(set(self.scopes or []) - set(ApiScope.values)) if isinstance(self.scopes, list) else None
+        if unknown is None or unknown:
+            raise ValidationError({"scopes": f"Scopes are a list of: {', '.join(ApiScope.values)}."})

@@ -10,19 +10,30 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from stores.models import ApiKey, Store, hash_api_key
+from stores.models import ApiKey, ApiScope, Store, all_api_scopes, hash_api_key
 
 KEY_PREFIX_LENGTH = 8
 
 
-def api_key_create(*, name: str, stores: Iterable[Store] | None = None) -> tuple[ApiKey, str]:
-    """Create a key for `stores` (None: every store) and return it with its secret, which is not stored."""
+def api_key_create(
+    *, name: str, stores: Iterable[Store] | None = None, scopes: Iterable[str] | None = None
+) -> tuple[ApiKey, str]:
+    """Create a key for `stores` (None: every store) with `scopes` (ApiScope values; None: every scope) and return
+    it with its secret, which is not stored."""
+    scope_list = all_api_scopes() if scopes is None else [s for s in ApiScope.values if s in set(scopes)]
+    unknown = sorted(set(scopes or ()) - set(ApiScope.values))
+    if unknown:
+        raise ValueError(f"Unknown scope(s): {', '.join(unknown)}")
     prefix = secrets.token_hex(KEY_PREFIX_LENGTH // 2)
     raw_key = f"cf_{prefix}_{secrets.token_urlsafe(32)}"
     store_list = list(stores) if stores is not None else None
     with transaction.atomic():
         key = ApiKey.objects.create(
-            name=name, prefix=prefix, hashed_key=hash_api_key(raw_key), all_stores=store_list is None
+            name=name,
+            prefix=prefix,
+            hashed_key=hash_api_key(raw_key),
+            all_stores=store_list is None,
+            scopes=scope_list,
         )
         if store_list:
             key.stores.set(store_list)

@@ -34,6 +34,7 @@ from api.serializers import ErrorSerializer
 from customers.api import examples as ex
 from customers.api.errors import CUSTOMER_ERRORS
 from customers.api.filters import CustomerFilter, LegacySearchFilter
+from customers.api.pii import PiiMaskingMixin
 from customers.api.serializers import (
     CustomerCreatedResponseSerializer,
     CustomerCreateSerializer,
@@ -50,7 +51,7 @@ from customers.models import Customer
 from customers.selectors import customer_get, customer_list, customer_peak_list
 from customers.services import IdempotencyKey, customer_create, customer_search, request_fingerprint
 from pos_integrations import VENDOR_LABELS
-from stores.models import ApiKey
+from stores.models import ApiKey, ApiScope
 from stores.selectors import store_get_for_key
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -80,10 +81,16 @@ def choice_parameters() -> list[OpenApiParameter]:
     ]
 
 
-class CustomerViewSet(ViewSet):
+class CustomerViewSet(PiiMaskingMixin, ViewSet):
     """Customers of the stores the API key reaches."""
 
     domain_errors = CUSTOMER_ERRORS  # how api.errors.exception_handler answers this app's errors
+    required_scopes = {
+        "list": ApiScope.CUSTOMERS_READ,
+        "search": ApiScope.CUSTOMERS_READ,
+        "retrieve": ApiScope.CUSTOMERS_READ,
+        "create": ApiScope.CUSTOMERS_WRITE,
+    }
 
     # For the schema only: drf-spectacular documents the query parameters from the filterset.
     filter_backends = [DjangoFilterBackend]
@@ -278,10 +285,11 @@ def _idempotency_key(request: Request, api_key: ApiKey) -> IdempotencyKey | None
     return IdempotencyKey(api_key=api_key, key=key, request_hash=request_fingerprint(request.data))
 
 
-class LegacyCustomerSearchView(APIView):
+class LegacyCustomerSearchView(PiiMaskingMixin, APIView):
     """GET /customers/search — the older endpoint, kept for its clients."""
 
     allow_query_api_key = True
+    required_scope = ApiScope.CUSTOMERS_READ
     domain_errors = CUSTOMER_ERRORS  # how api.errors.exception_handler answers this app's errors
 
     @extend_schema(

@@ -14,6 +14,7 @@ from api.authentication import request_api_key
 from api.query import parse_query
 from api.schema import BODY_ERRORS, BODY_EXAMPLES, COMMON_EXAMPLES, ERRORS
 from api.serializers import ErrorSerializer
+from stores.models import ApiScope
 from stores.selectors import store_get_for_key
 from syncs.api import examples as ex
 from syncs.api.serializers import (
@@ -32,6 +33,7 @@ from syncs.services import sync_trigger
 class SyncViewSet(ViewSet):
     """Customer syncs of the stores the API key reaches."""
 
+    required_scope = ApiScope.SYNCS
     # For the schema only: drf-spectacular documents the list's query parameters from the filterset.
     filter_backends = [DjangoFilterBackend]
     filterset_class = SyncListFilter

@@ -1,0 +1,63 @@
+"""Personal data in answers to keys without the `pii` scope: licence and medical card numbers masked (`D41•••27`:
+enough for a clerk to check a card in hand, not to copy it), the birthday null. The key may still look customers up
+by them (checkout scans an ID): filters are unchanged, only answers are masked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from stores.models import ApiKey, ApiScope
+
+MASK = "•••"
+MASKED_NUMBERS = ("drivers_license", "medical_card_number")
+HIDDEN_DATES = ("birthday",)
+# A number this short shows nothing of itself: "•••".
+SHORTEST_SHOWN = 6
+
+
+def mask_number(value: str) -> str:
+    """`D4161227` → `D41•••27`; a short one, `•••`; an empty one stays empty."""
+    if not value:
+        return value
+    if len(value) < SHORTEST_SHOWN:
+        return MASK
+    return f"{value[:3]}{MASK}{value[-2:]}"
+
+
+def masked_customer(customer: dict[str, Any]) -> dict[str, Any]:
+    masked = dict(customer)
+    for name in MASKED_NUMBERS:
+        if isinstance(masked.get(name), str):
+            masked[name] = mask_number(masked[name])
+    for name in HIDDEN_DATES:
+        if name in masked:
+            masked[name] = None
+    return masked
+
+
+def masked_answer(body: dict[str, Any]) -> dict[str, Any]:
+    """An answer's `customer` and `customers` masked (a 409's existing customer among them)."""
+    body = dict(body)
+    if isinstance(body.get("customer"), dict):
+        body["customer"] = masked_customer(body["customer"])
+    if isinstance(body.get("customers"), list):
+        body["customers"] = [masked_customer(c) if isinstance(c, dict) else c for c in body["customers"]]
+    return body
+
+
+def sees_pii(request: Request) -> bool:
+    key = request.auth
+    return isinstance(key, ApiKey) and key.has_scope(ApiScope.PII)
+
+
+class PiiMaskingMixin:
+    """For the views that answer customers: every answer (errors too) masked for a key without `pii`."""
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        if isinstance(request.auth, ApiKey) and not sees_pii(request) and isinstance(response.data, dict):
+            response.data = masked_answer(response.data)
+        return response
