@@ -240,6 +240,9 @@ else:
 
 # --- Sync engine ----------------------------------------------------------------------------------
 SYNC_LEASE_SECONDS: int = env.int("SYNC_LEASE_SECONDS", default=600)
+# A scheduled run that has not claimed its slot this long after it was due is taken as lost (a worker died with
+# its task) and caught up once (syncs.slots). Above the scheduler's 30 s cycle plus the usual queue wait.
+SYNC_CATCH_UP_GRACE_SECONDS: int = env.int("SYNC_CATCH_UP_GRACE_SECONDS", default=60)
 SYNC_RATE_LIMIT_BUDGET_SECONDS: int = env.int("SYNC_RATE_LIMIT_BUDGET_SECONDS", default=120)
 SYNC_MAX_INVALID_RATIO: float = env.float("SYNC_MAX_INVALID_RATIO", default=0.05)
 
