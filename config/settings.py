@@ -231,6 +231,8 @@ Q_CLUSTER: dict[str, object] = {
     "ack_failures": True,
     "label": "Task queue",
     "cache": "queue",
+    # Every cluster runs django-q2's scheduler unless told not to; several on one broker are safe (syncs.slots).
+    "scheduler": env.bool("Q_SCHEDULER", default=True),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL

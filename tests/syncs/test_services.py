@@ -20,7 +20,7 @@ from syncs.services import sync_create, sync_reap_abandoned, sync_retry, sync_tr
 from syncs.tasks import sync_store_customers
 from tests.factories import CustomerSyncFactory, StoreFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.redis]
 
 
 @pytest.fixture

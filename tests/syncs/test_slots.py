@@ -5,11 +5,13 @@ passes, a real Redis server on scripts/test's Redis pass (REDIS_URL set)."""
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_q.brokers import Broker, get_broker
@@ -21,6 +23,7 @@ from stores.models import SYNC_CLUSTER, SYNC_TASK
 from syncs.models import CustomerSync, ScheduledSlot, SyncStatus
 from syncs.slots import slot_start, sync_catch_up_missed
 from syncs.tasks import sync_store_customers
+from tests.factories import StoreFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.redis]
 
@@ -205,3 +208,32 @@ def test_a_slot_whose_store_is_still_syncing_is_claimed_by_that_sync(scheduled, 
     assert result["skipped"]
     assert ScheduledSlot.objects.get(store=scheduled).sync == running
     assert CustomerSync.objects.filter(store=scheduled).count() == 1
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_five_workers_claiming_one_slot_at_once_give_one_run(fake_pos):
+    store = StoreFactory(sync_interval_minutes=5)
+    due = timezone.now().isoformat()
+    barrier = threading.Barrier(5)
+    results: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            barrier.wait()
+            results.append(sync_store_customers(store.pk, trigger="schedule", scheduled_for=due))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert sorted(bool(r.get("skipped")) for r in results) == [False, True, True, True, True]
+    assert CustomerSync.objects.filter(store=store).count() == 1
+    assert ScheduledSlot.objects.filter(store=store).count() == 1
