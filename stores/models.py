@@ -23,7 +23,7 @@ SYNC_TASK = "syncs.tasks.sync_store_customers"
 SYNC_CLUSTER = "customer_sync"
 # Every minute: queue once the scheduled run of any store whose task was lost (syncs.services.sync_catch_up_missed).
 SYNC_CATCH_UP_TASK = "syncs.tasks.sync_catch_up"
-SYNC_CATCH_UP_SCHEDULE = "customer-syncs:catch-up"
+SYNC_CATCH_UP_SCHEDULE = "customer-sync-catch-up"
 # The schedule hands each run the time it was due, which names the run's slot (syncs.models.ScheduledSlot).
 SCHEDULED_FOR_KWARG = "scheduled_for"
 

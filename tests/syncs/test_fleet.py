@@ -30,13 +30,22 @@ INTERVAL = timedelta(minutes=5)
 QUEUE = "django_q:customer_sync:q"
 
 
-def wait_until(what: str, check: Callable[[], Any], *, timeout: float = 60) -> Any:
+def wait_until(what: str, check: Callable[[], Any], *, timeout: float = 60, hold: float = 0) -> Any:
+    """Poll `check` until it has been truthy for `hold` seconds on end; fail naming `what` after `timeout`."""
     deadline = time.monotonic() + timeout
-    while not (result := check()):
-        if time.monotonic() > deadline:
+    since = None
+    while True:
+        result = check()
+        now = time.monotonic()
+        if not result:
+            since = None
+        elif since is None:
+            since = now
+        if result and now - since >= hold:
+            return result
+        if now > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.2)
-    return result
 
 
 @pytest.fixture
@@ -142,7 +151,8 @@ def drop_tasks_of(fleet: dict[str, Any], catalog_id: str) -> int:
 
 def settled(fleet: dict[str, Any], *, stale: float = 2) -> bool:
     """Nothing queued and no sync alive: none pending, and none in progress with a heartbeat of the last `stale`
-    seconds (a killed cluster's syncs stay in progress, their heartbeat gone stale)."""
+    seconds (a killed cluster's syncs stay in progress, their heartbeat gone stale). Callers wait for it to
+    hold a while: a cluster takes tasks off Redis ahead of its busy workers, before they show as pending."""
     if fleet["redis"].llen(QUEUE):
         return False
     recent = (
@@ -168,7 +178,7 @@ def test_three_clusters_on_one_broker_give_exactly_one_run_per_store_per_slot(fl
     # One whole cluster dies while the others work through the slot's copies.
     wait_until("a sync in progress", lambda: _rows(fleet["url"], "SELECT count(*) FROM syncs_customersync")[0][0])
     os.killpg(clusters[2].pid, signal.SIGKILL)
-    wait_until("slot A done", lambda: settled(fleet))
+    wait_until("slot A done", lambda: settled(fleet), hold=1.5)
 
     store_ids = dict(_rows(fleet["url"], "SELECT catalog_id, id FROM stores_store"))
     claimed = {row[0] for row in _rows(fleet["url"], "SELECT store_id FROM syncs_scheduledslot")}
@@ -190,10 +200,10 @@ def test_three_clusters_on_one_broker_give_exactly_one_run_per_store_per_slot(fl
     caught_up = sorted(int(s.communicate(timeout=60)[0].split()[-1]) for s in sweeps)
     assert caught_up == [0, 0, len(unclaimed)]  # one sweep queued them, once; the others found them claimed
     # Done, and past the lease of the killed cluster's syncs (3 s since their last heartbeat).
-    wait_until("the catch-up done", lambda: settled(fleet, stale=4))
+    wait_until("the catch-up done", lambda: settled(fleet, stale=4), hold=1.5)
 
     fire(fleet, first + INTERVAL)  # slot B, fired three times as well
-    wait_until("slot B done", lambda: settled(fleet))
+    wait_until("slot B done", lambda: settled(fleet), hold=1.5)
 
     slot_a, slot_b = (datetime.fromtimestamp(t.timestamp() // 300 * 300, tz=UTC) for t in (first, first + INTERVAL))
     claims = _rows(
