@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 SYNC_TASK = "syncs.tasks.sync_store_customers"
 SYNC_CLUSTER = "customer_sync"
-# Every minute: queue once the scheduled run of any store whose task was lost (syncs.services.sync_catch_up_missed).
+# Every minute: queue once the scheduled run of any store whose task was lost (syncs.slots.sync_catch_up_missed).
 SYNC_CATCH_UP_TASK = "syncs.tasks.sync_catch_up"
 SYNC_CATCH_UP_SCHEDULE = "customer-sync-catch-up"
 # The schedule hands each run the time it was due, which names the run's slot (syncs.models.ScheduledSlot).
