@@ -235,6 +235,8 @@ Q_CLUSTER: dict[str, object] = {
     "ack_failures": True,
     "label": "Task queue",
     "cache": "queue",
+    # Every cluster runs django-q2's scheduler unless told not to; several on one broker are safe (syncs.slots).
+    "scheduler": env.bool("Q_SCHEDULER", default=True),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -257,6 +259,9 @@ HEALTH_QUEUE_BACKLOG_SECONDS: int = env.int("HEALTH_QUEUE_BACKLOG_SECONDS", defa
 
 # --- Sync engine ----------------------------------------------------------------------------------
 SYNC_LEASE_SECONDS: int = env.int("SYNC_LEASE_SECONDS", default=600)
+# A scheduled run that has not claimed its slot this long after it was due is taken as lost (a worker died with
+# its task) and caught up once (syncs.slots). Above the scheduler's 30 s cycle plus the usual queue wait.
+SYNC_CATCH_UP_GRACE_SECONDS: int = env.int("SYNC_CATCH_UP_GRACE_SECONDS", default=60)
 SYNC_RATE_LIMIT_BUDGET_SECONDS: int = env.int("SYNC_RATE_LIMIT_BUDGET_SECONDS", default=120)
 SYNC_MAX_INVALID_RATIO: float = env.float("SYNC_MAX_INVALID_RATIO", default=0.05)
 

@@ -22,6 +22,11 @@ if TYPE_CHECKING:
 
 SYNC_TASK = "syncs.tasks.sync_store_customers"
 SYNC_CLUSTER = "customer_sync"
+# Every minute: queue once the scheduled run of any store whose task was lost (syncs.slots.sync_catch_up_missed).
+SYNC_CATCH_UP_TASK = "syncs.tasks.sync_catch_up"
+SYNC_CATCH_UP_SCHEDULE = "customer-sync-catch-up"
+# The schedule hands each run the time it was due, which names the run's slot (syncs.models.ScheduledSlot).
+SCHEDULED_FOR_KWARG = "scheduled_for"
 
 
 class PosVendor(models.TextChoices):
@@ -127,7 +132,9 @@ class Store(models.Model):
                 "minutes": self.sync_interval_minutes,
                 "repeats": -1,
                 "cluster": SYNC_CLUSTER,
+                "intended_date_kwarg": SCHEDULED_FOR_KWARG,
             }
+            ensure_catch_up_schedule()
             if not existing:
                 return Schedule.objects.create(name=self.schedule_name, **wanted)
             schedule, extra = existing[0], existing[1:]
@@ -139,6 +146,16 @@ class Store(models.Model):
                     setattr(schedule, name, wanted[name])
                 schedule.save()
             return schedule
+
+
+def ensure_catch_up_schedule() -> None:
+    """The one schedule (every minute, on the sync cluster) that catches up scheduled runs whose task was lost."""
+    from django_q.models import Schedule
+
+    wanted = {"func": SYNC_CATCH_UP_TASK, "schedule_type": Schedule.MINUTES, "minutes": 1, "cluster": SYNC_CLUSTER}
+    schedule, created = Schedule.objects.get_or_create(name=SYNC_CATCH_UP_SCHEDULE, defaults=wanted)
+    if not created and any(getattr(schedule, name) != value for name, value in wanted.items()):
+        Schedule.objects.filter(pk=schedule.pk).update(**wanted)
 
 
 def hash_api_key(raw_key: str) -> str:

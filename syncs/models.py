@@ -14,7 +14,15 @@ from stores.models import Store
 from syncs.choices import ACTIVE_STATUSES, SyncKind, SyncStatus, SyncTrigger
 from syncs.engine import Progress, process_sync
 
-__all__ = ["ACTIVE_STATUSES", "CustomerSync", "CustomerSyncQuerySet", "SyncKind", "SyncStatus", "SyncTrigger"]
+__all__ = [
+    "ACTIVE_STATUSES",
+    "CustomerSync",
+    "CustomerSyncQuerySet",
+    "ScheduledSlot",
+    "SyncKind",
+    "SyncStatus",
+    "SyncTrigger",
+]
 
 
 class CustomerSyncQuerySet(models.QuerySet["CustomerSync"]):
@@ -145,3 +153,32 @@ class CustomerSync(models.Model):
         """Where the store's last finished sync reached (an incremental sync starts there, minus the overlap)."""
         previous = CustomerSync.objects.finished().filter(store_id=self.store_id).order_by("-finished_at", "-id")
         return previous.values_list("cursor_to", flat=True).first()
+
+
+class ScheduledSlot(models.Model):
+    """A store's scheduled run for one schedule interval (its slot), claimed by the worker that runs it.
+
+    The unique (store, slot_start) is what makes a schedule fired twice (django-q2's scheduler on several
+    clusters can) or a task delivered twice run once; a slot whose task was lost (Redis keeps no receipt for a
+    task a dying worker held) has no row, which is how the catch-up finds it."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="scheduled_slots")
+    slot_start = models.DateTimeField(help_text="Start of the interval bucket (the interval counted from the epoch).")
+    claimed_at = models.DateTimeField(default=timezone.now)
+    catch_up = models.BooleanField(default=False, help_text="Claimed by the catch-up of a run that never started.")
+    sync = models.ForeignKey(
+        CustomerSync,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The sync the slot started (or the one already running then).",
+    )
+
+    class Meta:
+        ordering = ["-slot_start", "-id"]
+        constraints = [models.UniqueConstraint(fields=["store", "slot_start"], name="one_claim_per_store_slot")]
+        indexes = [models.Index(fields=["claimed_at"], name="slot_claimed_at")]
+
+    def __str__(self) -> str:
+        return f"slot {self.slot_start:%Y-%m-%d %H:%M:%S} of store {self.store_id}"

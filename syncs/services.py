@@ -123,7 +123,7 @@ def _schedule_state() -> dict[str, tuple[Any, ...]]:
     from django_q.models import Schedule
 
     return {
-        s.name: (s.func, s.args, s.kwargs, s.schedule_type, s.minutes, s.repeats, s.cluster)
+        s.name: (s.func, s.args, s.kwargs, s.schedule_type, s.minutes, s.repeats, s.cluster, s.intended_date_kwarg)
         for s in Schedule.objects.filter(func=SYNC_TASK)
     }
 

@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
+
+from django.utils import timezone
 
 from stores.models import Store
 from syncs.models import CustomerSync, SyncKind, SyncStatus, SyncTrigger
 from syncs.services import sync_create
+from syncs.slots import sync_catch_up_missed, sync_slot_claim
 
 logger = logging.getLogger("syncs.tasks")
 
 
 def sync_store_customers(
-    store_id: int, *, kind: str = SyncKind.INCREMENTAL, trigger: str = SyncTrigger.SCHEDULE, sync_id: int | None = None
+    store_id: int,
+    *,
+    kind: str = SyncKind.INCREMENTAL,
+    trigger: str = SyncTrigger.SCHEDULE,
+    sync_id: int | None = None,
+    scheduled_for: str | None = None,
 ) -> dict[str, Any]:
-    """Run a store's customer sync: the queued one (`sync_id`), or a new one unless a sync is already running."""
+    """Run a store's customer sync: the queued one (`sync_id`), or a new one unless a sync is already running.
+
+    A scheduled run (the schedule passes the time it was due, `scheduled_for`) first claims its slot: a slot
+    claimed before is skipped (syncs.slots)."""
     if sync_id is not None:
         sync = CustomerSync.objects.select_related("store").filter(pk=sync_id).first()
         if sync is None or sync.status != SyncStatus.PENDING:
@@ -30,7 +42,14 @@ def sync_store_customers(
         if trigger == SyncTrigger.SCHEDULE and not store.sync_enabled:
             logger.info("customer sync task: store=%s has sync disabled; skipped", store.catalog_id)
             return {"store_id": store_id, "skipped": True, "reason": "sync disabled"}
-        sync, created = sync_create(store=store, kind=kind, trigger=trigger)
+        if trigger == SyncTrigger.SCHEDULE:
+            due = datetime.fromisoformat(scheduled_for) if scheduled_for else timezone.now()
+            claim = sync_slot_claim(store=store, scheduled_for=due, kind=kind)
+            if claim.sync is None:
+                return {"store_id": store_id, "skipped": True, "reason": "slot already claimed"}
+            sync, created = claim.sync, claim.created
+        else:
+            sync, created = sync_create(store=store, kind=kind, trigger=trigger)
         if not created:
             logger.info(
                 "customer sync task: store=%s already has sync %s %s; skipped", store.catalog_id, sync.pk, sync.status
@@ -62,3 +81,9 @@ def sync_store_customers(
         **sync.counts(),
         "error_type": sync.error_type,
     }
+
+
+def sync_catch_up() -> dict[str, Any]:
+    """Every minute (its own schedule): queue once the due scheduled run of each store whose task was lost."""
+    queued = sync_catch_up_missed()
+    return {"caught_up": [sync.pk for sync in queued]}

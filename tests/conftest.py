@@ -15,8 +15,16 @@ hypothesis.settings.load_profile("customer-flow")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked postgres_only are skipped when the suite runs on SQLite."""
+    """Tests marked postgres_only are skipped when the suite runs on SQLite; scripts/test's Redis pass
+    (REDIS_PASS=1) runs only the tests marked redis."""
+    import os
+
     from django.conf import settings
+
+    if os.environ.get("REDIS_PASS") == "1":
+        selected = [item for item in items if "redis" in item.keywords]
+        config.hook.pytest_deselected(items=[item for item in items if "redis" not in item.keywords])
+        items[:] = selected
 
     on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
     skip = pytest.mark.skip(reason="needs PostgreSQL (run the suite with DATABASE_URL=postgres://...)")

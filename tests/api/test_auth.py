@@ -88,6 +88,7 @@ def test_last_use_is_recorded_at_most_once_a_minute(key, api):
     assert ApiKey.objects.get(pk=key.key.pk).last_used_at > timezone.now() - dt.timedelta(minutes=1)
 
 
+@pytest.mark.redis  # the counts live in the cache: Redis on the Redis pass
 def test_requests_beyond_the_rate_get_429_with_retry_after(api, monkeypatch):
     monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "3/min"})
     statuses = [api.get("/api/v1/customers").status_code for _ in range(4)]
@@ -98,6 +99,7 @@ def test_requests_beyond_the_rate_get_429_with_retry_after(api, monkeypatch):
     assert response.json()["error"]["retry_after"] == int(response["Retry-After"])
 
 
+@pytest.mark.redis  # the counts live in the cache: Redis on the Redis pass
 def test_the_rate_refills_one_request_at_a_time(api, monkeypatch):
     # 3/min: three at once, then one every 20 seconds; a key left alone for a minute has three again.
     clock = [1_000_000.0]
@@ -118,6 +120,7 @@ def test_the_rate_refills_one_request_at_a_time(api, monkeypatch):
     assert statuses(4) == [200, 200, 200, 429]
 
 
+@pytest.mark.redis  # the counts live in the cache: Redis on the Redis pass
 def test_a_cache_holding_drf_throttle_lists_from_before_an_upgrade_is_no_error(api, key):
     # DRF's throttle kept a list of request times under "throttle_api_key_<id>"; a shared cache may still hold
     # them (and anything else) when the new code starts.
@@ -127,6 +130,7 @@ def test_a_cache_holding_drf_throttle_lists_from_before_an_upgrade_is_no_error(a
     assert api.get("/api/v1/customers").status_code == 200
 
 
+@pytest.mark.redis  # the counts live in the cache: Redis on the Redis pass
 def test_a_rate_of_zero_refuses_every_request(api, monkeypatch):
     monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "0/min"})
     response = api.get("/api/v1/customers")
@@ -134,6 +138,7 @@ def test_a_rate_of_zero_refuses_every_request(api, monkeypatch):
     assert response["Retry-After"] == "60"
 
 
+@pytest.mark.redis  # the counts live in the cache: Redis on the Redis pass
 def test_throttling_counts_per_key(make_key, store, monkeypatch):
     monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {"api_key": "1/min"})
     first, second = make_key(store).client(), make_key(store).client()
