@@ -6,14 +6,24 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from customers.models import Customer, IdempotencyRecord, IdempotencyStatus, RecordSource
+from customers.models import (
+    POS_FIELDS,
+    Customer,
+    IdempotencyRecord,
+    IdempotencyStatus,
+    RecordSource,
+    peak_customer,
+)
+from customers.quarantine import storable_text
 from customers.selectors import (
     CustomerFilters,
     customer_filter,
@@ -73,8 +83,8 @@ class IdempotencyKey:
 
 @dataclass(frozen=True, slots=True)
 class CustomerCreateResult:
-    """What a create came to: the customer (to_peak_customer; None when the POS answered a record the mirror
-    cannot store, which the warning says), and whether this is a replayed answer."""
+    """What a create came to: the customer (to_peak_customer; as the POS has it, without an id, when the mirror
+    cannot store what the POS answered, which the warning says), and whether this is a replayed answer."""
 
     outcome: Literal["created", "duplicate"]
     customer: dict[str, Any] | None
@@ -198,7 +208,7 @@ def customer_create(
         pos_record = client.create_customer(data)
     except PosDuplicate as exc:
         existing = _existing_customer(store=store, client=client, data=data, existing_id=exc.existing_customer_id)
-        result = CustomerCreateResult(outcome="duplicate", customer=existing.to_peak_customer() if existing else None)
+        result = CustomerCreateResult(outcome="duplicate", customer=existing)
         if record is not None:
             _idempotency_complete(record, result)
         raise CustomerDuplicate(result.customer) from None
@@ -208,14 +218,10 @@ def customer_create(
             record.delete()
         raise
 
+    # The POS said yes: from here on the answer is a 201, whatever the mirror can make of the POS's record.
     with transaction.atomic():
-        written = customer_records_store(store=store, records=[pos_record], source=RecordSource.CREATE)
-        customer = _stored_customer(store=store, written=written)
-        result = CustomerCreateResult(
-            outcome="created",
-            customer=customer.to_peak_customer() if customer is not None else None,
-            warning=unstored_warning(written),
-        )
+        customer, warning = _store_answer(store=store, record=pos_record)
+        result = CustomerCreateResult(outcome="created", customer=customer, warning=warning)
         if record is not None:
             _idempotency_complete(record, result)
     return result
@@ -237,37 +243,87 @@ def _stored_customer(*, store: Store, written: PageResult) -> Customer | None:
     return customer
 
 
+def _store_answer(*, store: Store, record: CustomerRecord) -> tuple[dict[str, Any], str | None]:
+    """Write one customer the POS answered into the mirror: the stored customer (to_peak_customer) and no
+    warning; or, where the mirror cannot store it (it is quarantined), the customer as the POS has it and a
+    warning naming why."""
+    written = customer_records_store(store=store, records=[record], source=RecordSource.CREATE)
+    customer = _stored_customer(store=store, written=written)
+    if customer is not None:
+        return customer.to_peak_customer(), None
+    reason = storable_text(written.rejected[0].reason, 300) if written.rejected else "unknown"
+    warning = (
+        f"The mirror cannot store the customer as the store's POS answered it ({reason}): shown as the POS has "
+        "it, without an id; staff find it among the rejected POS records."
+    )
+    return pos_customer(store=store, record=record), warning
+
+
+def pos_customer(*, store: Store, record: CustomerRecord) -> dict[str, Any]:
+    """The canonical representation of a POS record the mirror does not hold: `id` and `synced_at` null, the
+    fields as the POS has them (text made storable and bounded: customers.quarantine.storable_text; a value of
+    the wrong type, which a client's parser never makes, null)."""
+    values: list[Any] = []
+    for name in POS_FIELDS:
+        value = getattr(record, name, None)
+        if name in _DATE_FIELDS:
+            value = value if isinstance(value, date) and not isinstance(value, datetime) else None
+        elif name in _DATETIME_FIELDS:
+            value = value if isinstance(value, datetime) and value.tzinfo is not None else None
+        elif isinstance(value, str):
+            value = storable_text(value)
+        elif name == "active":
+            value = bool(value) and not record.merged_into_customer_id
+        values.append(value)
+    points = record.loyalty_points
+    finite = isinstance(points, int | float | Decimal) and math.isfinite(points)
+    values[POS_FIELDS.index("loyalty_points")] = points if finite else 0
+    customer_id = storable_text(str(record.customer_id or ""))
+    answer = peak_customer((None, customer_id, *values, None, store.catalog_id, store.pos_vendor))
+    if not finite:
+        answer["loyalty_points"] = None
+    return answer
+
+
+_DATE_FIELDS = frozenset({"birthday", "drivers_license_expiration", "medical_card_expiration"})
+_DATETIME_FIELDS = frozenset({"pos_created_at", "pos_updated_at"})
+
+
 def _existing_customer(
     *, store: Store, client: PosClient, data: CustomerInput, existing_id: str | None
-) -> Customer | None:
-    """The customer the POS says this one duplicates: from the mirror, else read from the POS and stored
-    (None when the POS has no such customer, or answers one the mirror cannot store)."""
+) -> dict[str, Any] | None:
+    """The customer the POS says this one duplicates (the canonical representation): from the mirror, else read
+    from the POS and stored (as the POS has it where the mirror cannot store it); None when the POS has no such
+    customer."""
     try:
         if existing_id:
             local = Customer.objects.filter(store=store, customer_id=existing_id).select_related("store").first()
             if local is not None:
-                return local
+                return local.to_peak_customer()
             found = client.get_customer(existing_id)
-            if found is None:
-                return None
-            written = customer_records_store(store=store, records=[found], source=RecordSource.CREATE)
-            return _stored_customer(store=store, written=written)
-        searchable = client.capabilities.search_fields
-        phone, email, licence = (
-            value or None if name in searchable else None
-            for name, value in (("phone", data.phone), ("email", data.email), ("drivers_license", data.drivers_license))
-        )
-        if not (phone or email or licence):
+        else:
+            found = _find_at_pos(client=client, data=data)
+        if found is None:
             return None
-        matches = client.search_customers(phone=phone, email=email, drivers_license=licence)
-        if not matches:
-            return None
-        written = customer_records_store(store=store, records=matches[:1], source=RecordSource.CREATE)
-        return _stored_customer(store=store, written=written)
+        return _store_answer(store=store, record=found)[0]
     except PosError as exc:
         # The 409 stands without the existing customer; the POS said enough.
         logger.warning("Could not read the duplicate customer from %s: %s", store.catalog_id, type(exc).__name__)
         return None
+
+
+def _find_at_pos(*, client: PosClient, data: CustomerInput) -> CustomerRecord | None:
+    """The first customer the POS finds by the identity of a create (phone, email, licence, where it can search
+    by them); None when it finds none or cannot search by any given."""
+    searchable = client.capabilities.search_fields
+    phone, email, licence = (
+        value or None if name in searchable else None
+        for name, value in (("phone", data.phone), ("email", data.email), ("drivers_license", data.drivers_license))
+    )
+    if not (phone or email or licence):
+        return None
+    matches = client.search_customers(phone=phone, email=email, drivers_license=licence)
+    return matches[0] if matches else None
 
 
 def _idempotency_begin(idem: IdempotencyKey) -> IdempotencyRecord | CustomerCreateResult:
