@@ -170,8 +170,13 @@ class PosCustomerSerializer(PeakCustomerSerializer):
     null and the fields are what the POS answered (text longer than 10,000 characters cut, with a marker)."""
 
     id = serializers.IntegerField(allow_null=True, help_text="Our id; null when the mirror cannot store it.")
-    gender = serializers.CharField(allow_null=True, help_text="M, F, X; as the POS has it when not one of them.")
-    customer_type = serializers.CharField(help_text="recreational or medical; as the POS has it when not one of them.")
+    # Declared fields are popped off the class by DRF's SerializerMetaclass; the stubs see a narrowed override.
+    gender = serializers.CharField(  # type: ignore[assignment]
+        allow_null=True, help_text="M, F, X; as the POS has it when not one of them."
+    )
+    customer_type = serializers.CharField(  # type: ignore[assignment]
+        help_text="recreational or medical; as the POS has it when not one of them."
+    )
     loyalty_points = serializers.FloatField(allow_null=True)
 
 
