@@ -2,9 +2,10 @@
 """The mirror's one writer: the only code that inserts or updates Customer rows.
 
 Sync pages, live POS lookups and creates hand it POS records (`CustomerWriter.write`). It checks each one
-against the mirror's columns (lengths, NUL characters, enums, dates, points), keeps what it cannot store as
-a RejectedRecord with the reason (the quarantine staff see in the admin), and writes the rest in a few bulk
-statements, in one transaction of its own:
+against the mirror's columns (lengths, NUL characters, lone surrogates, enums, dates, points, the vendor JSON's
+size and depth), keeps what it cannot store as a RejectedRecord with the reason (the quarantine staff see in the
+admin; customers.quarantine makes any payload storable), and writes the rest in a few bulk statements, in one
+transaction of its own:
 
 - one SELECT of the page's ids already held;
 - one upsert on (store, customer_id) that only touches rows the POS really changed and never lets an older
