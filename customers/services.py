@@ -45,9 +45,10 @@ from pos_integrations.errors import (
     PosError,
     PosNotSupported,
     PosRateLimited,
+    PosUnreadableCustomer,
     PosValidationError,
 )
-from pos_integrations.records import CustomerInput, CustomerRecord
+from pos_integrations.records import CustomerInput, CustomerRecord, RecordError
 from stores.models import ApiKey, Store
 from stores.selectors import store_get_for_key
 
@@ -241,6 +242,13 @@ def customer_create(
         if record is not None:
             _idempotency_complete(record, result)
         raise CustomerDuplicate(result.customer) from None
+    except PosUnreadableCustomer as exc:
+        # The POS created the customer but answered a record we cannot read: still a 201.
+        with transaction.atomic():
+            result = _unreadable_answer(store=store, data=data, error=exc)
+            if record is not None:
+                _idempotency_complete(record, result)
+        return result
     except BaseException as exc:
         if record is not None:
             _idempotency_release(record, forget=isinstance(exc, _NOT_CREATED))
@@ -285,6 +293,31 @@ def _store_answer(*, store: Store, record: CustomerRecord) -> tuple[dict[str, An
         "it, without an id; staff find it among the rejected POS records."
     )
     return pos_customer(store=store, record=record), warning
+
+
+def _unreadable_answer(*, store: Store, data: CustomerInput, error: PosUnreadableCustomer) -> CustomerCreateResult:
+    """A create the POS accepted, answered with a record we cannot read: that record quarantined for staff, and
+    the customer as it was sent, with the POS's id where it gave one."""
+    unread = RecordError(customer_id=error.customer_id, reason=error.reason, payload=error.payload)
+    CustomerWriter.for_store(store, source=RecordSource.CREATE).write([], errors=[unread]).result()
+    sent = CustomerRecord(
+        customer_id=str(error.customer_id or ""),
+        first_name=data.first_name,
+        last_name=data.last_name,
+        email=data.email,
+        phone=data.phone,
+        birthday=data.birthday,
+        gender=data.gender,
+        drivers_license=data.drivers_license,
+        notes=data.notes,
+        customer_type=data.customer_type,
+    )
+    warning = (
+        f"The store's POS created the customer but answered a record we cannot read "
+        f"({storable_text(error.reason, 300)}): shown as it was sent, with the POS's id where it gave one; staff "
+        "find the POS's answer among the rejected POS records."
+    )
+    return CustomerCreateResult(outcome="created", customer=pos_customer(store=store, record=sent), warning=warning)
 
 
 def pos_customer(*, store: Store, record: CustomerRecord) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from customers.models import Customer, IdempotencyRecord, RecordSource, RejectedRecord
-from pos_integrations.errors import PosDuplicate
+from pos_integrations.errors import PosDuplicate, PosUnreadableCustomer
 from pos_integrations.records import CustomerRecord
 from tests.factories import CustomerFactory
 
@@ -168,3 +168,32 @@ def test_a_duplicate_the_mirror_cannot_store_gets_409_with_it_as_the_pos_has_it_
     assert response.json()["customer"]["id"] is None
     assert not Customer.objects.exists()
     assert RejectedRecord.objects.get(store=store).customer_id == "T-9"
+
+
+def test_a_create_the_pos_answered_with_a_record_we_cannot_read_answers_201_as_sent_and_keeps_the_answer(
+    api, store, pos, body
+):
+    answer = {"customer_id": "T-88", "birthday": "31/02/1990\x00"}
+    pos.create_error = PosUnreadableCustomer(
+        "Treez sent a customer we cannot read",
+        vendor="treez",
+        reason="birthday: not a date",
+        customer_id="T-88",
+        payload=answer,
+    )
+
+    response = api.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="unreadable")
+
+    assert response.status_code == 201, response.content
+    customer = response.json()["customer"]
+    assert (customer["id"], customer["customer_id"], customer["first_name"]) == (None, "T-88", "Sean")
+    assert "birthday: not a date" in response.json()["warning"]
+    [kept] = RejectedRecord.objects.filter(store=store)
+    assert (kept.source, kept.customer_id, kept.payload) == (
+        RecordSource.CREATE,
+        "T-88",
+        {"customer_id": "T-88", "birthday": "31/02/1990\\u0000"},
+    )
+    again = api.post(URL, body, format="json", HTTP_IDEMPOTENCY_KEY="unreadable")
+    assert again.json() == response.json()
+    assert len(pos.creates) == 1

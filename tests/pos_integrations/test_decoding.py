@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import responses
 
-from pos_integrations import PosBadResponse, PosClient
+from pos_integrations import PosBadResponse, PosClient, PosUnreadableCustomer
 
-from .conftest import leaflogix_record
+from .conftest import leaflogix_record, treez_record
 
 MakeClient = Callable[..., PosClient]
 LIST = "https://ll.test/customer/customers-paginated"
@@ -108,3 +108,20 @@ def test_a_page_in_another_declared_charset_is_read_in_it(
     [page] = list(make_client("leaflogix").iter_customers())
 
     assert page.records[0].first_name == "Zoë"
+
+
+def test_a_created_customer_answered_unreadable_is_an_error_that_keeps_the_pos_answer(
+    rsps: responses.RequestsMock, make_client: MakeClient
+) -> None:
+    from .test_treez import JANE, ROOT, ok, token
+
+    token(rsps)
+    answer = treez_record(40, birthday="31/02/1990")
+    rsps.add(responses.POST, ROOT + "/customer/detailcustomer", json=ok(answer))
+
+    with pytest.raises(PosUnreadableCustomer) as caught:
+        make_client("treez").create_customer(JANE)
+
+    assert isinstance(caught.value, PosBadResponse)
+    assert (caught.value.customer_id, caught.value.payload) == (str(answer["customer_id"]), answer)
+    assert "birthday" in caught.value.reason
