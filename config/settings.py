@@ -203,6 +203,12 @@ SPECTACULAR_SETTINGS = {
 # runs it for later lists of that shape, saving building the queryset (~0.7 ms a list). Off: the ORM builds each.
 CUSTOMER_LIST_SQL_CACHE: bool = env.bool("CUSTOMER_LIST_SQL_CACHE", default=True)
 
+# --- Creates --------------------------------------------------------------------------------------
+# A create request that died (its worker killed) leaves its Idempotency-Key in progress this long; then a retry
+# with the key takes it over and looks for the customer the dead request may have created (in the mirror, then
+# at the POS) before creating one. Longer than a create's own POS deadline, so a live request is not overtaken.
+IDEMPOTENCY_LEASE_SECONDS: int = env.int("IDEMPOTENCY_LEASE_SECONDS", default=60)
+
 # --- Caches ---------------------------------------------------------------------------------------
 REDIS_URL: str = env.str("REDIS_URL", default="")
 # "default" counts API throttles; "queue" holds django-q2's cluster status, which the web process reads for

@@ -332,6 +332,10 @@ class IdempotencyRecord(models.Model):
     response = models.JSONField(null=True, blank=True, help_text="The outcome to replay, once completed.")
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # Until when the request working on it holds the key (settings.IDEMPOTENCY_LEASE_SECONDS from when it began):
+    # a request that died mid-create leaves it in progress, and a retry takes it over once this has passed.
+    # Null (kept before leases existed): created_at plus the lease.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

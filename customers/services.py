@@ -6,14 +6,29 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from customers.models import Customer, IdempotencyRecord, IdempotencyStatus, RecordSource
+from customers.models import (
+    POS_FIELDS,
+    Customer,
+    IdempotencyRecord,
+    IdempotencyStatus,
+    RecordSource,
+    licence_key,
+    peak_customer,
+    phone_digits,
+    text_key,
+)
+from customers.quarantine import storable_text
 from customers.selectors import (
     CustomerFilters,
     customer_filter,
@@ -24,8 +39,16 @@ from customers.selectors import (
 )
 from customers.writer import CustomerWriter, PageResult
 from pos_integrations.base import PosClient
-from pos_integrations.errors import PosDuplicate, PosError, PosNotSupported
-from pos_integrations.records import CustomerInput, CustomerRecord
+from pos_integrations.errors import (
+    PosAuthError,
+    PosDuplicate,
+    PosError,
+    PosNotSupported,
+    PosRateLimited,
+    PosUnreadableCustomer,
+    PosValidationError,
+)
+from pos_integrations.records import CustomerInput, CustomerRecord, RecordError
 from stores.models import ApiKey, Store
 from stores.selectors import store_get_for_key
 
@@ -33,6 +56,12 @@ logger = logging.getLogger("customers.services")
 
 # A key is remembered this long; after that the same key starts a new request.
 IDEMPOTENCY_TTL = timedelta(hours=24)
+# How long a customer's POS creation time may precede the (dead) request that created it: POS clocks drift.
+POS_CLOCK_SKEW = timedelta(minutes=5)
+# POS failures after which the POS has certainly not created the customer: the key is forgotten. After any other
+# (a timeout, a dropped connection, an answer we cannot read, the request killed) it may have: the key stays, its
+# lease released, so that a retry looks for the customer before creating one.
+_NOT_CREATED = (PosValidationError, PosAuthError, PosRateLimited, PosNotSupported)
 
 # The live search takes the POS client's argument names; our filter is `driver_license`.
 _SEARCH_ARGS = {
@@ -68,7 +97,12 @@ class IdempotencyKeyReused(Exception):
 
 
 class IdempotencyInProgress(Exception):
-    """A request with the same Idempotency-Key is still being processed."""
+    """A request with the same Idempotency-Key is still being processed (`retry_after`: seconds until its lease
+    ends, where known)."""
+
+    def __init__(self, retry_after: float | None = None) -> None:
+        super().__init__("A request with this Idempotency-Key is still in progress.")
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +116,8 @@ class IdempotencyKey:
 
 @dataclass(frozen=True, slots=True)
 class CustomerCreateResult:
-    """What a create came to: the customer (to_peak_customer; None when the POS answered a record the mirror
-    cannot store, which the warning says), and whether this is a replayed answer."""
+    """What a create came to: the customer (to_peak_customer; as the POS has it, without an id, when the mirror
+    cannot store what the POS answered, which the warning says), and whether this is a replayed answer."""
 
     outcome: Literal["created", "duplicate"]
     customer: dict[str, Any] | None
@@ -163,12 +197,7 @@ def customer_lookup_live(*, store: Store, filters: CustomerFilters) -> LiveLooku
     stored customers matching every filter; None when the POS cannot search by any identity field given.
     PosError subclasses propagate."""
     client = store.pos_client()
-    searchable = client.capabilities.search_fields
-    args = {
-        pos_name: getattr(filters, ours)
-        for ours, pos_name in _SEARCH_ARGS.items()
-        if getattr(filters, ours) and pos_name in searchable
-    }
+    args = _pos_search_args(client=client, filters=filters)
     if not _IDENTITY_SEARCH_ARGS & set(args):
         return None
     # HTTP first, outside any transaction; then short writes.
@@ -187,7 +216,9 @@ def customer_create(
     *, store: Store, data: CustomerInput, idempotency_key: IdempotencyKey | None = None
 ) -> CustomerCreateResult:
     """Create a customer at the store's POS, then in the mirror. With an idempotency key, a retry of the same
-    request replays the first result without asking the POS again.
+    request replays the first result without asking the POS again; a retry after the request holding the key
+    died (its lease, settings.IDEMPOTENCY_LEASE_SECONDS, ran out) first looks for the customer that request may
+    have created, in the mirror and at the POS, and answers with it rather than create a second one.
 
     Raises PosNotSupported (the POS cannot create), CustomerFieldsRequired (the POS needs fields `data` lacks; the
     POS is not asked), CustomerDuplicate (the POS already has them), other PosError subclasses (the POS failed:
@@ -205,30 +236,41 @@ def customer_create(
         begun = _idempotency_begin(idempotency_key)
         if isinstance(begun, CustomerCreateResult):
             return begun
-        record = begun
+        record, taken_over = begun
+        if taken_over:
+            try:
+                earlier = _earlier_attempt_result(store=store, client=client, data=data, since=record.created_at)
+            except BaseException:
+                _idempotency_release(record, forget=False)
+                raise
+            if earlier is not None:
+                _idempotency_complete(record, earlier)
+                return customer_create_replay(result=earlier)
 
     try:
         pos_record = client.create_customer(data)
     except PosDuplicate as exc:
         existing = _existing_customer(store=store, client=client, data=data, existing_id=exc.existing_customer_id)
-        result = CustomerCreateResult(outcome="duplicate", customer=existing.to_peak_customer() if existing else None)
+        result = CustomerCreateResult(outcome="duplicate", customer=existing)
         if record is not None:
             _idempotency_complete(record, result)
         raise CustomerDuplicate(result.customer) from None
-    except BaseException:
-        # The POS failed (or we were interrupted): forget the key so a retry can try again.
+    except PosUnreadableCustomer as exc:
+        # The POS created the customer but answered a record we cannot read: still a 201.
+        with transaction.atomic():
+            result = _unreadable_answer(store=store, data=data, error=exc)
+            if record is not None:
+                _idempotency_complete(record, result)
+        return result
+    except BaseException as exc:
         if record is not None:
-            record.delete()
+            _idempotency_release(record, forget=isinstance(exc, _NOT_CREATED))
         raise
 
+    # The POS said yes: from here on the answer is a 201, whatever the mirror can make of the POS's record.
     with transaction.atomic():
-        written = customer_records_store(store=store, records=[pos_record], source=RecordSource.CREATE)
-        customer = _stored_customer(store=store, written=written)
-        result = CustomerCreateResult(
-            outcome="created",
-            customer=customer.to_peak_customer() if customer is not None else None,
-            warning=unstored_warning(written),
-        )
+        customer, warning = _store_answer(store=store, record=pos_record)
+        result = CustomerCreateResult(outcome="created", customer=customer, warning=warning)
         if record is not None:
             _idempotency_complete(record, result)
     return result
@@ -250,54 +292,203 @@ def _stored_customer(*, store: Store, written: PageResult) -> Customer | None:
     return customer
 
 
+def _store_answer(*, store: Store, record: CustomerRecord) -> tuple[dict[str, Any], str | None]:
+    """Write one customer the POS answered into the mirror: the stored customer (to_peak_customer) and no
+    warning; or, where the mirror cannot store it (it is quarantined), the customer as the POS has it and a
+    warning naming why."""
+    written = customer_records_store(store=store, records=[record], source=RecordSource.CREATE)
+    customer = _stored_customer(store=store, written=written)
+    if customer is not None:
+        return customer.to_peak_customer(), None
+    reason = storable_text(written.rejected[0].reason, 300) if written.rejected else "unknown"
+    warning = (
+        f"The mirror cannot store the customer as the store's POS answered it ({reason}): shown as the POS has "
+        "it, without an id; staff find it among the rejected POS records."
+    )
+    return pos_customer(store=store, record=record), warning
+
+
+def _unreadable_answer(*, store: Store, data: CustomerInput, error: PosUnreadableCustomer) -> CustomerCreateResult:
+    """A create the POS accepted, answered with a record we cannot read: that record quarantined for staff, and
+    the customer as it was sent, with the POS's id where it gave one."""
+    unread = RecordError(customer_id=error.customer_id, reason=error.reason, payload=error.payload)
+    CustomerWriter.for_store(store, source=RecordSource.CREATE).write([], errors=[unread]).result()
+    sent = CustomerRecord(
+        customer_id=str(error.customer_id or ""),
+        first_name=data.first_name,
+        last_name=data.last_name,
+        email=data.email,
+        phone=data.phone,
+        birthday=data.birthday,
+        gender=data.gender,
+        drivers_license=data.drivers_license,
+        notes=data.notes,
+        customer_type=data.customer_type,
+    )
+    warning = (
+        f"The store's POS created the customer but answered a record we cannot read "
+        f"({storable_text(error.reason, 300)}): shown as it was sent, with the POS's id where it gave one; staff "
+        "find the POS's answer among the rejected POS records."
+    )
+    return CustomerCreateResult(outcome="created", customer=pos_customer(store=store, record=sent), warning=warning)
+
+
+def pos_customer(*, store: Store, record: CustomerRecord) -> dict[str, Any]:
+    """The canonical representation of a POS record the mirror does not hold: `id` and `synced_at` null, the
+    fields as the POS has them (text made storable and bounded: customers.quarantine.storable_text; a value of
+    the wrong type, which a client's parser never makes, null)."""
+    values: list[Any] = []
+    for name in POS_FIELDS:
+        value = getattr(record, name, None)
+        if name in _DATE_FIELDS:
+            value = value if isinstance(value, date) and not isinstance(value, datetime) else None
+        elif name in _DATETIME_FIELDS:
+            value = value if isinstance(value, datetime) and value.tzinfo is not None else None
+        elif isinstance(value, str):
+            value = storable_text(value)
+        elif name == "active":
+            value = bool(value) and not record.merged_into_customer_id
+        values.append(value)
+    points = record.loyalty_points
+    finite = isinstance(points, int | float | Decimal) and math.isfinite(points)
+    values[POS_FIELDS.index("loyalty_points")] = points if finite else 0
+    customer_id = storable_text(str(record.customer_id or ""))
+    answer = peak_customer((None, customer_id, *values, None, store.catalog_id, store.pos_vendor))
+    if not finite:
+        answer["loyalty_points"] = None
+    return answer
+
+
+_DATE_FIELDS = frozenset({"birthday", "drivers_license_expiration", "medical_card_expiration"})
+_DATETIME_FIELDS = frozenset({"pos_created_at", "pos_updated_at"})
+
+
 def _existing_customer(
     *, store: Store, client: PosClient, data: CustomerInput, existing_id: str | None
-) -> Customer | None:
-    """The customer the POS says this one duplicates: from the mirror, else read from the POS and stored
-    (None when the POS has no such customer, or answers one the mirror cannot store)."""
+) -> dict[str, Any] | None:
+    """The customer the POS says this one duplicates (the canonical representation): from the mirror, else read
+    from the POS and stored (as the POS has it where the mirror cannot store it); None when the POS has no such
+    customer."""
     try:
         if existing_id:
             local = Customer.objects.filter(store=store, customer_id=existing_id).select_related("store").first()
             if local is not None:
-                return local
+                return local.to_peak_customer()
             found = client.get_customer(existing_id)
-            if found is None:
-                return None
-            written = customer_records_store(store=store, records=[found], source=RecordSource.CREATE)
-            return _stored_customer(store=store, written=written)
-        searchable = client.capabilities.search_fields
-        phone, email, licence = (
-            value or None if name in searchable else None
-            for name, value in (("phone", data.phone), ("email", data.email), ("drivers_license", data.drivers_license))
-        )
-        if not (phone or email or licence):
+        else:
+            found = _find_at_pos(client=client, data=data)
+        if found is None:
             return None
-        matches = client.search_customers(phone=phone, email=email, drivers_license=licence)
-        if not matches:
-            return None
-        written = customer_records_store(store=store, records=matches[:1], source=RecordSource.CREATE)
-        return _stored_customer(store=store, written=written)
+        return _store_answer(store=store, record=found)[0]
     except PosError as exc:
         # The 409 stands without the existing customer; the POS said enough.
         logger.warning("Could not read the duplicate customer from %s: %s", store.catalog_id, type(exc).__name__)
         return None
 
 
-def _idempotency_begin(idem: IdempotencyKey) -> IdempotencyRecord | CustomerCreateResult:
-    IdempotencyRecord.objects.filter(
-        api_key=idem.api_key, key=idem.key, created_at__lt=timezone.now() - IDEMPOTENCY_TTL
-    ).delete()
+def _earlier_attempt_result(
+    *, store: Store, client: PosClient, data: CustomerInput, since: datetime
+) -> CustomerCreateResult | None:
+    """What an earlier request with this key, which died, came to: the customer it created (the newest with the
+    create's identity: its email, phone and licence, or without them its names and birthday), found in the mirror,
+    else at the POS (and stored); a duplicate when the one found is older than that request; None when neither
+    has such a customer, or the POS cannot be searched by what the create gave."""
+    identity = CustomerFilters(
+        email=data.email or None, phone=data.phone or None, driver_license=data.drivers_license or None
+    )
+    names = CustomerFilters(first_name=data.first_name, last_name=data.last_name, birthday=data.birthday)
+    filters = identity if identity.is_identity_lookup else names
+    local = (
+        customer_filter(queryset=Customer.objects.filter(store=store), filters=filters)
+        .select_related("store")
+        .order_by(F("pos_created_at").desc(nulls_last=True), "-id")
+        .first()
+    )
+    warning: str | None = None
+    if local is not None:
+        created_at, customer = local.pos_created_at, local.to_peak_customer()
+    else:
+        args = _pos_search_args(client=client, filters=identity) or _pos_search_args(client=client, filters=names)
+        if not args:
+            return None
+        found = [r for r in client.search_customers(**args) if _same_identity(r, data)]
+        if not found:
+            return None
+        newest = max(found, key=lambda r: r.pos_created_at or since - IDEMPOTENCY_TTL)
+        created_at = newest.pos_created_at
+        customer, warning = _store_answer(store=store, record=newest)
+    if created_at is not None and created_at < since - POS_CLOCK_SKEW:
+        return CustomerCreateResult(outcome="duplicate", customer=customer)
+    return CustomerCreateResult(outcome="created", customer=customer, warning=warning)
+
+
+def _pos_search_args(*, client: PosClient, filters: CustomerFilters) -> dict[str, Any]:
+    """The POS client's search arguments for the filters it can search by."""
+    searchable = client.capabilities.search_fields
+    return {
+        pos_name: getattr(filters, ours)
+        for ours, pos_name in _SEARCH_ARGS.items()
+        if getattr(filters, ours) and pos_name in searchable
+    }
+
+
+def _same_identity(record: CustomerRecord, data: CustomerInput) -> bool:
+    """Whether a POS record has every identity a create gave (email, phone, licence; compared as the mirror does)."""
+    return (
+        (not data.email or text_key(record.email) == text_key(data.email))
+        and (not data.phone or phone_digits(record.phone) == phone_digits(data.phone))
+        and (not data.drivers_license or licence_key(record.drivers_license) == licence_key(data.drivers_license))
+    )
+
+
+def _find_at_pos(*, client: PosClient, data: CustomerInput) -> CustomerRecord | None:
+    """The first customer the POS finds by the identity of a create (phone, email, licence, where it can search
+    by them); None when it finds none or cannot search by any given."""
+    searchable = client.capabilities.search_fields
+    phone, email, licence = (
+        value or None if name in searchable else None
+        for name, value in (("phone", data.phone), ("email", data.email), ("drivers_license", data.drivers_license))
+    )
+    if not (phone or email or licence):
+        return None
+    matches = client.search_customers(phone=phone, email=email, drivers_license=licence)
+    return matches[0] if matches else None
+
+
+def _idempotency_lease() -> timedelta:
+    return timedelta(seconds=settings.IDEMPOTENCY_LEASE_SECONDS)
+
+
+def _idempotency_begin(idem: IdempotencyKey) -> tuple[IdempotencyRecord, bool] | CustomerCreateResult:
+    """The key's record, held by this request for a lease, and whether it was taken over from a request that died
+    (its lease ran out); or the replayed answer of a completed one. IdempotencyKeyReused, IdempotencyInProgress."""
+    now = timezone.now()
+    lease_until = now + _idempotency_lease()
+    IdempotencyRecord.objects.filter(api_key=idem.api_key, key=idem.key, created_at__lt=now - IDEMPOTENCY_TTL).delete()
     try:
         with transaction.atomic():
-            return IdempotencyRecord.objects.create(api_key=idem.api_key, key=idem.key, request_hash=idem.request_hash)
+            created = IdempotencyRecord.objects.create(
+                api_key=idem.api_key, key=idem.key, request_hash=idem.request_hash, lease_expires_at=lease_until
+            )
+        return created, False
     except IntegrityError:
         existing = IdempotencyRecord.objects.filter(api_key=idem.api_key, key=idem.key).first()
-    if existing is None or existing.status == IdempotencyStatus.IN_PROGRESS:
-        if existing is not None and existing.request_hash != idem.request_hash:
-            raise IdempotencyKeyReused()
-        raise IdempotencyInProgress()
+    if existing is None:
+        raise IdempotencyInProgress()  # deleted as expired by a request just now: it holds the key
     if existing.request_hash != idem.request_hash:
         raise IdempotencyKeyReused()
+    if existing.status == IdempotencyStatus.IN_PROGRESS:
+        held_until = existing.lease_expires_at or existing.created_at + _idempotency_lease()
+        if held_until > now:
+            raise IdempotencyInProgress(retry_after=max(1, math.ceil((held_until - now).total_seconds())))
+        # The request holding the key died: this one takes it over (of two retries at once, one wins).
+        taken = IdempotencyRecord.objects.filter(
+            pk=existing.pk, status=IdempotencyStatus.IN_PROGRESS, lease_expires_at=existing.lease_expires_at
+        ).update(lease_expires_at=lease_until)
+        if not taken:
+            raise IdempotencyInProgress()
+        existing.lease_expires_at = lease_until
+        return existing, True
     response = existing.response or {}
     return customer_create_replay(
         result=CustomerCreateResult(
@@ -307,6 +498,18 @@ def _idempotency_begin(idem: IdempotencyKey) -> IdempotencyRecord | CustomerCrea
             warning=response.get("warning"),
         )
     )
+
+
+def _idempotency_release(record: IdempotencyRecord, *, forget: bool) -> None:
+    """After a failed attempt: forget the key (the POS certainly created nothing), or end this request's lease now
+    so that a retry takes it over and looks for what the POS may have created. Only while this request holds it."""
+    ours = IdempotencyRecord.objects.filter(
+        pk=record.pk, status=IdempotencyStatus.IN_PROGRESS, lease_expires_at=record.lease_expires_at
+    )
+    if forget:
+        ours.delete()
+    else:
+        ours.update(lease_expires_at=timezone.now())
 
 
 def _idempotency_complete(record: IdempotencyRecord, result: CustomerCreateResult) -> None:

@@ -2,9 +2,10 @@
 """The mirror's one writer: the only code that inserts or updates Customer rows.
 
 Sync pages, live POS lookups and creates hand it POS records (`CustomerWriter.write`). It checks each one
-against the mirror's columns (lengths, NUL characters, enums, dates, points), keeps what it cannot store as
-a RejectedRecord with the reason (the quarantine staff see in the admin), and writes the rest in a few bulk
-statements, in one transaction of its own:
+against the mirror's columns (lengths, NUL characters, lone surrogates, enums, dates, points, the vendor JSON's
+size and depth), keeps what it cannot store as a RejectedRecord with the reason (the quarantine staff see in the
+admin; customers.quarantine makes any payload storable), and writes the rest in a few bulk statements, in one
+transaction of its own:
 
 - one SELECT of the page's ids already held;
 - one upsert on (store, customer_id) that only touches rows the POS really changed and never lets an older
@@ -42,6 +43,7 @@ from django.db.transaction import Atomic
 from django.utils import timezone
 
 from customers.models import POS_FIELDS, Customer, CustomerType, Gender, RejectedRecord
+from customers.quarantine import storable_payload, storable_text
 from pos_integrations.records import CustomerRecord, RecordError
 from stores.models import Store
 
@@ -74,9 +76,12 @@ SQLITE_FALLBACK_MAX_VARIABLES = 999
 # Rejected records one writer keeps at most (a sync keeps one writer for its run): a broken mapping would
 # otherwise copy the whole POS into the quarantine. The rest are counted, not kept.
 QUARANTINE_LIMIT = 1000
-# What a rejected record's reason and unstorable payload are cut to.
+# What a rejected record's reason is cut to (its payload: customers.quarantine).
 MAX_REASON_LENGTH = 2000
-MAX_PAYLOAD_REPR_LENGTH = 10_000
+# The vendor JSON of a customer the mirror keeps: at most this long (as compact JSON text) and this deep. A
+# customer record is a few kilobytes, a few levels deep; more is a broken POS, quarantined (cut) for staff.
+MAX_RAW_LENGTH = 1_000_000
+MAX_RAW_DEPTH = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,8 +239,8 @@ class CustomerWriter:
                     source=self.source,
                     origin_type=origin_type,
                     origin_id=origin.pk if origin is not None else None,
-                    customer_id=r.customer_id,
-                    reason=r.reason[:MAX_REASON_LENGTH],
+                    customer_id=storable_text(r.customer_id)[:_ID_LIMIT],
+                    reason=storable_text(r.reason, MAX_REASON_LENGTH),
                     payload=storable_payload(r.payload),
                 )
                 for r in kept
@@ -342,22 +347,50 @@ class _Invalid(Exception):
         self.reason = reason
 
 
-def storable_payload(payload: Any) -> Any:
-    """A rejected record's payload as the quarantine can keep it: as received where JSON (and PostgreSQL's
-    jsonb, which refuses NUL characters) can hold it, else its repr, cut short."""
+def _not_unicode(text: str) -> bool:
+    """Whether text holds a lone surrogate (invalid UTF-8 from the POS, or a JSON "\\ud800"): no database takes it."""
+    if text.isascii():
+        return False
     try:
-        text = json.dumps(payload)
-    except (TypeError, ValueError):
-        return repr(payload)[:MAX_PAYLOAD_REPR_LENGTH]
-    if "\\u0000" in text:
-        return repr(payload)[:MAX_PAYLOAD_REPR_LENGTH]
-    return payload
+        text.encode()
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    """Whether any text in a JSON value (keys included) holds a lone surrogate; iterative, whatever its depth."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _not_unicode(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return False
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether a JSON value nests lists and objects more than `limit` levels deep; iterative, stops at the limit."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if depth >= limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list | tuple))
+    return False
 
 
 _GET_VALUES = attrgetter(*DATA_FIELDS)
 _INDEX = {name: i for i, name in enumerate(DATA_FIELDS)}
 _TEXT_FIELDS = tuple(
-    (i, name, MAX_LENGTHS.get(name, 1 << 30))
+    (i, name, MAX_LENGTHS.get(name, MAX_RAW_LENGTH))
     for i, name in enumerate(DATA_FIELDS)
     if name not in DATE_FIELDS | DATETIME_FIELDS | {"active", "banned", "loyalty_points"}
 )
@@ -378,7 +411,7 @@ def _row(record: CustomerRecord, dumps: Callable[[Any], str]) -> Row:
     customer_id = str(customer_id).strip()
     if not customer_id:
         raise _Invalid("customer_id is missing")
-    if len(customer_id) > _ID_LIMIT or "\x00" in customer_id:
+    if len(customer_id) > _ID_LIMIT or "\x00" in customer_id or _not_unicode(customer_id):
         raise _Invalid(f"customer_id is longer than {_ID_LIMIT} characters or not printable")
     values = list(_GET_VALUES(record))
     merged = bool(record.merged_into_customer_id)
@@ -392,6 +425,8 @@ def _row(record: CustomerRecord, dumps: Callable[[Any], str]) -> Row:
             raise _Invalid(f"{name} is longer than {limit} characters")
         elif "\x00" in value:
             raise _Invalid(f"{name} contains a NUL character")
+        elif _not_unicode(value):
+            raise _Invalid(f"{name} is not valid Unicode text (invalid UTF-8 from the POS?)")
     for i, name in _DATE_INDEXES:
         value = values[i]
         if value is not None and (
@@ -412,10 +447,19 @@ def _row(record: CustomerRecord, dumps: Callable[[Any], str]) -> Row:
     raw = record.raw
     try:
         raw_json = dumps(raw if raw is not None else {})
+    except RecursionError:
+        raise _Invalid(f"the vendor JSON is nested more than {MAX_RAW_DEPTH} levels deep") from None
     except (TypeError, ValueError) as exc:
         raise _Invalid("the vendor JSON cannot be stored") from exc
+    if len(raw_json) > MAX_RAW_LENGTH:
+        raise _Invalid(f"the vendor JSON is longer than {MAX_RAW_LENGTH:,} characters")
     if "\\u0000" in raw_json:
         raise _Invalid("the vendor JSON contains a NUL character")
+    # Cheap tests first: depth needs at least that many brackets; a lone surrogate shows as an escape (\\udXXX).
+    if raw_json.count("{") + raw_json.count("[") > MAX_RAW_DEPTH and _deeper_than(raw, MAX_RAW_DEPTH):
+        raise _Invalid(f"the vendor JSON is nested more than {MAX_RAW_DEPTH} levels deep")
+    if "\\ud" in raw_json and _holds_lone_surrogate(raw):
+        raise _Invalid("the vendor JSON is not valid Unicode text (invalid UTF-8 from the POS?)")
     absorbed = _absorbed(record, customer_id) if record.merged_customer_ids and not merged else ()
     return Row(customer_id, tuple(values), raw_json, merged, absorbed)
 

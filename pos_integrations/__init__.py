@@ -11,6 +11,7 @@ from .errors import (
     PosNotSupported,
     PosRateLimited,
     PosUnavailable,
+    PosUnreadableCustomer,
     PosValidationError,
 )
 from .records import DEFAULT_TIME_ZONE, Capabilities, CustomerInput, CustomerPage, CustomerRecord, RecordError
@@ -37,6 +38,7 @@ __all__ = [
     "PosNotSupported",
     "PosRateLimited",
     "PosUnavailable",
+    "PosUnreadableCustomer",
     "PosValidationError",
     "RecordError",
     "get_client",

@@ -17,7 +17,15 @@ import requests
 
 from . import parsing
 from .deadlines import Deadlines
-from .errors import PosBadResponse, PosError, PosNotFound, PosNotSupported, PosValidationError, RecordParseError
+from .errors import (
+    PosBadResponse,
+    PosError,
+    PosNotFound,
+    PosNotSupported,
+    PosUnreadableCustomer,
+    PosValidationError,
+    RecordParseError,
+)
 from .http import DEFAULT_MAX_WAIT_SECONDS, DEFAULT_TIMEOUT, Auth, ErrorHook, HttpClient, Timeout
 from .mapping import Source, build_record, check_sources, vendor_keys_to_ours
 from .pagination import Position, RawPage, paginate
@@ -180,8 +188,12 @@ class PosClient:
         try:
             return self.parse_record(raw)
         except RecordParseError as exc:
-            raise PosBadResponse(
-                f"{self.label} sent a customer we cannot read: {exc.reason}", vendor=self.vendor
+            raise PosUnreadableCustomer(
+                f"{self.label} sent a customer we cannot read: {exc.reason}",
+                vendor=self.vendor,
+                reason=exc.reason,
+                customer_id=exc.customer_id,
+                payload=raw,
             ) from None
 
     def search_customers(

@@ -44,6 +44,26 @@ class PosBadResponse(PosError):
     """The POS answered something we cannot use: malformed JSON or envelope, a pagination loop."""
 
 
+class PosUnreadableCustomer(PosBadResponse):
+    """The POS answered a customer record we cannot read: why (`reason`), its POS id where readable, and the record
+    as received (`payload`), so that what the POS answered to a create can be kept for staff."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        vendor: str = "",
+        status_code: int | None = None,
+        reason: str = "",
+        customer_id: str | None = None,
+        payload: Any = None,
+    ) -> None:
+        super().__init__(message, vendor=vendor, status_code=status_code)
+        self.reason = reason
+        self.customer_id = customer_id
+        self.payload = payload
+
+
 class PosNotFound(PosError):
     """The POS has no such resource (404)."""
 

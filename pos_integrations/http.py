@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import codecs
 import email.utils
+import json
 import logging
 import math
 import random
@@ -149,13 +151,35 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, seconds)
 
 
+class TooDeep(ValueError):
+    """JSON nested deeper than the decoders read (orjson: 1024 levels; json: Python's recursion limit)."""
+
+
 def loads(response: requests.Response) -> Any:
     """The body as JSON: orjson for UTF-8 JSON (listing pages are large: it decodes them several times faster),
-    requests' decoder for the rest (other charsets, NaN). Raises ValueError when it is not JSON."""
+    json for the rest (NaN, "\\ud800" escapes, bytes that are not UTF-8), requests' decoder for other charsets.
+    Raises ValueError when it is not JSON.
+
+    A UTF-8 body with a few bytes that are not UTF-8 (inside a record's text) is read with those bytes kept as
+    lone surrogates (`surrogateescape`) rather than replaced: the record holding them is refused by the
+    mirror's writer and quarantined for staff, the rest of the page is written, nothing is silently altered."""
+    content = response.content
     try:
-        return orjson.loads(response.content)
+        return orjson.loads(content)
     except orjson.JSONDecodeError:
+        pass
+    try:
+        encoding = response.encoding
+        if encoding is None or codecs.lookup(encoding).name == "utf-8":
+            try:
+                return json.loads(content.decode("utf-8", "surrogateescape"))
+            except ValueError:
+                pass  # a UTF-16 or BOM-prefixed body, say: requests' decoder knows those
         return response.json()
+    except RecursionError:
+        raise TooDeep("JSON nested too deeply") from None
+    except LookupError:
+        raise ValueError(f"unknown charset {response.encoding!r}") from None
 
 
 def response_json(response: requests.Response) -> Any:
@@ -502,7 +526,8 @@ class HttpClient:
             return None
         try:
             return loads(response)
-        except ValueError:
+        except ValueError as exc:
+            what = "JSON nested too deeply to read" if isinstance(exc, TooDeep) else "malformed JSON"
             raise PosBadResponse(
-                f"{self.label} sent malformed JSON for {shown}", vendor=self.vendor, status_code=response.status_code
+                f"{self.label} sent {what} for {shown}", vendor=self.vendor, status_code=response.status_code
             ) from None

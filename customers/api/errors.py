@@ -35,6 +35,6 @@ CUSTOMER_ERRORS: DomainErrors = {
         status.HTTP_409_CONFLICT,
         "idempotency_in_progress",
         "A request with this Idempotency-Key is still in progress; retry later.",
-        retry_after=2,
+        retry_after=lambda exc: exc.retry_after or 2,
     ),
 }

@@ -203,11 +203,29 @@ class CustomerResponseSerializer(serializers.Serializer):
     customer = PeakCustomerSerializer()
 
 
-class CustomerCreatedResponseSerializer(serializers.Serializer):
-    customer = PeakCustomerSerializer(
-        allow_null=True, help_text="The new customer; null when the POS answered a record the mirror cannot store."
+class PosCustomerSerializer(PeakCustomerSerializer):
+    """A customer as the POS has it, which the mirror may not hold (see `warning`): then `id` and `synced_at` are
+    null and the fields are what the POS answered (text longer than 10,000 characters cut, with a marker)."""
+
+    id = serializers.IntegerField(allow_null=True, help_text="Our id; null when the mirror cannot store it.")
+    # Declared fields are popped off the class by DRF's SerializerMetaclass; the stubs see a narrowed override.
+    gender = serializers.CharField(  # type: ignore[assignment]
+        allow_null=True, help_text="M, F, X; as the POS has it when not one of them."
     )
-    warning = serializers.CharField(required=False, help_text="Present when the mirror could not store the answer.")
+    customer_type = serializers.CharField(  # type: ignore[assignment]
+        help_text="recreational or medical; as the POS has it when not one of them."
+    )
+    loyalty_points = serializers.FloatField(allow_null=True)
+
+
+class CustomerCreatedResponseSerializer(serializers.Serializer):
+    customer = PosCustomerSerializer(
+        help_text="The new customer. When the mirror cannot store what the POS answered (the `warning` says why): "
+        "as the POS has it, with `id` null."
+    )
+    warning = serializers.CharField(
+        required=False, help_text="Present when the mirror could not store the customer the POS created."
+    )
 
 
 class LegacySearchResponseSerializer(serializers.Serializer):
@@ -215,4 +233,8 @@ class LegacySearchResponseSerializer(serializers.Serializer):
 
 
 class DuplicateErrorSerializer(ErrorSerializer):
-    customer = PeakCustomerSerializer(allow_null=True, help_text="The customer the POS already has, where known.")
+    customer = PosCustomerSerializer(
+        allow_null=True,
+        help_text="The customer the POS already has, where known (as the POS has it, `id` null, where the mirror "
+        "cannot store it).",
+    )
