@@ -3,8 +3,8 @@
 SIGTERM (a deploy, systemd stopping the service, `kill`) and SIGINT (Ctrl-C) raise `SyncInterrupted` in the main
 thread; the engine (syncs.engine) catches it, rolls back the page in flight, marks the sync `interrupted` with
 the checkpoint of the last committed page and lets it go on up, so the store is free at once and the next sync
-carries on from there. `manage.py sync_customers` uses `stop_signals_interrupt()`; the task queue's workers use
-`raise_in_main_thread` from their own handler (syncs.cluster). Only SIGKILL leaves a sync for the lease to reap.
+carries on from there. `manage.py sync_customers` uses `stop_signals_interrupt()`; the task queue's workers raise
+it from their own SIGTERM handler (syncs.cluster). Only SIGKILL leaves a sync for the lease to reap.
 """
 
 from __future__ import annotations
