@@ -412,12 +412,17 @@ class SyncRunner:
         event, since nothing is wrong."""
         sync = self.sync
         name = interruption_name(exc)
+        try:  # the page in hand may have been rolled back: count what was committed
+            committed = type(sync).objects.filter(pk=sync.pk).values_list("pages", flat=True).first() or 0
+        except Exception:
+            committed = sync.pages
         self.end(
             SyncStatus.INTERRUPTED,
             "Interrupted",
-            f"Stopped by {name} after {sync.pages} pages; the next sync carries on from its checkpoint.",
+            f"Stopped by {name} after {committed} pages; the next sync carries on from its checkpoint.",
             exc,
         )
+        sync.pages = committed
         logger.warning(
             "sync %s store=%s vendor=%s interrupted by %s after %d pages (checkpoint saved)",
             sync.pk,
