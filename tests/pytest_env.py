@@ -1,6 +1,8 @@
 """Loaded by pytest before Django (see pyproject addopts): test defaults for the environment."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
@@ -8,4 +10,7 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("POS_CREDENTIALS_KEYS", "k7fZ6d8wVd0q1eVbQ2o8oQ3m0F7mVJ0rS2s8R1aZ0b4=")
 os.environ.setdefault("DEBUG", "false")
 # Cluster status of a development run must not leak into tests.
-os.environ.setdefault("QUEUE_CACHE_DIR", tempfile.mkdtemp(prefix="customer-flow-queue-cache-"))
+# The folder is removed when the run ends (processes the tests start inherit the variable).
+if "QUEUE_CACHE_DIR" not in os.environ:
+    os.environ["QUEUE_CACHE_DIR"] = tempfile.mkdtemp(prefix="customer-flow-queue-cache-")
+    atexit.register(shutil.rmtree, os.environ["QUEUE_CACHE_DIR"], ignore_errors=True)

@@ -18,7 +18,7 @@ Where the vendor's spec and its API differ, the sandbox follows the API, and onl
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -42,7 +42,7 @@ BLAZE_KNOWN = {
 
 
 @pytest.fixture
-def treez(sb: SandboxServer, http: requests.Session) -> Iterator[Any]:
+def treez(sb: SandboxServer, http: requests.Session) -> Callable[..., requests.Response]:
     """`call(method, target, **kwargs)`: a Treez request (target: the path under the spec's server), the answer."""
     cred = SANDBOX_CREDENTIALS["treez"]
     token = http.post(
@@ -55,7 +55,7 @@ def treez(sb: SandboxServer, http: requests.Session) -> Iterator[Any]:
         kwargs["headers"] = {**headers, **kwargs.get("headers", {})}
         return http.request(method, sb.vendor_url("treez") + target, **kwargs)
 
-    yield call
+    return call
 
 
 def treez_problems(method: str, target: str, answer: requests.Response, *, listing: bool = False) -> list[str]:
