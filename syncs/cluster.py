@@ -42,7 +42,7 @@ from django_q.signals import post_execute_in_worker, post_spawn, pre_execute
 from django_q.signing import SignedPackage
 from django_q.status import Stat
 
-from syncs.interrupt import SyncInterrupted
+from syncs import interrupt
 
 logger = logging.getLogger("syncs.cluster")
 
@@ -82,7 +82,6 @@ class _WorkerState:
     enabled: bool = False  # set by PromptCluster before it forks: only its workers act on the signals below
     stopping: bool = False
     running: str | None = None  # the task in hand
-    interrupted: bool = False
 
 
 _worker = _WorkerState()
@@ -92,15 +91,13 @@ def _on_worker_sigterm(signum: int, frame: FrameType | None) -> None:
     _worker.stopping = True
     if _worker.running is None:
         raise SystemExit(0)  # waiting for work: leave
-    if not _worker.interrupted:
-        _worker.interrupted = True
-        raise SyncInterrupted(signum)  # the engine records the sync `interrupted`; the task ends
-    # already interrupted: let it record that and end
+    interrupt.deliver(signum)  # SyncInterrupted: the engine records the sync `interrupted`; the task ends
 
 
 def _worker_spawned(sender: Any, proc_name: str, **kwargs: Any) -> None:
     if not _worker.enabled:
         return
+    interrupt.reset()
     signal.signal(signal.SIGTERM, _on_worker_sigterm)
 
     def orphaned() -> None:  # the Sentinel was killed: stop as if told to, and make sure to go
@@ -116,7 +113,8 @@ def _worker_spawned(sender: Any, proc_name: str, **kwargs: Any) -> None:
 def _before_task(sender: Any, func: Any, task: dict[str, Any], **kwargs: Any) -> None:
     if not _worker.enabled:
         return
-    if _worker.stopping:  # fetched while the cluster stops: not started, given back
+    if _worker.stopping:  # fetched while the cluster stops: not started, given back (a signal may not cut that)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         give_back(get_broker(), task)
         raise SystemExit(0)
     _worker.running = task.get("name") or "?"

@@ -36,7 +36,7 @@ from pos_integrations.base import PosClient
 from pos_integrations.errors import PosError, PosNotSupported, PosRateLimited, PosUnavailable
 from pos_integrations.records import CustomerPage, CustomerRecord
 from syncs.choices import SyncKind, SyncStatus
-from syncs.interrupt import interruption_name
+from syncs.interrupt import interruption_name, stop_signals_deferred
 
 if TYPE_CHECKING:  # the model runs the engine (do_process); the engine works on the instance it is given
     from syncs.models import CustomerSync
@@ -242,7 +242,11 @@ class SyncRunner:
                 sync.checkpoint["position"] = page.position
             self.save_state(fields=STATE_FIELDS)  # SyncLost (and a rollback) if the sync is no longer ours
 
-        self.pending = self.writer.write(page.records, errors=page.errors, mark=self.mark, alongside=save_checkpoint)
+        # The writer begins and ends the page's transaction by hand: a stop signal waits until it is done.
+        with stop_signals_deferred():
+            self.pending = self.writer.write(
+                page.records, errors=page.errors, mark=self.mark, alongside=save_checkpoint
+            )
         self.check_invalid_ratio(final=False)
 
     def settle(self) -> None:
@@ -250,7 +254,8 @@ class SyncRunner:
         pending, self.pending = self.pending, None
         if pending is None:
             return
-        result = pending.result()
+        with stop_signals_deferred():
+            result = pending.result()
         sync = self.sync
         sync.created += result.created
         sync.updated += result.updated

@@ -13,6 +13,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -43,22 +44,61 @@ def interruption_name(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+@dataclass
+class _Stop:
+    raised: bool = False  # SyncInterrupted was raised: later signals are ignored while it is recorded
+    pending: int | None = None  # a signal that came inside a deferred block
+    deferred: int = 0  # depth of stop_signals_deferred() blocks
+
+
+_stop = _Stop()
+
+
+def deliver(signum: int) -> None:
+    """What a stop signal's handler calls (in the main thread): raise SyncInterrupted now, or at the end of the
+    stop_signals_deferred() block the thread is in; nothing if it was raised already."""
+    if _stop.raised:
+        return
+    if _stop.deferred:
+        _stop.pending = signum
+        return
+    _stop.raised = True
+    raise SyncInterrupted(signum)
+
+
+def reset() -> None:
+    """Forget an earlier interruption (a new run of a process that handled one)."""
+    _stop.raised, _stop.pending, _stop.deferred = False, None, 0
+
+
+@contextmanager
+def stop_signals_deferred() -> Iterator[None]:
+    """A stop signal inside the block takes effect when it ends (if it ends without an error): what must not be
+    cut in two (the writer's transaction of a page, begun and ended by hand) runs inside one. The pages are short."""
+    _stop.deferred += 1
+    try:
+        yield
+    finally:
+        _stop.deferred -= 1
+    if not _stop.deferred and _stop.pending is not None and not _stop.raised:
+        signum, _stop.pending = _stop.pending, None
+        _stop.raised = True
+        raise SyncInterrupted(signum)
+
+
 @contextmanager
 def stop_signals_interrupt() -> Iterator[None]:
-    """Within the block, the first SIGTERM or SIGINT raises SyncInterrupted in this (main) thread; any later one is
-    ignored while the interruption is recorded. The previous handlers come back when the block ends. Outside the
-    main thread (where Python cannot install handlers) it changes nothing."""
+    """Within the block, the first SIGTERM or SIGINT raises SyncInterrupted in this (main) thread (at once, or at the
+    end of a stop_signals_deferred() block); any later one is ignored while the interruption is recorded. The
+    previous handlers come back when the block ends. Outside the main thread (where Python cannot install
+    handlers) it changes nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    raised = False
+    reset()
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        nonlocal raised
-        if raised:
-            return
-        raised = True
-        raise SyncInterrupted(signum)
+        deliver(signum)
 
     previous: dict[int, Any] = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
@@ -68,4 +108,12 @@ def stop_signals_interrupt() -> Iterator[None]:
             signal.signal(sig, old)
 
 
-__all__ = ["STOP_SIGNALS", "SyncInterrupted", "interruption_name", "stop_signals_interrupt"]
+__all__ = [
+    "STOP_SIGNALS",
+    "SyncInterrupted",
+    "deliver",
+    "interruption_name",
+    "reset",
+    "stop_signals_deferred",
+    "stop_signals_interrupt",
+]

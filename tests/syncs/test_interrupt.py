@@ -201,3 +201,27 @@ def test_the_api_names_the_sync_a_sync_resumed(store, fake_pos):
     assert row["last_sync"]["id"] == second.pk
     assert row["last_sync"]["resumed_from"] == first.pk
     assert row["last_sync"]["kind"] == "full"
+
+
+def test_a_signal_while_a_page_is_written_waits_for_the_page_to_commit(store, fake_pos, monkeypatch):
+    from customers.writer import CustomerWriter
+
+    real_write = CustomerWriter.write
+    writes = {"n": 0}
+
+    def write_with_a_signal(self, *args, **kwargs):
+        writes["n"] += 1
+        if writes["n"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # lands inside the page's transaction
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(CustomerWriter, "write", write_with_a_signal)
+    sync = start(store, SyncKind.FULL)
+
+    with pytest.raises(SyncInterrupted), stop_signals_interrupt():
+        sync.do_process()
+
+    sync.refresh_from_db()
+    assert sync.status == SyncStatus.INTERRUPTED
+    assert (sync.pages, sync.checkpoint["position"]["page"]) == (2, 3)  # page 2 committed whole, then the stop
+    assert Customer.objects.filter(store=store).count() == 20
