@@ -48,12 +48,12 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "django_q",
     "pos_integrations.apps.PosIntegrationsConfig",
     "pos_sandbox.apps.PosSandboxConfig",  # only its `pos_sandbox` command; production code never imports it
     "stores.apps.StoresConfig",
     "customers.apps.CustomersConfig",
     "syncs.apps.SyncsConfig",
+    "django_q",  # after syncs, whose `qcluster` (django-q2's, with a prompt stop: syncs.cluster) comes first
 ]
 
 # Sessions, the logged-in user and messages are for the admin: REST API requests (API keys) skip them.

@@ -15,12 +15,13 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
 
 from customers.admin import pretty_json
 from customers.models import RejectedRecord
 from stores.admin import PosVendorFilter, time_cell
+from syncs.choices import UNFINISHED_STATUSES
 from syncs.dashboard import CHART_DAYS, changelist_url, format_duration, store_health_list
 from syncs.models import CustomerSync, SyncStatus
 from syncs.store_admin import ReadOnlyInline, status_badge  # also registers the store admin
@@ -76,7 +77,13 @@ class StatusFilter(admin.SimpleListFilter):
     parameter_name = "status__exact"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        order = [SyncStatus.FAILED, SyncStatus.IN_PROGRESS, SyncStatus.PENDING, SyncStatus.FINISHED]
+        order = [
+            SyncStatus.FAILED,
+            SyncStatus.INTERRUPTED,
+            SyncStatus.IN_PROGRESS,
+            SyncStatus.PENDING,
+            SyncStatus.FINISHED,
+        ]
         return [(s.value, s.label) for s in order]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[CustomerSync]) -> QuerySet[CustomerSync] | None:
@@ -107,7 +114,7 @@ class CustomerSyncAdmin(admin.ModelAdmin):
     actions = ["retry"]
     inlines = [RecordErrorInline]
     fieldsets = [
-        (None, {"fields": ["store_link", "status_display", "kind", "trigger", "resumed_from_link"]}),
+        (None, {"fields": ["store_link", "status_display", "kind", "trigger", "resumed_from_link", "resumed_by_link"]}),
         ("Timing", {"fields": ["created_at", "started_at", "finished_at", "duration_display", "heartbeat_at"]}),
         ("Counts", {"fields": ["pages", "fetched", "created", "updated", "unchanged", "invalid", "deactivated"]}),
         ("Error", {"fields": ["error_type", "error_message", "record_errors_link"]}),
@@ -119,6 +126,7 @@ class CustomerSyncAdmin(admin.ModelAdmin):
         "kind",
         "trigger",
         "resumed_from_link",
+        "resumed_by_link",
         "created_at",
         "started_at",
         "finished_at",
@@ -184,7 +192,16 @@ class CustomerSyncAdmin(admin.ModelAdmin):
         if sync_id is None:
             return "—"
         url = reverse("admin:syncs_customersync_change", args=[sync_id])
-        return format_html('<a href="{}">sync #{}</a> (carried on from its checkpoint)', url, sync_id)
+        return format_html('<a href="{}">sync #{}</a> (this sync carried on from its checkpoint)', url, sync_id)
+
+    @admin.display(description="resumed by")
+    def resumed_by_link(self, obj: CustomerSync) -> str:
+        later = list(obj.resumed_by.order_by("id").values_list("id", flat=True)) if obj.pk else []
+        if not later:
+            return "—"
+        url = "admin:syncs_customersync_change"
+        links = format_html_join(", ", '<a href="{}">sync #{}</a>', ((reverse(url, args=[i]), i) for i in later))
+        return format_html("{} (carried on from this sync's checkpoint)", links)
 
     @admin.display(description="quarantined records")
     def record_errors_link(self, obj: CustomerSync) -> str:
@@ -221,10 +238,11 @@ class CustomerSyncAdmin(admin.ModelAdmin):
     def _retry(self, request: HttpRequest, sync: CustomerSync) -> CustomerSync | None:
         from syncs.services import sync_retry
 
-        if sync.status != SyncStatus.FAILED:
+        if sync.status not in UNFINISHED_STATUSES:
             self.message_user(
                 request,
-                f"Sync #{sync.pk} is {sync.get_status_display().lower()}; only failed syncs can be retried.",
+                f"Sync #{sync.pk} is {sync.get_status_display().lower()}; only failed or interrupted syncs can be "
+                "retried.",
                 messages.WARNING,
             )
             return None
@@ -250,7 +268,7 @@ class CustomerSyncAdmin(admin.ModelAdmin):
             )
         return new
 
-    @admin.action(description="Retry selected failed syncs", permissions=["retry"])
+    @admin.action(description="Retry selected failed or interrupted syncs", permissions=["retry"])
     def retry(self, request: HttpRequest, queryset: QuerySet[CustomerSync]) -> None:
         for sync in queryset.select_related("store"):
             self._retry(request, sync)
@@ -266,7 +284,7 @@ class CustomerSyncAdmin(admin.ModelAdmin):
     def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
         obj = kwargs.get("obj")
         context["can_retry"] = (
-            obj is not None and obj.status == SyncStatus.FAILED and self.has_retry_permission(request, obj)
+            obj is not None and obj.status in UNFINISHED_STATUSES and self.has_retry_permission(request, obj)
         )
         return super().render_change_form(request, context, *args, **kwargs)
 

@@ -9,10 +9,15 @@ class SyncStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     IN_PROGRESS = "in_progress", "In progress"
     FAILED = "failed", "Failed"
+    # Stopped on purpose (SIGTERM or SIGINT: a deploy, Ctrl-C, the service stopped) with its checkpoint saved;
+    # not a failure, and the next sync carries on from it.
+    INTERRUPTED = "interrupted", "Interrupted"
     FINISHED = "finished", "Finished"
 
 
 ACTIVE_STATUSES = (SyncStatus.PENDING, SyncStatus.IN_PROGRESS)
+# A sync that ended part-way: the next one may carry on from its checkpoint (syncs.selectors.resumable_sync).
+UNFINISHED_STATUSES = (SyncStatus.FAILED, SyncStatus.INTERRUPTED)
 
 
 class SyncKind(models.TextChoices):

@@ -7,11 +7,12 @@ each POS page is fetched (HTTP, outside any transaction) and handed to the mirro
 (customers.writer), which writes it with the sync's checkpoint (counts, heartbeat, listing position) in
 one short transaction of its own (on PostgreSQL the page's writes and COMMIT go out together and the
 database writes the page while the next one is fetched). A full sync finally marks the customers the POS
-no longer returns as inactive. The sync ends `finished` with `cursor_to` = the bound, or `failed` with
-the error's type and message (and a Sentry event).
+no longer returns as inactive. The sync ends `finished` with `cursor_to` = the bound, `failed` with
+the error's type and message (and a Sentry event), or `interrupted` when a stop signal (SIGTERM, SIGINT:
+syncs.interrupt) arrived, with the checkpoint of its last committed page.
 
-A crash loses at most the page in flight: the next sync of the store resumes at the failed one's
-checkpoint (see selectors.resumable_sync), inside the same window.
+A crash or a stop loses at most the page in flight: the next sync of the store resumes at the failed or
+interrupted one's checkpoint (see selectors.resumable_sync), inside the same window.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pos_integrations.base import PosClient
 from pos_integrations.errors import PosError, PosNotSupported, PosRateLimited, PosUnavailable
 from pos_integrations.records import CustomerPage, CustomerRecord
 from syncs.choices import SyncKind, SyncStatus
+from syncs.interrupt import interruption_name, stop_signals_deferred
 
 if TYPE_CHECKING:  # the model runs the engine (do_process); the engine works on the instance it is given
     from syncs.models import CustomerSync
@@ -91,12 +93,13 @@ def _sleep(seconds: float) -> None:
 def process_sync(sync: CustomerSync, *, progress: Progress | None = None) -> CustomerSync:
     """Claim a pending sync and run it to `finished` or `failed` (what CustomerSync.do_process does); returns
     the refreshed sync."""
-    if not sync.claim():
-        logger.info("sync %s: not pending any more (status %s); nothing to do", sync.pk, sync.status)
-        sync.refresh_from_db()
-        return sync
     runner = SyncRunner(sync=sync, progress=progress)
     try:
+        # Inside the try: a stop signal right after the claim still records the sync as interrupted.
+        if not sync.claim():
+            logger.info("sync %s: not pending any more (status %s); nothing to do", sync.pk, sync.status)
+            sync.refresh_from_db()
+            return sync
         runner.run()
     except SyncLost:
         logger.warning("sync %s store=%s: lost its lease while running; stopped", sync.pk, sync.store.catalog_id)
@@ -117,8 +120,8 @@ def process_sync(sync: CustomerSync, *, progress: Progress | None = None) -> Cus
     except Exception as exc:
         logger.exception("sync %s store=%s crashed", sync.pk, sync.store.catalog_id)
         runner.fail(type(exc).__name__, str(exc) or type(exc).__name__, exc)
-    except BaseException as exc:  # SIGTERM from the task queue's timeout, Ctrl-C: record it, then go.
-        runner.fail("Interrupted", f"The sync was interrupted ({type(exc).__name__}); the next run resumes.", exc)
+    except BaseException as exc:  # SIGTERM or SIGINT (syncs.interrupt), SystemExit: record it, then go.
+        runner.interrupt(exc)
         raise
     sync.refresh_from_db()
     return sync
@@ -133,12 +136,18 @@ class SyncRunner:
         self.progress = progress
         self.budget = float(settings.SYNC_RATE_LIMIT_BUDGET_SECONDS)
         self.waited = 0.0
-        self.writer = CustomerWriter.for_store(
-            self.store, source=RecordSource.SYNC, origin=sync, quarantine_limit=MAX_STORED_RECORD_ERRORS
-        )
+        self._writer: CustomerWriter | None = None
         self.position: dict[str, Any] | None = None
         self.mark: datetime | None = None  # rows stamped since then were seen by this sync
         self.pending: PageWrite | None = None  # the last page written, until its result is counted
+
+    @property
+    def writer(self) -> CustomerWriter:
+        if self._writer is None:
+            self._writer = CustomerWriter.for_store(
+                self.store, source=RecordSource.SYNC, origin=self.sync, quarantine_limit=MAX_STORED_RECORD_ERRORS
+            )
+        return self._writer
 
     # ---- the run --------------------------------------------------------------------------------
 
@@ -236,7 +245,11 @@ class SyncRunner:
                 sync.checkpoint["position"] = page.position
             self.save_state(fields=STATE_FIELDS)  # SyncLost (and a rollback) if the sync is no longer ours
 
-        self.pending = self.writer.write(page.records, errors=page.errors, mark=self.mark, alongside=save_checkpoint)
+        # The writer begins and ends the page's transaction by hand: a stop signal waits until it is done.
+        with stop_signals_deferred():
+            self.pending = self.writer.write(
+                page.records, errors=page.errors, mark=self.mark, alongside=save_checkpoint
+            )
         self.check_invalid_ratio(final=False)
 
     def settle(self) -> None:
@@ -244,7 +257,8 @@ class SyncRunner:
         pending, self.pending = self.pending, None
         if pending is None:
             return
-        result = pending.result()
+        with stop_signals_deferred():
+            result = pending.result()
         sync = self.sync
         sync.created += result.created
         sync.updated += result.updated
@@ -388,6 +402,46 @@ class SyncRunner:
         self.waited += seconds
 
     def fail(self, error_type: str, message: str, exc: BaseException | None) -> None:
+        self.end(SyncStatus.FAILED, error_type, message, exc)
+        sync = self.sync
+        logger.warning(
+            "sync %s store=%s vendor=%s failed after %d pages: %s: %s",
+            sync.pk,
+            self.store.catalog_id,
+            self.store.pos_vendor,
+            sync.pages,
+            sync.error_type,
+            sync.error_message,
+        )
+        report_failure(sync=sync, exc=exc)
+
+    def interrupt(self, exc: BaseException) -> None:
+        """Stopped on purpose (a signal): `interrupted`, with the checkpoint of the last committed page; no Sentry
+        event, since nothing is wrong."""
+        sync = self.sync
+        name = interruption_name(exc)
+        try:  # the page in hand may have been rolled back: count what was committed
+            committed = type(sync).objects.filter(pk=sync.pk).values_list("pages", flat=True).first() or 0
+        except Exception:
+            committed = sync.pages
+        self.end(
+            SyncStatus.INTERRUPTED,
+            "Interrupted",
+            f"Stopped by {name} after {committed} pages; the next sync carries on from its checkpoint.",
+            exc,
+        )
+        sync.pages = committed
+        logger.warning(
+            "sync %s store=%s vendor=%s interrupted by %s after %d pages (checkpoint saved)",
+            sync.pk,
+            self.store.catalog_id,
+            self.store.pos_vendor,
+            name,
+            sync.pages,
+        )
+
+    def end(self, status: SyncStatus, error_type: str, message: str, exc: BaseException | None) -> None:
+        """Record how the sync ended short of finishing, if it is still ours."""
         try:
             self.settle()  # a page committed ahead still counts; one that failed is rolled back
         except BaseException as pending_exc:
@@ -399,7 +453,7 @@ class SyncRunner:
                     "sync %s: the page in flight failed too: %s: %s", self.sync.pk, type(pending_exc).__name__, text
                 )
         sync = self.sync
-        sync.status = SyncStatus.FAILED
+        sync.status = status
         sync.finished_at = timezone.now()
         sync.error_type = error_type[:100]
         sync.error_message = message[:4000]
@@ -407,17 +461,7 @@ class SyncRunner:
             # The counts are known once their pages committed (pages, fetched and invalid are in each checkpoint).
             sync.save_if_running(["status", "finished_at", "error_type", "error_message", *COUNT_FIELDS])
         except Exception:
-            logger.exception("sync %s: could not record its failure", sync.pk)
-        logger.warning(
-            "sync %s store=%s vendor=%s failed after %d pages: %s: %s",
-            sync.pk,
-            self.store.catalog_id,
-            self.store.pos_vendor,
-            sync.pages,
-            sync.error_type,
-            sync.error_message,
-        )
-        report_failure(sync=sync, exc=exc)
+            logger.exception("sync %s: could not record how it ended (%s)", sync.pk, status)
 
 
 def reached_cursor(sync: CustomerSync) -> datetime | None:

@@ -73,8 +73,8 @@ class CustomerSync(models.Model):
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
-        related_name="+",
-        help_text="The failed sync whose checkpoint this one carried on from.",
+        related_name="resumed_by",
+        help_text="The failed or interrupted sync whose checkpoint this one carried on from.",
     )
     # The POS records this sync could not store (the mirror's writer keeps them, with the sync as their origin).
     record_errors = GenericRelation(

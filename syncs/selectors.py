@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from stores.models import ApiKey, Store
 from stores.selectors import store_list_for_key
-from syncs.models import CustomerSync, SyncStatus
+from syncs.choices import UNFINISHED_STATUSES
+from syncs.models import CustomerSync, SyncKind, SyncStatus
 
 # Failures after which the next sync must start over instead of resuming at the checkpoint.
 NOT_RESUMABLE_ERRORS = frozenset({"InvalidRecordThreshold", "MissingCustomersGuard"})
@@ -26,16 +27,23 @@ def running_sync(*, store: Store) -> CustomerSync | None:
 
 
 def resumable_sync(*, store: Store, kind: str) -> CustomerSync | None:
-    """The store's latest sync when it failed part-way and a new sync of `kind` should carry on from its checkpoint.
+    """The store's latest sync when it ended part-way (failed, interrupted, killed) and a new sync asked for as
+    `kind` should carry on from its checkpoint instead of starting over.
 
-    Only the very latest sync qualifies (a later success makes it moot), of the same kind, recent, with a
-    committed checkpoint and a failure that does not ask for a fresh start. A resumed sync that failed
-    again without committing a page is not resumed once more, so a position the POS no longer accepts
-    cannot wedge a store.
+    Whatever comes next carries an unfinished sync on: a full sync's progress is never thrown away by the
+    incremental that a schedule runs after it (the new sync finishes the full one first, as a full sync of the
+    same window: see sync_create), and an incremental one's by the next incremental. Only a full sync asked
+    for after an unfinished incremental starts over, since it covers everything anyway.
+
+    Only the very latest sync qualifies (a later success makes it moot), recent, with a committed checkpoint
+    and a failure that does not ask for a fresh start. A resumed sync that ended again without committing a
+    page is not resumed once more, so a position the POS no longer accepts cannot wedge a store.
     """
     latest = CustomerSync.objects.filter(store=store).exclude(status__in=[SyncStatus.PENDING, SyncStatus.IN_PROGRESS])
     latest_sync = latest.order_by("-created_at", "-id").first()
-    if latest_sync is None or latest_sync.status != SyncStatus.FAILED or latest_sync.kind != kind:
+    if latest_sync is None or latest_sync.status not in UNFINISHED_STATUSES:
+        return None
+    if latest_sync.kind != kind and latest_sync.kind != SyncKind.FULL:
         return None
     if latest_sync.error_type in NOT_RESUMABLE_ERRORS or not latest_sync.checkpoint.get("position"):
         return None

@@ -37,7 +37,9 @@ def sync_reap_abandoned(*, store: Store | None = None) -> int:
 def sync_create(
     *, store: Store, kind: str = SyncKind.INCREMENTAL, trigger: str = SyncTrigger.MANUAL
 ) -> tuple[CustomerSync, bool]:
-    """A new pending sync of the store (resuming a failed one's checkpoint where it can), or the running one and False.
+    """A new pending sync of the store, or the running one and False. Where the store's last sync ended part-way,
+    the new one carries on from its checkpoint (selectors.resumable_sync); after an unfinished full sync it is
+    that full sync's continuation, whatever `kind` asked for.
 
     The database's one-active-sync-per-store constraint is the lock: of concurrent callers exactly one
     insert succeeds, the others get the sync it created.
@@ -52,6 +54,7 @@ def sync_create(
         carried = (
             {
                 "resumed_from": resume,
+                "kind": resume.kind,  # an unfinished full sync is finished first, whatever was asked
                 "cursor_from": resume.cursor_from,
                 "cursor_bound": resume.cursor_bound,
                 "checkpoint": dict(resume.checkpoint),
@@ -62,7 +65,7 @@ def sync_create(
         try:
             with transaction.atomic():
                 sync = CustomerSync.objects.create(
-                    store=store, kind=kind, trigger=trigger, status=SyncStatus.PENDING, **carried
+                    **{"store": store, "kind": kind, "trigger": trigger, "status": SyncStatus.PENDING, **carried}
                 )
         except IntegrityError:
             running = running_sync(store=store)
@@ -102,6 +105,20 @@ def sync_enqueue(*, sync: CustomerSync) -> None:
             error_message=f"The task queue refused the sync: {type(exc).__name__}",
         )
         raise
+
+
+def sync_interrupt_pending(*, sync: CustomerSync, by: str) -> bool:
+    """A sync stopped before it started (a signal between its creation and its claim) ends `interrupted` rather
+    than blocking its store as pending until the lease runs out; True if it was still pending. A sync already
+    running is the engine's to record."""
+    return bool(
+        CustomerSync.objects.filter(pk=sync.pk, status=SyncStatus.PENDING).update(
+            status=SyncStatus.INTERRUPTED,
+            finished_at=timezone.now(),
+            error_type="Interrupted",
+            error_message=f"Stopped by {by} before it started.",
+        )
+    )
 
 
 def sync_retry(*, sync: CustomerSync) -> tuple[CustomerSync, bool]:

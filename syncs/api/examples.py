@@ -17,6 +17,7 @@ SYNC: dict[str, Any] = {
     "duration_seconds": 3.2,
     "counts": {"fetched": 120, "created": 4, "updated": 9, "unchanged": 107, "invalid": 0, "deactivated": 0},
     "error": None,
+    "resumed_from": None,
 }
 
 SYNCS_OK = ex(

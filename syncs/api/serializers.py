@@ -10,7 +10,7 @@ from rest_framework import serializers
 
 from api.serializers import StrictSerializer
 from customers.models import iso_timestamp
-from syncs.models import CustomerSync
+from syncs.models import CustomerSync, SyncKind, SyncStatus, SyncTrigger
 from syncs.selectors import StoreSyncStatus
 
 
@@ -42,15 +42,21 @@ class SyncCountsSerializer(serializers.Serializer):
 
 class SyncSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=["pending", "in_progress", "failed", "finished"])
-    kind = serializers.ChoiceField(choices=["incremental", "full"])
-    trigger = serializers.ChoiceField(choices=["schedule", "manual", "admin", "api"])
+    status = serializers.ChoiceField(
+        choices=SyncStatus.values,
+        help_text="interrupted: stopped on purpose (SIGTERM, Ctrl-C) with its checkpoint; the next sync carries on.",
+    )
+    kind = serializers.ChoiceField(choices=SyncKind.values)
+    trigger = serializers.ChoiceField(choices=SyncTrigger.values)
     created_at = serializers.DateTimeField()
     started_at = serializers.DateTimeField(allow_null=True)
     finished_at = serializers.DateTimeField(allow_null=True)
     duration_seconds = serializers.FloatField(allow_null=True)
     counts = SyncCountsSerializer()
     error = serializers.CharField(allow_null=True)
+    resumed_from = serializers.IntegerField(
+        allow_null=True, help_text="The id of the failed or interrupted sync this one carried on from."
+    )
 
 
 class StoreSyncStatusSerializer(serializers.Serializer):
@@ -87,6 +93,7 @@ def sync_as_dict(sync: CustomerSync) -> dict[str, Any]:
         "duration_seconds": duration.total_seconds() if duration is not None else None,
         "counts": sync.counts(),
         "error": sync.error_message or None,
+        "resumed_from": sync.resumed_from_id,
     }
 
 

@@ -106,7 +106,7 @@ def test_retry_action_skips_syncs_that_did_not_fail(admin_client, failed_sync, s
     )
     assert [c[0] for c in sync_services.calls] == ["sync_retry", "sync_trigger"]
     text = " ".join(str(m) for m in get_messages(response.wsgi_request))
-    assert f"Sync #{ok.pk} is finished; only failed syncs can be retried." in text
+    assert f"Sync #{ok.pk} is finished; only failed or interrupted syncs can be retried." in text
 
 
 def test_finished_sync_has_no_retry_button(admin_client):

@@ -5,14 +5,18 @@ stops, the run says which and stops the rest."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
+import sqlite3
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.live.conftest import ROOT, LiveRun, run_environment
+from tests.live.conftest import ROOT, LiveRun, run_environment, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -99,3 +103,57 @@ def test_when_a_part_stops_the_run_says_which_and_a_later_run_prints_the_same_lo
     assert "(unchanged)" in again.log()
     assert key_works(again, key)
     assert logs_in(again, password)
+
+
+# scripts/run gives its parts 15 s to stop; qcluster takes at most 10 (syncs.cluster.STOP_SECONDS), the others
+# less than one. The bound adds room for a busy 2-core machine.
+RUN_STOP_BOUND = 20.0
+
+
+def test_sigterm_stops_every_part_within_seconds_and_the_running_sync_is_recorded_interrupted(
+    start_run: Callable[..., LiveRun],
+):
+    run = start_run()
+    headers = {"X-API-Key": run.api_key}
+    # Every POS answer takes 2 s: the full sync below is still running when the run is stopped.
+    sandbox = f"http://127.0.0.1:{run.sandbox_port}/_control/faults"
+    requests.post(sandbox, json={"spec": "slow=2s"}, timeout=10).raise_for_status()
+    queued = requests.post(
+        f"{run.web_url}/api/v1/syncs",
+        json={"catalog_id": "greenleaf-berkeley", "kind": "full"},
+        headers=headers,
+        timeout=10,
+    )
+    assert queued.status_code == 202, queued.text
+    sync_id = queued.json()["sync"]["id"]
+
+    def running() -> bool:
+        answer = requests.get(
+            f"{run.web_url}/api/v1/syncs", params={"catalog_id": "greenleaf-berkeley"}, headers=headers, timeout=10
+        )
+        return answer.json()["syncs"][0]["last_sync"]["status"] == "in_progress"
+
+    wait_until("the sync running", running, timeout=60, alive=run.alive)
+
+    started = time.monotonic()
+    os.kill(run.process.pid, signal.SIGTERM)  # the script alone, as `kill PID` or a supervisor sends it
+    assert run.process.wait(timeout=RUN_STOP_BOUND + 10) == 143
+    took = time.monotonic() - started
+    assert took < RUN_STOP_BOUND, run.log()[-3000:]
+    wait_until("every part gone", lambda: not group_alive(run.process.pid), timeout=5, alive=lambda: None)
+
+    database = run.env["DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(database) as conn:
+        status, error = conn.execute(
+            "SELECT status, error_message FROM syncs_customersync WHERE id = ?", (sync_id,)
+        ).fetchone()
+    assert status == "interrupted", run.log()[-3000:]
+    assert "SIGTERM" in error
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

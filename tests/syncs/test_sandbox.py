@@ -9,8 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -19,10 +17,10 @@ from customers.models import Customer, RejectedRecord
 from customers.writer import DATA_FIELDS
 from syncs.models import SyncKind, SyncStatus
 from syncs.services import sync_create
+from tests.syncs.processes import ROOT, database_for_subprocesses, manage, rows
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
 FAULTS = "5xx=0.1,429=0.05,retry_after=1,drop=0.02,malformed_record=1/10000,token_ttl=40"
 
 
@@ -78,43 +76,6 @@ def test_a_sync_through_every_fault_ends_with_the_mirror_equal_to_the_pos(sandbo
     assert_mirror_equals_pos(server, store, skip={malformed})
 
 
-def _database_for_subprocesses(tmp_path) -> tuple[str, object]:
-    """A database of its own (an SQLite file, or a new PostgreSQL database) that other processes can open."""
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        return f"sqlite:///{tmp_path / 'crash.sqlite3'}", None
-    import psycopg
-
-    name = f"crash_{uuid.uuid4().hex[:12]}"
-    admin = psycopg.connect(url.replace("postgres://", "postgresql://"), autocommit=True)
-    admin.execute(f'CREATE DATABASE "{name}"')
-    base = url.rsplit("/", 1)[0]
-
-    def drop() -> None:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-    return f"{base}/{name}", drop
-
-
-def _manage(env: dict[str, str], *args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, **kwargs
-    )
-
-
-def _rows(url: str, sql: str) -> list[tuple]:
-    if url.startswith("sqlite"):
-        import sqlite3
-
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            return conn.execute(sql).fetchall()
-    import psycopg
-
-    with psycopg.connect(url.replace("postgres://", "postgresql://")) as conn:
-        return conn.execute(sql).fetchall()
-
-
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("moment", ["fetching", "writing"])
 def test_a_sync_killed_with_sigkill_loses_nothing_and_the_next_fetches_at_most_one_page_again(
@@ -142,17 +103,17 @@ def test_a_sync_killed_with_sigkill_loses_nothing_and_the_next_fetches_at_most_o
         return response
 
     server.app.dispatch = spy
-    url, drop = _database_for_subprocesses(tmp_path)
+    url, drop = database_for_subprocesses(tmp_path)
     try:
         env = {**os.environ, "DATABASE_URL": url, "SYNC_LEASE_SECONDS": "1", "LOG_LEVEL": "WARNING"}
-        assert _manage(env, "migrate", "--no-input").returncode == 0
+        assert manage(env, "migrate", "--no-input").returncode == 0
         create = (
             "from stores.models import Store;"
             "from pos_sandbox import SANDBOX_CREDENTIALS as C;"
             f"Store.objects.create(name='Crash', catalog_id='crash', pos_vendor='leaflogix',"
             f"pos_base_url='{server.vendor_url('leaflogix')}', pos_credentials=dict(C['leaflogix']))"
         )
-        assert _manage(env, "shell", "-c", create).returncode == 0
+        assert manage(env, "shell", "-c", create).returncode == 0
 
         worker["n"] = 1
         first = subprocess.Popen(
@@ -164,7 +125,7 @@ def test_a_sync_killed_with_sigkill_loses_nothing_and_the_next_fetches_at_most_o
         )
         worker["pid"] = first.pid
         assert first.wait(timeout=60) == -signal.SIGKILL
-        [(status, committed)] = _rows(url, "SELECT status, pages FROM syncs_customersync")
+        [(status, committed)] = rows(url, "SELECT status, pages FROM syncs_customersync")
         assert status == "in_progress"
         assert 10 <= committed <= 12
         if moment == "fetching":
@@ -172,19 +133,19 @@ def test_a_sync_killed_with_sigkill_loses_nothing_and_the_next_fetches_at_most_o
 
         time.sleep(1.1)  # past the 1 s lease: the dead sync is abandoned
         worker["n"] = 2
-        second = _manage(env, "sync_customers", "--store", "crash", "--full", "--no-progress")
+        second = manage(env, "sync_customers", "--store", "crash", "--full", "--no-progress")
         assert second.returncode == 0, second.stdout + second.stderr
 
-        syncs = _rows(url, "SELECT id, status, error_type, resumed_from_id FROM syncs_customersync ORDER BY id")
+        syncs = rows(url, "SELECT id, status, error_type, resumed_from_id FROM syncs_customersync ORDER BY id")
         assert [s[1:3] for s in syncs] == [("failed", "Abandoned"), ("finished", "")]
         assert syncs[1][3] == syncs[0][0]  # resumed from the dead one's checkpoint
         fetched_by = {n: [p for w, p in pages if w == n] for n in (1, 2)}
         assert len(set(fetched_by[1]) & set(fetched_by[2])) <= 1
         assert fetched_by[2][0] == committed + 1
 
-        rows = _rows(url, "SELECT customer_id, raw FROM customers_customer")
-        mirror = {cid: (json.loads(raw) if isinstance(raw, str) else raw) for cid, raw in rows}
-        assert len(mirror) == len(rows) == 3000  # nothing duplicated
+        stored = rows(url, "SELECT customer_id, raw FROM customers_customer")
+        mirror = {cid: (json.loads(raw) if isinstance(raw, str) else raw) for cid, raw in stored}
+        assert len(mirror) == len(stored) == 3000  # nothing duplicated
         for raw in server.vendor_records("leaflogix"):
             assert mirror.pop(str(raw["customerId"])) == raw  # nothing lost, nothing stale
         assert not mirror

@@ -9,8 +9,9 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from stores.models import Store
+from syncs.interrupt import SyncInterrupted, stop_signals_interrupt
 from syncs.models import CustomerSync, SyncKind, SyncStatus, SyncTrigger
-from syncs.services import sync_create
+from syncs.services import sync_create, sync_interrupt_pending
 
 
 class Command(BaseCommand):
@@ -41,18 +42,32 @@ class Command(BaseCommand):
                 return
         kind = SyncKind.FULL if full else SyncKind.INCREMENTAL
         problems = []
-        for target in stores:
-            sync, created = sync_create(store=target, kind=kind, trigger=SyncTrigger.MANUAL)
-            if not created:
-                state = sync.get_status_display().lower()
-                message = f"{target.catalog_id}: sync #{sync.pk} is already {state}; not started"
-                self.stderr.write(message)
-                problems.append(message)
-                continue
-            sync = self.run_one(sync, progress=not no_progress and options.get("verbosity", 1) > 0)
-            self.report(sync)
-            if sync.status != SyncStatus.FINISHED:
-                problems.append(f"{target.catalog_id}: {sync.error_type}")
+        # SIGTERM or Ctrl-C stops the sync in hand: it is recorded `interrupted` with its checkpoint (the next
+        # sync carries on from there), no further store is started, and the command exits 128 + the signal.
+        with stop_signals_interrupt():
+            current: CustomerSync | None = None
+            try:
+                for target in stores:
+                    current, created = sync_create(store=target, kind=kind, trigger=SyncTrigger.MANUAL)
+                    if not created:
+                        state = current.get_status_display().lower()
+                        message = f"{target.catalog_id}: sync #{current.pk} is already {state}; not started"
+                        current = None
+                        self.stderr.write(message)
+                        problems.append(message)
+                        continue
+                    sync = self.run_one(current, progress=not no_progress and options.get("verbosity", 1) > 0)
+                    current = None
+                    self.report(sync)
+                    if sync.status != SyncStatus.FINISHED:
+                        problems.append(f"{target.catalog_id}: {sync.error_type}")
+            except SyncInterrupted as stop:
+                if current is not None:
+                    sync_interrupt_pending(sync=current, by=stop.signal_name)  # stopped before it began
+                    current.refresh_from_db()
+                    self.report(current)
+                self.stderr.write(f"Stopped by {stop.signal_name}; the next sync carries on from the checkpoint.")
+                raise SystemExit(stop.exit_code) from None
         if problems:
             raise CommandError(f"{len(problems)} of {len(stores)} sync(s) did not finish: " + "; ".join(problems))
 
@@ -89,7 +104,8 @@ class Command(BaseCommand):
             f"fetched={sync.fetched} created={sync.created} updated={sync.updated} unchanged={sync.unchanged} "
             f"invalid={sync.invalid} deactivated={sync.deactivated} pages={sync.pages} in {duration:.1f} s"
         )
-        line = f"{sync.store.catalog_id}: {sync.kind} sync #{sync.pk} {sync.status}: {counts}"
+        resumed = f" (carried on from sync #{sync.resumed_from_id})" if sync.resumed_from_id else ""
+        line = f"{sync.store.catalog_id}: {sync.kind} sync #{sync.pk}{resumed} {sync.status}: {counts}"
         if sync.status == SyncStatus.FINISHED:
             self.stdout.write(self.style.SUCCESS(line))
         else:
