@@ -11,12 +11,21 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.admin.utils import display_for_field
 from django.db.models import Field, Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
-from customers.models import POS_FIELDS, Customer, CustomerType, RejectedRecord, licence_key, phone_digits
+from customers.models import (
+    POS_FIELDS,
+    AccessEvent,
+    Customer,
+    CustomerType,
+    RejectedRecord,
+    licence_key,
+    phone_digits,
+)
+from customers.pii_access import access_event_record_admin
 from stores.admin import PosVendorFilter, time_cell
 
 POS_NOTE = (
@@ -93,6 +102,11 @@ class MedicalCardFilter(admin.SimpleListFilter):
         return None
 
 
+# What the customer page shows of a person that the access log records it showing; and how many views it lists.
+ADMIN_PII_FIELDS = ("drivers_license", "medical_card_number", "birthday", "raw")
+ACCESS_HISTORY_SHOWN = 20
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     # What staff look people up by, narrow enough for a 1366 px screen with the filters open; licence and
@@ -156,7 +170,19 @@ class CustomerAdmin(admin.ModelAdmin):
         ),
         ("Vendor JSON, as received", {"fields": ["raw_json"]}),
         ("Mirror", {"fields": [_shown("synced_at"), _shown("created_at"), _shown("updated_at")]}),
+        ("Who saw personal data", {"fields": ["access_history"]}),
     ]
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        response = super().change_view(request, object_id, form_url, extra_context)
+        # The page shows licence and medical card numbers, the birthday and the vendor JSON: who saw them, and when.
+        customer = self.get_object(request, object_id)
+        if request.method == "GET" and response.status_code == 200 and customer is not None:
+            shown = [name for name in ADMIN_PII_FIELDS if getattr(customer, name)]
+            access_event_record_admin(request=request, user=request.user, customer_id=customer.pk, fields=shown)
+        return response
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Customer], search_term: str
@@ -226,6 +252,25 @@ class CustomerAdmin(admin.ModelAdmin):
     @admin.display(description="raw vendor JSON")
     def raw_json(self, obj: Customer) -> str:
         return pretty_json(obj.raw)
+
+    @admin.display(description="latest views")
+    def access_history(self, obj: Customer) -> str:
+        events = list(obj.access_events.select_related("api_key", "user")[:ACCESS_HISTORY_SHOWN])
+        if not events:
+            return "Nobody yet."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((time_cell(e.at), e.get_channel_display(), e.who, e.fields.replace(",", ", ")) for e in events),
+        )
+        link = reverse("admin:customers_accessevent_changelist") + f"?customer__id__exact={obj.pk}"
+        return format_html(
+            '<table class="cf-access"><thead><tr><th scope="col">when</th><th scope="col">through</th>'
+            '<th scope="col">who</th><th scope="col">fields</th></tr></thead><tbody>{}</tbody></table>'
+            '<p><a href="{}">Every access to this customer</a></p>',
+            rows,
+            link,
+        )
 
     # --- the mirror is read-only here ---------------------------------------------------------------
 
@@ -307,4 +352,42 @@ class RejectedRecordAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Evidence stays: the next sync would not bring it back, and staff need it to see what came.
+        return False
+
+
+@admin.register(AccessEvent)
+class AccessEventAdmin(admin.ModelAdmin):
+    """The access log, for staff with its view permission: search by customer (our id or POS id), API key prefix,
+    staff username or request id. Read-only; old events are pruned by a schedule (PII_ACCESS_RETENTION_DAYS)."""
+
+    list_display = ["at_display", "channel", "who_display", "customer_link", "fields", "request_id"]
+    list_filter = ["channel", "at"]
+    search_fields = ["=customer__id", "=customer__customer_id", "=api_key__prefix", "=user__username", "=request_id"]
+    search_help_text = "Customer (our id or POS id), API key prefix, staff username or request id."
+    list_select_related = ["customer", "api_key", "user"]
+    show_full_result_count = False
+    list_per_page = 100
+
+    @admin.display(description="when", ordering="at")
+    def at_display(self, obj: AccessEvent) -> str:
+        return time_cell(obj.at)
+
+    @admin.display(description="who")
+    def who_display(self, obj: AccessEvent) -> str:
+        return obj.who
+
+    @admin.display(description="customer")
+    def customer_link(self, obj: AccessEvent) -> str:
+        if obj.customer is None:
+            return "(removed)"
+        url = reverse("admin:customers_customer_change", args=[obj.customer_id])
+        return format_html('<a href="{}">{} (POS id {})</a>', url, obj.customer_id, obj.customer.customer_id)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
