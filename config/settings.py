@@ -263,7 +263,7 @@ SYNC_MAX_INVALID_RATIO: float = env.float("SYNC_MAX_INVALID_RATIO", default=0.05
 
 # --- Personal data --------------------------------------------------------------------------------
 # Who saw licence and medical card numbers, birthdays or vendor JSON unmasked (customers.AccessEvent) is kept this
-# many days, then pruned by the daily `customers.tasks.prune_access_events` schedule.
+# many days, then pruned by the daily `customers.tasks.prune_access_log` schedule.
 PII_ACCESS_RETENTION_DAYS: int = env.int("PII_ACCESS_RETENTION_DAYS", default=365)
 
 # --- Logging and Sentry ---------------------------------------------------------------------------

@@ -10,9 +10,10 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.utils import display_for_field
+from django.core.exceptions import PermissionDenied
 from django.db.models import Field, Q, QuerySet
-from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
@@ -25,7 +26,7 @@ from customers.models import (
     licence_key,
     phone_digits,
 )
-from customers.pii_access import access_event_record_admin
+from customers.pii_access import access_event_record_admin, mask_copies, mask_number
 from stores.admin import PosVendorFilter, time_cell
 
 POS_NOTE = (
@@ -102,9 +103,17 @@ class MedicalCardFilter(admin.SimpleListFilter):
         return None
 
 
-# What the customer page shows of a person that the access log records it showing; and how many views it lists.
-ADMIN_PII_FIELDS = ("drivers_license", "medical_card_number", "birthday", "raw")
+# What the customer page shows of a person that the access log records it showing, masked and revealed; the
+# numbers masked until "Reveal"; and how many views the page lists.
+ADMIN_SHOWN_FIELDS = ("birthday",)
+ADMIN_REVEALED_FIELDS = ("drivers_license", "medical_card_number", "birthday", "raw")
+REVEALED_NUMBERS = ("drivers_license", "medical_card_number")
+REVEAL_PERMISSION = "customers.reveal_customer_pii"
 ACCESS_HISTORY_SHOWN = 20
+
+
+def _revealed(customer: Customer) -> bool:
+    return bool(getattr(customer, "pii_revealed", False))
 
 
 @admin.register(Customer)
@@ -140,7 +149,13 @@ class CustomerAdmin(admin.ModelAdmin):
     ordering = ["-id"]
     readonly_fields = [
         "store_link",
-        *(_shown(name) for name in ("customer_id", *POS_FIELDS) if name not in ("phone", "loyalty_points")),
+        *(
+            _shown(name)
+            for name in ("customer_id", *POS_FIELDS)
+            if name not in ("phone", "loyalty_points", *REVEALED_NUMBERS)
+        ),
+        "drivers_license_display",
+        "medical_card_number_display",
         "phone_display",
         "loyalty_points_display",
         "raw_json",
@@ -158,8 +173,8 @@ class CustomerAdmin(admin.ModelAdmin):
                     ("birthday", "gender"),
                     (_shown("customer_type"), "active"),
                     ("banned", _shown("merged_into_customer_id")),
-                    (_shown("drivers_license"), _shown("drivers_license_expiration")),
-                    (_shown("medical_card_number"), _shown("medical_card_expiration")),
+                    ("drivers_license_display", _shown("drivers_license_expiration")),
+                    ("medical_card_number_display", _shown("medical_card_expiration")),
                     "loyalty_points_display",
                     "notes",
                     ("street", "city"),
@@ -173,14 +188,44 @@ class CustomerAdmin(admin.ModelAdmin):
         ("Who saw personal data", {"fields": ["access_history"]}),
     ]
 
+    change_form_template = "admin/customers/customer/change_form.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        reveal = path(
+            "<path:object_id>/reveal/",
+            self.admin_site.admin_view(self.reveal_view),
+            name="customers_customer_reveal",
+        )
+        return [reveal, *super().get_urls()]
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Customer | None:
+        customer = super().get_object(request, object_id, from_field)
+        if customer is not None:
+            customer.pii_revealed = bool(getattr(request, "cf_reveal_pii", False))
+        return customer
+
+    def reveal_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST (the page's "Reveal" button): the customer's page with licence and medical card numbers and the
+        vendor JSON unmasked, for staff with the reveal permission; audited like every view of the page."""
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:customers_customer_change", args=[object_id]))
+        if not request.user.has_perm(REVEAL_PERMISSION):
+            raise PermissionDenied
+        request.cf_reveal_pii = True  # type: ignore[attr-defined]
+        request.method = "GET"  # the page itself, read-only: no form is processed
+        return self.change_view(request, object_id, extra_context={"pii_revealed": True})
+
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        response = super().change_view(request, object_id, form_url, extra_context)
-        # The page shows licence and medical card numbers, the birthday and the vendor JSON: who saw them, and when.
+        context = {"can_reveal": request.user.has_perm(REVEAL_PERMISSION), **(extra_context or {})}
+        response = super().change_view(request, object_id, form_url, context)
+        # Who saw the customer's personal data, and which: the birthday on every view; the numbers and the
+        # vendor JSON only once revealed.
         customer = self.get_object(request, object_id)
         if request.method == "GET" and response.status_code == 200 and customer is not None:
-            shown = [name for name in ADMIN_PII_FIELDS if getattr(customer, name)]
+            names = ADMIN_REVEALED_FIELDS if context.get("pii_revealed") else ADMIN_SHOWN_FIELDS
+            shown = [name for name in names if getattr(customer, name)]
             access_event_record_admin(request=request, user=request.user, customer_id=customer.pk, fields=shown)
         return response
 
@@ -251,7 +296,17 @@ class CustomerAdmin(admin.ModelAdmin):
 
     @admin.display(description="raw vendor JSON")
     def raw_json(self, obj: Customer) -> str:
-        return pretty_json(obj.raw)
+        if _revealed(obj):
+            return pretty_json(obj.raw)
+        return pretty_json(mask_copies(obj.raw, [obj.drivers_license, obj.medical_card_number]))
+
+    @admin.display(description=LABELS["drivers_license"])
+    def drivers_license_display(self, obj: Customer) -> str:
+        return obj.drivers_license if _revealed(obj) else mask_number(obj.drivers_license)
+
+    @admin.display(description=LABELS["medical_card_number"])
+    def medical_card_number_display(self, obj: Customer) -> str:
+        return obj.medical_card_number if _revealed(obj) else mask_number(obj.medical_card_number)
 
     @admin.display(description="latest views")
     def access_history(self, obj: Customer) -> str:
@@ -296,7 +351,8 @@ def pretty_json(value: Any) -> str:
     """A JSON value, indented, for a read-only admin field."""
     # Focusable: a scrolling region must be reachable from the keyboard (axe's scrollable-region-focusable).
     return format_html(
-        '<pre class="cf-json" tabindex="0">{}</pre>', json.dumps(value, indent=2, sort_keys=True, default=str)
+        '<pre class="cf-json" tabindex="0">{}</pre>',
+        json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False),
     )
 
 

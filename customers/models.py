@@ -188,6 +188,9 @@ class Customer(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # Staff see licence and medical card numbers (and the vendor JSON's copies) masked until they press
+        # "Reveal", which needs this and is audited (customers.AccessEvent).
+        permissions = [("reveal_customer_pii", "Can reveal licence and medical card numbers")]
         constraints = [
             models.UniqueConstraint(fields=["store", "customer_id"], name="customer_unique_per_store"),
         ]

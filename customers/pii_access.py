@@ -5,6 +5,7 @@ customers it shows; pruned after PII_ACCESS_RETENTION_DAYS by a scheduled task (
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -13,12 +14,48 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.http import HttpRequest
 from django.utils import timezone
 
-from customers.models import AccessChannel, AccessEvent
+from customers.models import AccessChannel, AccessEvent, licence_key
 from stores.models import ApiKey
 
 # The personal fields of the canonical customer an answer may reveal (masked without the `pii` scope).
 PII_ANSWER_FIELDS = ("drivers_license", "medical_card_number", "birthday")
 PRUNE_BATCH = 5_000
+MASK = "•••"
+# A number this short shows nothing of itself: "•••".
+SHORTEST_SHOWN = 6
+
+
+def mask_number(value: str) -> str:
+    """`D4161227` → `D41•••27` (enough to check a card in hand, not to copy it); a short one, `•••`; an empty one
+    stays empty."""
+    if not value:
+        return value
+    if len(value) < SHORTEST_SHOWN:
+        return MASK
+    return f"{value[:3]}{MASK}{value[-2:]}"
+
+
+def mask_copies(value: Any, numbers: Iterable[str]) -> Any:
+    """A JSON value (the vendor's `raw`) with the copies of `numbers` masked: a string that is one of them (as the
+    lookups compare licences: any case, without spaces and dashes), and each one written inside a longer text."""
+    wanted = [n for n in numbers if licence_key(n)]
+    if not wanted:
+        return value
+    keys = {licence_key(n) for n in wanted}
+    inside = re.compile("|".join(re.escape(n) for n in sorted(wanted, key=len, reverse=True)), re.IGNORECASE)
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            if licence_key(item) in keys:
+                return mask_number(item)
+            return inside.sub(lambda m: mask_number(m.group(0)), item)
+        if isinstance(item, list):
+            return [walk(v) for v in item]
+        if isinstance(item, dict):
+            return {k: walk(v) for k, v in item.items()}
+        return item
+
+    return walk(value)
 
 
 def request_path(request: HttpRequest) -> str:

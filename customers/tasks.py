@@ -7,11 +7,11 @@ import logging
 from customers.pii_access import access_events_prune
 
 logger = logging.getLogger(__name__)
-PRUNE_TASK = "customers.tasks.prune_access_events"
-PRUNE_SCHEDULE_NAME = "prune personal data access events"
+PRUNE_TASK = "customers.tasks.prune_access_log"
+PRUNE_SCHEDULE_NAME = "prune-access-log"
 
 
-def prune_access_events() -> int:
+def prune_access_log() -> int:
     deleted = access_events_prune()
     logger.info("Pruned %d personal data access events", deleted)
     return deleted

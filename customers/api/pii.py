@@ -10,23 +10,11 @@ from typing import Any
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from customers.pii_access import access_events_record_answer
+from customers.pii_access import access_events_record_answer, mask_number
 from stores.models import ApiKey, ApiScope
 
-MASK = "•••"
 MASKED_NUMBERS = ("drivers_license", "medical_card_number")
 HIDDEN_DATES = ("birthday",)
-# A number this short shows nothing of itself: "•••".
-SHORTEST_SHOWN = 6
-
-
-def mask_number(value: str) -> str:
-    """`D4161227` → `D41•••27`; a short one, `•••`; an empty one stays empty."""
-    if not value:
-        return value
-    if len(value) < SHORTEST_SHOWN:
-        return MASK
-    return f"{value[:3]}{MASK}{value[-2:]}"
 
 
 def masked_customer(customer: dict[str, Any]) -> dict[str, Any]:

@@ -98,7 +98,7 @@ def test_the_customer_page_records_its_view_and_lists_who_saw_it(admin_client, a
     staff_events = AccessEvent.objects.filter(channel=AccessChannel.ADMIN)
     assert staff_events.count() == 2
     assert {e.user for e in staff_events} == {admin_user}
-    assert staff_events.first().fields == "drivers_license,birthday,raw"
+    assert staff_events.first().fields == "birthday"  # the numbers and the vendor JSON are masked until revealed
     assert "Who saw personal data" in page
     assert f"staff {admin_user}" in page  # the first view, listed on the second
     assert f"API key {key}" in page
@@ -140,3 +140,50 @@ def test_old_events_are_pruned_by_a_daily_schedule(settings, store, people):
     schedule = Schedule.objects.get(name=PRUNE_SCHEDULE_NAME)
     assert schedule.func == PRUNE_TASK
     assert schedule.schedule_type == Schedule.DAILY
+
+
+def test_the_customer_page_masks_numbers_until_reveal_which_is_audited(admin_client, store):
+    customer = CustomerFactory(
+        store=store,
+        drivers_license="D4161227",
+        medical_card_number="MED42216773",
+        raw={"id": "5027", "license": {"number": "d416-1227"}, "card": "MED42216773", "note": "D4161227 in text"},
+    )
+    url = f"/admin/customers/customer/{customer.pk}/change/"
+    page = admin_client.get(url).content.decode()
+    assert "D4161227" not in page
+    assert "d416-1227" not in page
+    assert "MED42216773" not in page
+    assert "D41•••27" in page
+    assert "MED•••73" in page
+    assert "D41•••27 in text" in page  # a copy inside a text too
+    assert "Reveal licence and card numbers" in page
+
+    revealed = admin_client.post(f"/admin/customers/customer/{customer.pk}/reveal/")
+    assert revealed.status_code == 200
+    html = revealed.content.decode()
+    assert "D4161227" in html
+    assert "MED42216773" in html
+    assert "d416-1227" in html
+    assert "Mask again" in html
+    event = AccessEvent.objects.filter(channel=AccessChannel.ADMIN).order_by("id").last()
+    assert event.fields == "drivers_license,medical_card_number,birthday,raw"
+    assert event.path == f"/admin/customers/customer/{customer.pk}/reveal/"
+    # A GET to the reveal address reveals nothing: it goes back to the page.
+    assert admin_client.get(f"/admin/customers/customer/{customer.pk}/reveal/").status_code == 302
+
+
+def test_revealing_needs_its_permission(client, django_user_model, store):
+    customer = CustomerFactory(store=store, drivers_license="D4161227")
+    clerk = django_user_model.objects.create_user("clerk", password="pw", is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="view_customer"))
+    client.force_login(clerk)
+    page = client.get(f"/admin/customers/customer/{customer.pk}/change/").content.decode()
+    assert "D41•••27" in page
+    assert "Reveal" not in page
+    assert client.post(f"/admin/customers/customer/{customer.pk}/reveal/").status_code == 403
+    assert not AccessEvent.objects.filter(fields__contains="drivers_license").exists()
+    clerk.user_permissions.add(Permission.objects.get(codename="reveal_customer_pii"))
+    clerk = django_user_model.objects.get(pk=clerk.pk)  # permissions are cached per user object
+    client.force_login(clerk)
+    assert "D4161227" in client.post(f"/admin/customers/customer/{customer.pk}/reveal/").content.decode()
