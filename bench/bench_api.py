@@ -123,8 +123,9 @@ def prepare(customers: int, stores: int, random_page_cost: str = RANDOM_PAGE_COS
         cursor.execute(statement.as_string(connection.connection))
     first_id = Customer.objects.order_by("id").values_list("id", flat=True).first()
     _, raw = api_key_create(name="bench")
+    _, masked = api_key_create(name="bench (no pii)", scopes=["customers:read"])
     connection.close()
-    return raw, [s.catalog_id for s in store_objs], int(first_id or 1)
+    return (raw, masked), [s.catalog_id for s in store_objs], int(first_id or 1)
 
 
 def cursor_for(after: int) -> str:
@@ -298,6 +299,12 @@ def main() -> None:
         help="PostgreSQL's random_page_cost for the bench's database (the server's default is 4).",
     )
     parser.add_argument("--only", action="append", default=[], help="Only scenarios whose name contains this.")
+    parser.add_argument(
+        "--compare-pii",
+        action="store_true",
+        help="Each customer scenario twice, alternating: a key without `pii` (answers masked, no access events) "
+        "and the usual key with every scope (answers whole, one access-event INSERT per request).",
+    )
     args = parser.parse_args()
 
     load = args.load
@@ -315,7 +322,7 @@ def main() -> None:
         n = args.requests
 
     configure_env(args.port)
-    key, catalog_ids, first_id = prepare(args.customers, args.stores, args.random_page_cost)
+    (key, masked_key), catalog_ids, first_id = prepare(args.customers, args.stores, args.random_page_cost)
     plan = scenarios(args.customers, catalog_ids, first_id, n)
     if args.only:
         plan = {name: paths for name, paths in plan.items() if any(o in name for o in args.only)}
@@ -348,20 +355,29 @@ def main() -> None:
         print("| scenario | requests/s | p50 ms | p90 ms | p99 ms | max ms | errors | target |")
         print("|---|---:|---:|---:|---:|---:|---:|---|")
         failed = False
-        for name, paths in plan.items():
+        runs = [(name, paths, key) for name, paths in plan.items()]
+        if args.compare_pii:
+            runs = [
+                (f"{name} [{label}]", paths, k)
+                for name, paths in plan.items()
+                for label, k in (("no pii: masked", masked_key), ("pii: audited", key))
+                if not name.startswith("floor") or label.startswith("pii")
+            ]
+        for name, paths, run_key in runs:
             stats = drive(
                 load,
                 args.port,
-                key,
+                run_key,
                 paths,
                 args.concurrency,
                 duration=args.duration,
                 threads=args.wrk_threads,
-                expect=EXPECTED_STATUS.get(name, 200),
+                expect=EXPECTED_STATUS.get(name.split(" [")[0], 200),
             )
             ok = stats["p50_ms"] <= TARGET_P50_MS and stats["p99_ms"] <= TARGET_P99_MS and not stats["errors"]
-            failed |= not ok and has_targets(name)
-            verdict = ("ok" if ok else "MISSED") if has_targets(name) else "" if name.startswith("floor") else "—"
+            base = name.split(" [")[0]
+            failed |= not ok and has_targets(base)
+            verdict = ("ok" if ok else "MISSED") if has_targets(base) else "" if base.startswith("floor") else "—"
             print(
                 f"| {name} | {stats['rps']:,.0f} | {stats['p50_ms']} | {stats['p90_ms']} | {stats['p99_ms']} | "
                 f"{stats['max_ms']} | {stats['errors']} | {verdict} |",

@@ -9,6 +9,8 @@ apply everywhere.)
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Callable
 
 from django.conf import settings
@@ -21,6 +23,24 @@ from django.http import HttpRequest, HttpResponse
 from api.errors import is_api_path, request_error_response
 
 is_api_request = is_api_path
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+class RequestIdMiddleware:
+    """Every request gets an id (`request.request_id`, the `X-Request-ID` answer header): the caller's own when it
+    sends a sane one (1 to 64 of letters, digits, `-`, `_`, `.`), else a new one. Access events name it."""
+
+    HEADER = "X-Request-ID"
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        given = request.headers.get(self.HEADER, "")
+        request.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex  # type: ignore[attr-defined]
+        response = self.get_response(request)
+        response[self.HEADER] = request.request_id  # type: ignore[attr-defined]
+        return response
 
 
 class ApiBodyLimitMiddleware:

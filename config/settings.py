@@ -58,6 +58,7 @@ INSTALLED_APPS = [
 
 # Sessions, the logged-in user and messages are for the admin: REST API requests (API keys) skip them.
 MIDDLEWARE = [
+    "config.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.ApiBodyLimitMiddleware",
     "config.middleware.BrowserSessionMiddleware",
@@ -270,6 +271,11 @@ SYNC_LEASE_SECONDS: int = env.int("SYNC_LEASE_SECONDS", default=600)
 SYNC_CATCH_UP_GRACE_SECONDS: int = env.int("SYNC_CATCH_UP_GRACE_SECONDS", default=60)
 SYNC_RATE_LIMIT_BUDGET_SECONDS: int = env.int("SYNC_RATE_LIMIT_BUDGET_SECONDS", default=120)
 SYNC_MAX_INVALID_RATIO: float = env.float("SYNC_MAX_INVALID_RATIO", default=0.05)
+
+# --- Personal data --------------------------------------------------------------------------------
+# Who saw licence and medical card numbers, birthdays or vendor JSON unmasked (customers.AccessEvent) is kept this
+# many days, then pruned by the daily `customers.tasks.prune_access_log` schedule.
+PII_ACCESS_RETENTION_DAYS: int = env.int("PII_ACCESS_RETENTION_DAYS", default=365)
 
 # --- Logging and Sentry ---------------------------------------------------------------------------
 LOG_LEVEL: str = env.str("LOG_LEVEL", default="INFO")

@@ -10,13 +10,23 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.utils import display_for_field
+from django.core.exceptions import PermissionDenied
 from django.db.models import Field, Q, QuerySet
-from django.http import HttpRequest
-from django.urls import reverse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
-from customers.models import POS_FIELDS, Customer, CustomerType, RejectedRecord, licence_key, phone_digits
+from customers.models import (
+    POS_FIELDS,
+    AccessEvent,
+    Customer,
+    CustomerType,
+    RejectedRecord,
+    licence_key,
+    phone_digits,
+)
+from customers.pii_access import access_event_record_admin, mask_copies, mask_number
 from stores.admin import PosVendorFilter, time_cell
 
 POS_NOTE = (
@@ -93,6 +103,19 @@ class MedicalCardFilter(admin.SimpleListFilter):
         return None
 
 
+# What the customer page shows of a person that the access log records it showing, masked and revealed; the
+# numbers masked until "Reveal"; and how many views the page lists.
+ADMIN_SHOWN_FIELDS = ("birthday",)
+ADMIN_REVEALED_FIELDS = ("drivers_license", "medical_card_number", "birthday", "raw")
+REVEALED_NUMBERS = ("drivers_license", "medical_card_number")
+REVEAL_PERMISSION = "customers.reveal_customer_pii"
+ACCESS_HISTORY_SHOWN = 20
+
+
+def _revealed(customer: Customer) -> bool:
+    return bool(getattr(customer, "pii_revealed", False))
+
+
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin):
     # What staff look people up by, narrow enough for a 1366 px screen with the filters open; licence and
@@ -126,7 +149,13 @@ class CustomerAdmin(admin.ModelAdmin):
     ordering = ["-id"]
     readonly_fields = [
         "store_link",
-        *(_shown(name) for name in ("customer_id", *POS_FIELDS) if name not in ("phone", "loyalty_points")),
+        *(
+            _shown(name)
+            for name in ("customer_id", *POS_FIELDS)
+            if name not in ("phone", "loyalty_points", *REVEALED_NUMBERS)
+        ),
+        "drivers_license_display",
+        "medical_card_number_display",
         "phone_display",
         "loyalty_points_display",
         "raw_json",
@@ -144,8 +173,8 @@ class CustomerAdmin(admin.ModelAdmin):
                     ("birthday", "gender"),
                     (_shown("customer_type"), "active"),
                     ("banned", _shown("merged_into_customer_id")),
-                    (_shown("drivers_license"), _shown("drivers_license_expiration")),
-                    (_shown("medical_card_number"), _shown("medical_card_expiration")),
+                    ("drivers_license_display", _shown("drivers_license_expiration")),
+                    ("medical_card_number_display", _shown("medical_card_expiration")),
                     "loyalty_points_display",
                     "notes",
                     ("street", "city"),
@@ -156,7 +185,49 @@ class CustomerAdmin(admin.ModelAdmin):
         ),
         ("Vendor JSON, as received", {"fields": ["raw_json"]}),
         ("Mirror", {"fields": [_shown("synced_at"), _shown("created_at"), _shown("updated_at")]}),
+        ("Who saw personal data", {"fields": ["access_history"]}),
     ]
+
+    change_form_template = "admin/customers/customer/change_form.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        reveal = path(
+            "<path:object_id>/reveal/",
+            self.admin_site.admin_view(self.reveal_view),
+            name="customers_customer_reveal",
+        )
+        return [reveal, *super().get_urls()]
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Customer | None:
+        customer = super().get_object(request, object_id, from_field)
+        if customer is not None:
+            customer.pii_revealed = bool(getattr(request, "cf_reveal_pii", False))
+        return customer
+
+    def reveal_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """POST (the page's "Reveal" button): the customer's page with licence and medical card numbers and the
+        vendor JSON unmasked, for staff with the reveal permission; audited like every view of the page."""
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:customers_customer_change", args=[object_id]))
+        if not request.user.has_perm(REVEAL_PERMISSION):
+            raise PermissionDenied
+        request.cf_reveal_pii = True  # type: ignore[attr-defined]
+        request.method = "GET"  # the page itself, read-only: no form is processed
+        return self.change_view(request, object_id, extra_context={"pii_revealed": True})
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        context = {"can_reveal": request.user.has_perm(REVEAL_PERMISSION), **(extra_context or {})}
+        response = super().change_view(request, object_id, form_url, context)
+        # Who saw the customer's personal data, and which: the birthday on every view; the numbers and the
+        # vendor JSON only once revealed.
+        customer = self.get_object(request, object_id)
+        if request.method == "GET" and response.status_code == 200 and customer is not None:
+            names = ADMIN_REVEALED_FIELDS if context.get("pii_revealed") else ADMIN_SHOWN_FIELDS
+            shown = [name for name in names if getattr(customer, name)]
+            access_event_record_admin(request=request, user=request.user, customer_id=customer.pk, fields=shown)
+        return response
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Customer], search_term: str
@@ -225,7 +296,36 @@ class CustomerAdmin(admin.ModelAdmin):
 
     @admin.display(description="raw vendor JSON")
     def raw_json(self, obj: Customer) -> str:
-        return pretty_json(obj.raw)
+        if _revealed(obj):
+            return pretty_json(obj.raw)
+        return pretty_json(mask_copies(obj.raw, [obj.drivers_license, obj.medical_card_number]))
+
+    @admin.display(description=LABELS["drivers_license"])
+    def drivers_license_display(self, obj: Customer) -> str:
+        return obj.drivers_license if _revealed(obj) else mask_number(obj.drivers_license)
+
+    @admin.display(description=LABELS["medical_card_number"])
+    def medical_card_number_display(self, obj: Customer) -> str:
+        return obj.medical_card_number if _revealed(obj) else mask_number(obj.medical_card_number)
+
+    @admin.display(description="latest views")
+    def access_history(self, obj: Customer) -> str:
+        events = list(obj.access_events.select_related("api_key", "user")[:ACCESS_HISTORY_SHOWN])
+        if not events:
+            return "Nobody yet."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            ((time_cell(e.at), e.get_channel_display(), e.who, e.fields.replace(",", ", ")) for e in events),
+        )
+        link = reverse("admin:customers_accessevent_changelist") + f"?customer__id__exact={obj.pk}"
+        return format_html(
+            '<table class="cf-access"><thead><tr><th scope="col">when</th><th scope="col">through</th>'
+            '<th scope="col">who</th><th scope="col">fields</th></tr></thead><tbody>{}</tbody></table>'
+            '<p><a href="{}">Every access to this customer</a></p>',
+            rows,
+            link,
+        )
 
     # --- the mirror is read-only here ---------------------------------------------------------------
 
@@ -251,7 +351,8 @@ def pretty_json(value: Any) -> str:
     """A JSON value, indented, for a read-only admin field."""
     # Focusable: a scrolling region must be reachable from the keyboard (axe's scrollable-region-focusable).
     return format_html(
-        '<pre class="cf-json" tabindex="0">{}</pre>', json.dumps(value, indent=2, sort_keys=True, default=str)
+        '<pre class="cf-json" tabindex="0">{}</pre>',
+        json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False),
     )
 
 
@@ -307,4 +408,42 @@ class RejectedRecordAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Evidence stays: the next sync would not bring it back, and staff need it to see what came.
+        return False
+
+
+@admin.register(AccessEvent)
+class AccessEventAdmin(admin.ModelAdmin):
+    """The access log, for staff with its view permission: search by customer (our id or POS id), API key prefix,
+    staff username or request id. Read-only; old events are pruned by a schedule (PII_ACCESS_RETENTION_DAYS)."""
+
+    list_display = ["at_display", "channel", "who_display", "customer_link", "fields", "request_id"]
+    list_filter = ["channel", "at"]
+    search_fields = ["=customer__id", "=customer__customer_id", "=api_key__prefix", "=user__username", "=request_id"]
+    search_help_text = "Customer (our id or POS id), API key prefix, staff username or request id."
+    list_select_related = ["customer", "api_key", "user"]
+    show_full_result_count = False
+    list_per_page = 100
+
+    @admin.display(description="when", ordering="at")
+    def at_display(self, obj: AccessEvent) -> str:
+        return time_cell(obj.at)
+
+    @admin.display(description="who")
+    def who_display(self, obj: AccessEvent) -> str:
+        return obj.who
+
+    @admin.display(description="customer")
+    def customer_link(self, obj: AccessEvent) -> str:
+        if obj.customer is None:
+            return "(removed)"
+        url = reverse("admin:customers_customer_change", args=[obj.customer_id])
+        return format_html('<a href="{}">{} (POS id {})</a>', url, obj.customer_id, obj.customer.customer_id)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

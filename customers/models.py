@@ -8,11 +8,13 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower, Upper
+from django.utils import timezone
 
 from stores.models import ApiKey, Store
 
@@ -186,6 +188,9 @@ class Customer(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # Staff see licence and medical card numbers (and the vendor JSON's copies) masked until they press
+        # "Reveal", which needs this and is audited (customers.AccessEvent).
+        permissions = [("reveal_customer_pii", "Can reveal licence and medical card numbers")]
         constraints = [
             models.UniqueConstraint(fields=["store", "customer_id"], name="customer_unique_per_store"),
         ]
@@ -346,3 +351,47 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} ({self.status})"
+
+
+class AccessChannel(models.TextChoices):
+    API = "api", "API"
+    ADMIN = "admin", "Admin"
+
+
+class AccessEvent(models.Model):
+    """Someone saw a customer's personal data unmasked: an API answer to a key with the `pii` scope, or the admin's
+    customer page. One row per customer per request, all of a request's rows written by one INSERT. Which fields,
+    never their values."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.SET_NULL, null=True, related_name="access_events")
+    channel = models.CharField(max_length=10, choices=AccessChannel.choices)
+    api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    fields = models.CharField(max_length=200, help_text="The personal fields shown, comma-separated.")
+    request_id = models.CharField(max_length=64, blank=True)
+    path = models.CharField(max_length=200, blank=True, help_text="The request's path, without its query.")
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "personal data access"
+        verbose_name_plural = "personal data accesses"
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["customer", "-at"], name="access_customer_at"),
+            models.Index(fields=["api_key", "-at"], name="access_key_at"),
+            models.Index(fields=["user", "-at"], name="access_user_at"),
+            models.Index(fields=["at"], name="access_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} {self.fields} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def who(self) -> str:
+        if self.api_key_id is not None:
+            return f"API key {self.api_key}" if self.api_key else "API key (deleted)"
+        if self.user_id is not None:
+            return f"staff {self.user}" if self.user else "staff (deleted)"
+        return "—"

@@ -1,6 +1,7 @@
 """Personal data in answers to keys without the `pii` scope: licence and medical card numbers masked (`D41•••27`:
 enough for a clerk to check a card in hand, not to copy it), the birthday null. The key may still look customers up
-by them (checkout scans an ID): filters are unchanged, only answers are masked."""
+by them (checkout scans an ID): filters are unchanged, only answers are masked. Answers to a key with `pii` leave
+access events (customers.pii_access)."""
 
 from __future__ import annotations
 
@@ -9,22 +10,11 @@ from typing import Any
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from customers.pii_access import access_events_record_answer, mask_number
 from stores.models import ApiKey, ApiScope
 
-MASK = "•••"
 MASKED_NUMBERS = ("drivers_license", "medical_card_number")
 HIDDEN_DATES = ("birthday",)
-# A number this short shows nothing of itself: "•••".
-SHORTEST_SHOWN = 6
-
-
-def mask_number(value: str) -> str:
-    """`D4161227` → `D41•••27`; a short one, `•••`; an empty one stays empty."""
-    if not value:
-        return value
-    if len(value) < SHORTEST_SHOWN:
-        return MASK
-    return f"{value[:3]}{MASK}{value[-2:]}"
 
 
 def masked_customer(customer: dict[str, Any]) -> dict[str, Any]:
@@ -53,11 +43,24 @@ def sees_pii(request: Request) -> bool:
     return isinstance(key, ApiKey) and key.has_scope(ApiScope.PII)
 
 
+def answered_customers(body: dict[str, Any]) -> list[dict[str, Any]]:
+    customers = [body["customer"]] if isinstance(body.get("customer"), dict) else []
+    if isinstance(body.get("customers"), list):
+        customers += [c for c in body["customers"] if isinstance(c, dict)]
+    return customers
+
+
 class PiiMaskingMixin:
-    """For the views that answer customers: every answer (errors too) masked for a key without `pii`."""
+    """For the views that answer customers: every answer (errors too) masked for a key without `pii`; for a key
+    with it, the unmasked customers recorded as access events (one INSERT)."""
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
-        if isinstance(request.auth, ApiKey) and not sees_pii(request) and isinstance(response.data, dict):
+        key = request.auth
+        if not isinstance(key, ApiKey) or not isinstance(response.data, dict):
+            return response
+        if key.has_scope(ApiScope.PII):
+            access_events_record_answer(request=request, api_key=key, customers=answered_customers(response.data))
+        else:
             response.data = masked_answer(response.data)
         return response

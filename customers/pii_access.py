@@ -1,0 +1,121 @@
+"""The access log of personal data: who saw which customers' licence and medical card numbers, birthdays or vendor
+JSON unmasked, when, through which request. Values are never recorded. One INSERT per request, however many
+customers it shows; pruned after PII_ACCESS_RETENTION_DAYS by a scheduled task (customers.tasks)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.http import HttpRequest
+from django.utils import timezone
+
+from customers.models import AccessChannel, AccessEvent, licence_key
+from stores.models import ApiKey
+
+# The personal fields of the canonical customer an answer may reveal (masked without the `pii` scope).
+PII_ANSWER_FIELDS = ("drivers_license", "medical_card_number", "birthday")
+PRUNE_BATCH = 5_000
+MASK = "•••"
+# A number this short shows nothing of itself: "•••".
+SHORTEST_SHOWN = 6
+
+
+def mask_number(value: str) -> str:
+    """`D4161227` → `D41•••27` (enough to check a card in hand, not to copy it); a short one, `•••`; an empty one
+    stays empty."""
+    if not value:
+        return value
+    if len(value) < SHORTEST_SHOWN:
+        return MASK
+    return f"{value[:3]}{MASK}{value[-2:]}"
+
+
+def mask_copies(value: Any, numbers: Iterable[str]) -> Any:
+    """A JSON value (the vendor's `raw`) with the copies of `numbers` masked: a string that is one of them (as the
+    lookups compare licences: any case, without spaces and dashes), and each one written inside a longer text."""
+    wanted = [n for n in numbers if licence_key(n)]
+    if not wanted:
+        return value
+    keys = {licence_key(n) for n in wanted}
+    inside = re.compile("|".join(re.escape(n) for n in sorted(wanted, key=len, reverse=True)), re.IGNORECASE)
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            if licence_key(item) in keys:
+                return mask_number(item)
+            return inside.sub(lambda m: mask_number(m.group(0)), item)
+        if isinstance(item, list):
+            return [walk(v) for v in item]
+        if isinstance(item, dict):
+            return {k: walk(v) for k, v in item.items()}
+        return item
+
+    return walk(value)
+
+
+def request_path(request: HttpRequest) -> str:
+    return request.path[:200]
+
+
+def request_id(request: HttpRequest) -> str:
+    return str(getattr(request, "request_id", ""))[:64]
+
+
+def access_events_record_answer(
+    *, request: HttpRequest, api_key: ApiKey, customers: Iterable[Mapping[str, Any]]
+) -> int:
+    """Record an API answer's unmasked customers (those showing any personal field): one INSERT. How many."""
+    now = timezone.now()
+    events = []
+    for customer in customers:
+        shown = [name for name in PII_ANSWER_FIELDS if customer.get(name)]
+        if shown and isinstance(customer.get("id"), int):
+            events.append(
+                AccessEvent(
+                    customer_id=customer["id"],
+                    channel=AccessChannel.API,
+                    api_key=api_key,
+                    fields=",".join(shown),
+                    request_id=request_id(request),
+                    path=request_path(request),
+                    at=now,
+                )
+            )
+    if events:
+        AccessEvent.objects.bulk_create(events)
+    return len(events)
+
+
+def access_event_record_admin(
+    *, request: HttpRequest, user: AbstractBaseUser | AnonymousUser, customer_id: int, fields: Iterable[str]
+) -> AccessEvent | None:
+    """Record a staff member seeing a customer's personal fields on an admin page; None when it showed none."""
+    shown = ",".join(fields)
+    if not shown or not user.is_authenticated:
+        return None
+    return AccessEvent.objects.create(
+        customer_id=customer_id,
+        channel=AccessChannel.ADMIN,
+        user_id=user.pk,
+        fields=shown,
+        request_id=request_id(request),
+        path=request_path(request),
+    )
+
+
+def access_events_prune(*, now: dt.datetime | None = None) -> int:
+    """Delete events older than PII_ACCESS_RETENTION_DAYS, in batches; how many."""
+    cutoff = (now or timezone.now()) - dt.timedelta(days=settings.PII_ACCESS_RETENTION_DAYS)
+    deleted = 0
+    while True:
+        batch = list(
+            AccessEvent.objects.filter(at__lt=cutoff).order_by("at").values_list("pk", flat=True)[:PRUNE_BATCH]
+        )
+        if not batch:
+            return deleted
+        deleted += AccessEvent.objects.filter(pk__in=batch).delete()[0]
