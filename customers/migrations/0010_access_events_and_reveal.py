@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("customers", "0008_banned_and_merged_into"),
+        ("customers", "0009_idempotency_lease"),
         ("stores", "0003_apikey_scopes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
