@@ -19,7 +19,7 @@ import pytest
 from django.conf import settings
 from django_q.signing import SignedPackage
 
-from tests.syncs.test_sandbox import ROOT, _database_for_subprocesses, _manage, _rows
+from tests.syncs.processes import ROOT, database_for_subprocesses, manage, rows
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.slow]
 
@@ -69,7 +69,7 @@ def fleet(tmp_path: Path, fleet_redis: tuple[str, Any]) -> Iterator[dict[str, An
     from pos_sandbox import SANDBOX_CREDENTIALS, SandboxServer
 
     server = SandboxServer(port=0, customers=CUSTOMERS, seed=7, faults="slow=40ms").start()
-    url, drop = _database_for_subprocesses(tmp_path)
+    url, drop = database_for_subprocesses(tmp_path)
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -83,7 +83,7 @@ def fleet(tmp_path: Path, fleet_redis: tuple[str, Any]) -> Iterator[dict[str, An
     }
     clusters: list[subprocess.Popen[bytes]] = []
     try:
-        migrated = _manage(env, "migrate", "--no-input")
+        migrated = manage(env, "migrate", "--no-input")
         assert migrated.returncode == 0, migrated.stderr
         stores = repr([(f"fleet-{v}", v, server.vendor_url(v), dict(SANDBOX_CREDENTIALS[v])) for v in VENDORS])
         setup = (
@@ -92,7 +92,7 @@ def fleet(tmp_path: Path, fleet_redis: tuple[str, Any]) -> Iterator[dict[str, An
             "    Store.objects.create(name=catalog_id, catalog_id=catalog_id, pos_vendor=vendor, pos_base_url=base_url,"
             " pos_credentials=credentials, sync_interval_minutes=5).schedule_customer_sync()\n"
         )
-        created = _manage(env, "shell", "-c", setup)
+        created = manage(env, "shell", "-c", setup)
         assert created.returncode == 0, created.stderr
         yield {"env": env, "url": url, "redis": fleet_redis[1], "tmp": tmp_path, "clusters": clusters}
     finally:
@@ -133,13 +133,13 @@ def fire(fleet: dict[str, Any], due: datetime, *, copies: int = 3) -> None:
         "    scheduler()\n"
         f"Schedule.objects.filter(func=SYNC_TASK).update(next_run=due + datetime.timedelta(minutes=5))\n"
     )
-    fired = _manage(fleet["env"], "shell", "-c", script)
+    fired = manage(fleet["env"], "shell", "-c", script)
     assert fired.returncode == 0, fired.stderr
 
 
 def drop_tasks_of(fleet: dict[str, Any], catalog_id: str) -> int:
     """Take every queued task off Redis and put back all but the store's: they died with the worker holding them."""
-    store_id = _rows(fleet["url"], f"SELECT id FROM stores_store WHERE catalog_id = '{catalog_id}'")[0][0]
+    store_id = rows(fleet["url"], f"SELECT id FROM stores_store WHERE catalog_id = '{catalog_id}'")[0][0]
     client = fleet["redis"]
     payloads = client.lrange(QUEUE, 0, -1)
     client.delete(QUEUE)
@@ -164,7 +164,7 @@ def settled(fleet: dict[str, Any], *, stale: float = 2) -> bool:
         "SELECT count(*) FROM syncs_customersync "
         f"WHERE status = 'pending' OR (status = 'in_progress' AND heartbeat_at > {recent})"
     )
-    return _rows(fleet["url"], sql)[0][0] == 0
+    return rows(fleet["url"], sql)[0][0] == 0
 
 
 def test_three_clusters_on_one_broker_give_exactly_one_run_per_store_per_slot(fleet):
@@ -176,12 +176,12 @@ def test_three_clusters_on_one_broker_give_exactly_one_run_per_store_per_slot(fl
     for n in range(3):
         wait_until(f"cluster {n}", lambda n=n: "running" in (fleet["tmp"] / f"qcluster-{n}.log").read_text())
     # One whole cluster dies while the others work through the slot's copies.
-    wait_until("a sync in progress", lambda: _rows(fleet["url"], "SELECT count(*) FROM syncs_customersync")[0][0])
+    wait_until("a sync in progress", lambda: rows(fleet["url"], "SELECT count(*) FROM syncs_customersync")[0][0])
     os.killpg(clusters[2].pid, signal.SIGKILL)
     wait_until("slot A done", lambda: settled(fleet), hold=1.5)
 
-    store_ids = dict(_rows(fleet["url"], "SELECT catalog_id, id FROM stores_store"))
-    claimed = {row[0] for row in _rows(fleet["url"], "SELECT store_id FROM syncs_scheduledslot")}
+    store_ids = dict(rows(fleet["url"], "SELECT catalog_id, id FROM stores_store"))
+    claimed = {row[0] for row in rows(fleet["url"], "SELECT store_id FROM syncs_scheduledslot")}
     unclaimed = {catalog_id for catalog_id, store_id in store_ids.items() if store_id not in claimed}
     assert LOST in unclaimed  # (a store whose three copies all died with the killed cluster would be too)
     # The catch-up, as three clusters' every-minute schedules run it at once, a grace after slot A was due.
@@ -206,7 +206,7 @@ def test_three_clusters_on_one_broker_give_exactly_one_run_per_store_per_slot(fl
     wait_until("slot B done", lambda: settled(fleet), hold=1.5)
 
     slot_a, slot_b = (datetime.fromtimestamp(t.timestamp() // 300 * 300, tz=UTC) for t in (first, first + INTERVAL))
-    claims = _rows(
+    claims = rows(
         fleet["url"],
         "SELECT s.catalog_id, c.slot_start, c.catch_up, c.sync_id FROM syncs_scheduledslot c "
         "JOIN stores_store s ON s.id = c.store_id ORDER BY s.catalog_id, c.slot_start",
@@ -217,7 +217,7 @@ def test_three_clusters_on_one_broker_give_exactly_one_run_per_store_per_slot(fl
         for v in sorted(VENDORS)
         for slot in (slot_a, slot_b)
     ]
-    syncs = _rows(
+    syncs = rows(
         fleet["url"],
         "SELECT s.catalog_id, c.id, c.status, c.error_type, c.trigger FROM syncs_customersync c "
         "JOIN stores_store s ON s.id = c.store_id ORDER BY c.id",
@@ -233,7 +233,7 @@ def test_three_clusters_on_one_broker_give_exactly_one_run_per_store_per_slot(fl
     # The copies were delivered and skipped: slot B's twelve tasks (on the two clusters left) made four runs.
     logs = "".join((fleet["tmp"] / f"qcluster-{n}.log").read_text() for n in range(3))
     assert logs.count("already claimed (fired or delivered twice); skipped") >= 8
-    counts = _rows(
+    counts = rows(
         fleet["url"],
         "SELECT s.catalog_id, count(*) FROM customers_customer c JOIN stores_store s ON s.id = c.store_id "
         "GROUP BY s.catalog_id ORDER BY s.catalog_id",
