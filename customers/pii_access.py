@@ -97,7 +97,7 @@ def access_events_record_answer(
         f"SELECT {pk_sql}, %s, %s, NULL, {fields_sql}, %s, %s, %s FROM {source}"
     )
     at = connection.ops.adapt_datetimefield_value(timezone.now())
-    params = [AccessChannel.API.value, api_key.pk, request_id(request), request_path(request), at]
+    params: list[Any] = [AccessChannel.API.value, api_key.pk, request_id(request), request_path(request), at]
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, json.dumps(shown)])
     return len(shown)
