@@ -5,12 +5,14 @@ customers it shows; pruned after PII_ACCESS_RETENTION_DAYS by a scheduled task (
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connection
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -69,26 +71,36 @@ def request_id(request: HttpRequest) -> str:
 def access_events_record_answer(
     *, request: HttpRequest, api_key: ApiKey, customers: Iterable[Mapping[str, Any]]
 ) -> int:
-    """Record an API answer's unmasked customers (those showing any personal field): one INSERT. How many."""
-    now = timezone.now()
-    events = []
+    """Record an API answer's unmasked customers (those showing any personal field), how many.
+
+    One INSERT of one row per customer, expanded by the database from one JSON parameter (`json_each` on SQLite,
+    `jsonb_array_elements` on PostgreSQL): a list answer of 50 customers costs about what one row does, instead
+    of 50 model instances (bench_api: "pii: audited")."""
+    shown: list[tuple[int, str]] = []
     for customer in customers:
-        shown = [name for name in PII_ANSWER_FIELDS if customer.get(name)]
-        if shown and isinstance(customer.get("id"), int):
-            events.append(
-                AccessEvent(
-                    customer_id=customer["id"],
-                    channel=AccessChannel.API,
-                    api_key=api_key,
-                    fields=",".join(shown),
-                    request_id=request_id(request),
-                    path=request_path(request),
-                    at=now,
-                )
-            )
-    if events:
-        AccessEvent.objects.bulk_create(events)
-    return len(events)
+        fields = ",".join(name for name in PII_ANSWER_FIELDS if customer.get(name))
+        pk = customer.get("id")
+        if fields and isinstance(pk, int):
+            shown.append((pk, fields))
+    if not shown:
+        return 0
+    table = connection.ops.quote_name(AccessEvent._meta.db_table)
+    if connection.vendor == "postgresql":
+        source = "jsonb_array_elements(%s::jsonb) AS e(value)"
+        pk_sql, fields_sql = "(e.value->>0)::bigint", "e.value->>1"
+    else:
+        source = "json_each(%s) AS e"
+        pk_sql, fields_sql = "json_extract(e.value, '$[0]')", "json_extract(e.value, '$[1]')"
+    # Only our own constants and the quoted table name are formatted in; every value is a parameter.
+    sql = (
+        f"INSERT INTO {table} (customer_id, channel, api_key_id, user_id, fields, request_id, path, at) "  # noqa: S608
+        f"SELECT {pk_sql}, %s, %s, NULL, {fields_sql}, %s, %s, %s FROM {source}"
+    )
+    at = connection.ops.adapt_datetimefield_value(timezone.now())
+    params: list[Any] = [AccessChannel.API.value, api_key.pk, request_id(request), request_path(request), at]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, json.dumps(shown)])
+    return len(shown)
 
 
 def access_event_record_admin(

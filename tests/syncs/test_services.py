@@ -13,6 +13,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from customers.models import Customer
+from customers.tasks import PRUNE_SCHEDULE_NAME
 from pos_integrations.errors import PosAuthError
 from stores.models import SYNC_CATCH_UP_SCHEDULE, SYNC_CLUSTER, SYNC_TASK, Store
 from syncs.models import CustomerSync, SyncKind, SyncStatus, SyncTrigger
@@ -201,8 +202,11 @@ def test_schedule_customer_syncs_matches_every_store_and_is_idempotent():
     call_command("schedule_customer_syncs", stdout=out)
     assert "1 created" in out.getvalue()
     assert "2 removed" in out.getvalue()
-    # The store's schedule, and the one that catches up runs whose task was lost (syncs.slots).
-    assert sorted(Schedule.objects.values_list("name", flat=True)) == sorted([on.schedule_name, SYNC_CATCH_UP_SCHEDULE])
+    # The store's schedule, the one that catches up runs whose task was lost (syncs.slots), and the access log's
+    # pruning (customers.apps), untouched.
+    assert sorted(Schedule.objects.values_list("name", flat=True)) == sorted(
+        [on.schedule_name, SYNC_CATCH_UP_SCHEDULE, PRUNE_SCHEDULE_NAME]
+    )
 
     out = StringIO()
     call_command("schedule_customer_syncs", stdout=out)
