@@ -64,6 +64,8 @@ def configure_env(port: int) -> None:
     # A fixed, bench-only key, so a database loaded by an earlier run can be reused.
     bench_key = base64.urlsafe_b64encode(hashlib.sha256(b"customer-flow bench only").digest()).decode()
     os.environ.setdefault("POS_CREDENTIALS_KEYS", bench_key)
+    os.environ.setdefault("PII_ENCRYPTION_KEYS", "bench:" + "C" * 43 + "=")  # bench-only
+    os.environ.setdefault("PII_BLIND_INDEX_KEYS", "bench:" + "D" * 43 + "=")  # bench-only
     os.environ["ALLOWED_HOSTS"] = "127.0.0.1,localhost"
     # Measure the API, not the throttle's refusals: a rate nothing reaches. The throttle still runs, and costs the
     # same at any rate (one number per key in the cache; api.throttling.ApiKeyRateThrottle).

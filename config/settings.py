@@ -153,6 +153,28 @@ if not POS_CREDENTIALS_KEYS:
 
     POS_CREDENTIALS_KEYS = [base64.urlsafe_b64encode(hashlib.sha256(SECRET_KEY.encode()).digest()).decode()]
 
+
+# --- Personal data at rest (customers.crypto) ------------------------------------------------------
+# Comma-separated `<key id>:<base64 32-byte key>` entries (`manage.py generate_pii_key` prints one). The first
+# encrypts licence and medical card numbers and the vendor JSON; every key decrypts (the key id is in each
+# ciphertext). To rotate: put a new key first, run `manage.py rotate_pii_keys`, then drop the old key.
+def _pii_keys(name: str) -> list[str]:
+    keys: list[str] = env.list(name, default=[])
+    if keys:
+        return keys
+    if not DEBUG:
+        raise ImproperlyConfigured(f"{name} must be set when DEBUG is off (see .env.example).")
+    # Development only: a key derived from the (development) SECRET_KEY, its id "dev".
+    import base64
+    import hashlib
+
+    return ["dev:" + base64.urlsafe_b64encode(hashlib.sha256(f"{name}:{SECRET_KEY}".encode()).digest()).decode()]
+
+
+PII_ENCRYPTION_KEYS: list[str] = _pii_keys("PII_ENCRYPTION_KEYS")
+# The same form, for the blind indexes that exact lookups by licence and card number use (keys of their own).
+PII_BLIND_INDEX_KEYS: list[str] = _pii_keys("PII_BLIND_INDEX_KEYS")
+
 # --- REST API -------------------------------------------------------------------------------------
 # The largest request body taken (bytes); the API's largest is a few KB. Over it: 413 on the API, before reading it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024

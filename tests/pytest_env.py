@@ -8,6 +8,9 @@ import tempfile
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 # A fixed, valid Fernet key for tests only.
 os.environ.setdefault("POS_CREDENTIALS_KEYS", "k7fZ6d8wVd0q1eVbQ2o8oQ3m0F7mVJ0rS2s8R1aZ0b4=")
+# Fixed PII keys for tests only (customers.crypto): `<key id>:<base64 32 bytes>`.
+os.environ.setdefault("PII_ENCRYPTION_KEYS", "t1:" + "A" * 43 + "=")
+os.environ.setdefault("PII_BLIND_INDEX_KEYS", "t1:" + "B" * 43 + "=")
 os.environ.setdefault("DEBUG", "false")
 # Cluster status of a development run must not leak into tests.
 # The folder is removed when the run ends (processes the tests start inherit the variable).

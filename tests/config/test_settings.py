@@ -7,7 +7,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_settings(**env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG", "POS_CREDENTIALS_KEYS"}}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"SECRET_KEY", "DEBUG", "POS_CREDENTIALS_KEYS", "PII_ENCRYPTION_KEYS", "PII_BLIND_INDEX_KEYS"}
+    }
     clean.update(env)
     return subprocess.run(
         [
@@ -36,6 +40,14 @@ def test_settings_refuse_to_start_without_credentials_key_when_debug_is_off():
     assert "POS_CREDENTIALS_KEYS must be set" in result.stderr
 
 
+def test_settings_refuse_to_start_without_pii_keys_when_debug_is_off():
+    result = load_settings(
+        DEBUG="false", SECRET_KEY="x" * 50, POS_CREDENTIALS_KEYS="k7fZ6d8wVd0q1eVbQ2o8oQ3m0F7mVJ0rS2s8R1aZ0b4="
+    )
+    assert result.returncode != 0
+    assert "PII_ENCRYPTION_KEYS must be set" in result.stderr
+
+
 def test_debug_runs_with_development_defaults():
     result = load_settings(DEBUG="true")
     assert result.returncode == 0, result.stderr
@@ -46,6 +58,8 @@ PRODUCTION = {
     "DEBUG": "false",
     "SECRET_KEY": "kq3Zp0v8Yt2mWc6Rf1Hs9Lx4Nb7Jd5Ge0Ua3Io8Pq2Tw6Ey1Rz4Vm9Xn7Bk5Cj",
     "POS_CREDENTIALS_KEYS": "k7fZ6d8wVd0q1eVbQ2o8oQ3m0F7mVJ0rS2s8R1aZ0b4=",
+    "PII_ENCRYPTION_KEYS": "p1:" + "E" * 43 + "=",
+    "PII_BLIND_INDEX_KEYS": "p1:" + "F" * 43 + "=",
     "ALLOWED_HOSTS": "customers.example.com",
 }
 HTTPS = {
