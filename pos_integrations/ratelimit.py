@@ -432,9 +432,7 @@ class RateLimiter:
         waited = 0.0
         while True:
             try:
-                wait = self.store.update(
-                    self.key, functools.partial(self._admit, self.clock(), interactive), ttl=self.ttl
-                )
+                wait = self.store.update(self.key, functools.partial(self._admit, interactive), ttl=self.ttl)
             except BucketStoreError as exc:
                 self._store_failed(exc)
                 return waited
@@ -445,19 +443,23 @@ class RateLimiter:
             self.sleep(wait)
             waited += wait
 
-    def _admit(self, now: float, interactive: bool, state: State | None) -> tuple[State, float]:
-        return admit(state, now, self.rule, interactive=interactive)
+    def _admit(self, interactive: bool, state: State | None) -> tuple[State, float]:
+        # The time is read inside the store's critical section (again on each optimistic retry): a request is
+        # counted when it is let go, not when it began to wait for the store.
+        return admit(state, self.clock(), self.rule, interactive=interactive)
 
     def record(self, status: int, headers: Mapping[str, str], retry_after: float | None) -> None:
         """Record what an answer said about the budget (only when it says something)."""
-        now = self.clock()
-        signal = signal_from(status, headers, now, retry_after)
+        signal = signal_from(status, headers, self.clock(), retry_after)
         if not signal.worth_recording:
             return
         try:
-            self.store.update(self.key, lambda state: (observe(state, now, self.rule, signal), None), ttl=self.ttl)
+            self.store.update(self.key, functools.partial(self._observe, signal), ttl=self.ttl)
         except BucketStoreError as exc:
             self._store_failed(exc)
+
+    def _observe(self, signal: Signal, state: State | None) -> tuple[State, None]:
+        return observe(state, self.clock(), self.rule, signal), None
 
     def _store_failed(self, exc: BucketStoreError) -> None:
         logger.warning(
