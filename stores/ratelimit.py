@@ -11,11 +11,13 @@ busy timeout: the request then goes unlimited (logged) rather than waiting behin
 from __future__ import annotations
 
 import functools
+import json
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connections, transaction
 
 from pos_integrations.ratelimit import BucketStore, BucketStoreError, RateLimits, RedisBucketStore, State
 
@@ -26,23 +28,51 @@ T = TypeVar("T")
 
 
 class DatabaseBucketStore:
-    """Budgets as rows of PosRateBucket: the row locked (SELECT ... FOR UPDATE; SQLite: the IMMEDIATE
-    transaction), changed and written back in one transaction on the `pos_ratelimit` connection."""
+    """Budgets as rows of PosRateBucket (its JSON state as text): the row locked (SELECT ... FOR UPDATE; SQLite:
+    the IMMEDIATE transaction), changed and written back in one transaction on the `pos_ratelimit` connection."""
 
-    def __init__(self, alias: str = ALIAS) -> None:
+    def __init__(self, alias: str = ALIAS, *, lock_timeout: float = 2.0) -> None:
         self.alias = alias
+        # Threads of one process take turns here, in order, rather than in SQLite's busy handler, which sleeps
+        # and retries and can starve one thread past its timeout while the others keep the lock busy.
+        self._lock = threading.Lock()
+        self.lock_timeout = lock_timeout
 
     def update(self, key: str, change: Callable[[State | None], tuple[State, T]], *, ttl: float) -> T:
-        rows = PosRateBucket.objects.using(self.alias)
+        if not self._lock.acquire(timeout=self.lock_timeout):
+            raise BucketStoreError(f"database: no turn within {self.lock_timeout:g} s")
         try:
-            with transaction.atomic(using=self.alias):
-                locked = rows.select_for_update().filter(key=key)
-                found = list(locked.values_list("state", flat=True))
-                if not found:
-                    rows.bulk_create([PosRateBucket(key=key, state={})], ignore_conflicts=True)
-                    found = list(locked.values_list("state", flat=True))
-                state, result = change(found[0] or None)
-                locked.update(state=state)
+            return self._update(key, change)
+        finally:
+            self._lock.release()
+
+    def _update(self, key: str, change: Callable[[State | None], tuple[State, T]]) -> T:
+        # Plain SQL (the ORM's query building cost more than the queries): lock the row (SELECT ... FOR UPDATE;
+        # on SQLite the IMMEDIATE transaction holds the lock already), create it the first time, write it back.
+        connection = connections[self.alias]
+        table = connection.ops.quote_name(PosRateBucket._meta.db_table)
+        lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        as_json = "%s::jsonb" if connection.vendor == "postgresql" else "%s"
+        # Only quoted names are formatted in; every value is a parameter.
+        select = f"SELECT state FROM {table} WHERE {connection.ops.quote_name('key')} = %s{lock}"  # noqa: S608
+        try:
+            with transaction.atomic(using=self.alias), connection.cursor() as cursor:
+                cursor.execute(select, [key])
+                row = cursor.fetchone()
+                if row is None:
+                    cursor.execute(
+                        f"INSERT INTO {table} ({connection.ops.quote_name('key')}, state) VALUES (%s, {as_json}) "  # noqa: S608
+                        "ON CONFLICT DO NOTHING",
+                        [key, "{}"],
+                    )
+                    cursor.execute(select, [key])
+                    row = cursor.fetchone()
+                stored = row[0]
+                state, result = change((json.loads(stored) if isinstance(stored, str) else stored) or None)
+                cursor.execute(
+                    f"UPDATE {table} SET state = {as_json} WHERE {connection.ops.quote_name('key')} = %s",  # noqa: S608
+                    [json.dumps(state, separators=(",", ":")), key],
+                )
         except DatabaseError as exc:
             raise BucketStoreError(f"database: {type(exc).__name__}") from exc
         return result
