@@ -1,8 +1,8 @@
 """A client-side rate limiter per POS credential, shared by every process that uses the credential.
 
 One mechanism: a sliding window of request counts per credential (slots of 1/50 of the window), plus
-what the POS itself said (a `Retry-After` block, `X-RateLimit-Remaining` until `X-RateLimit-Reset`, a lower
-`X-RateLimit-Limit`) and an AIMD limit learnt from 429s (halved on a 429, growing back a tenth a window), for
+what the POS itself said (a `Retry-After` block; `X-RateLimit-Remaining` until `X-RateLimit-Reset`, once under
+half of `X-RateLimit-Limit`) and an AIMD limit learnt from 429s (halved on a 429, growing back a tenth a window), for
 vendors that publish no limit (Treez) and for a published limit that turns out too high. The decisions are
 pure functions of one small JSON state per credential (`admit`, `observe`); a `BucketStore` runs them as one
 atomic read-modify-write: in this process (`MemoryBucketStore`), on Redis (`RedisBucketStore`), or in the
@@ -136,7 +136,7 @@ class Rule:
 
     def reserve(self, limit: int) -> int:
         """Requests of a window that background calls leave to interactive ones."""
-        if limit < 2:
+        if limit < 2 or self.reserve_share <= 0:
             return 0
         return min(limit - 1, max(1, math.ceil(limit * self.reserve_share)))
 
@@ -148,7 +148,6 @@ class Bucket:
     slots: dict[float, int] = field(default_factory=dict)  # slot start (epoch seconds) -> requests
     blocked_until: float = 0.0
     server: tuple[int, float, int] | None = None  # (remaining, reset at, sent since)
-    server_limit: int | None = None
     learnt: tuple[int, float] | None = None  # (limit after the last 429, when)
 
     @classmethod
@@ -161,7 +160,6 @@ class Bucket:
             slots={float(start): int(count) for start, count in state.get("s", [])},
             blocked_until=float(state.get("b", 0.0)),
             server=(int(server[0]), float(server[1]), int(server[2])) if server else None,
-            server_limit=state.get("m"),
             learnt=(int(learnt[0]), float(learnt[1])) if learnt else None,
         )
 
@@ -171,8 +169,6 @@ class Bucket:
             state["b"] = self.blocked_until
         if self.server:
             state["r"] = list(self.server)
-        if self.server_limit:
-            state["m"] = self.server_limit
         if self.learnt:
             state["a"] = list(self.learnt)
         return state
@@ -195,8 +191,6 @@ class Bucket:
     def limit(self, now: float, rule: Rule) -> int | None:
         """Requests allowed per window now (None: no limit)."""
         limits = [rule.limit.requests] if rule.limit else []
-        if self.server_limit:
-            limits.append(self.server_limit)
         if self.learnt:
             base, since = self.learnt
             grown = base + math.floor(max(1.0, base * INCREASE) * max(0.0, now - since) / rule.window)
@@ -266,7 +260,7 @@ class Signal:
 
 def observe(state: State | None, now: float, rule: Rule, signal: Signal) -> State:
     """Record what an answer said: a Retry-After blocks everyone until then; a 429 halves the limit (once a
-    window); X-RateLimit-Remaining holds until its reset; a lower X-RateLimit-Limit caps ours."""
+    window); X-RateLimit-Remaining holds until its reset (whoever else spends the key's budget)."""
     bucket = Bucket.load(state)
     bucket.prune(now, rule)
     if signal.retry_after is not None and signal.status in (429, 503):
@@ -278,8 +272,6 @@ def observe(state: State | None, now: float, rule: Rule, signal: Signal) -> Stat
         bucket.learnt = (max(1, math.floor(base * DECREASE)), now)
     if signal.remaining is not None and signal.reset_in is not None:
         bucket.server = (max(0, signal.remaining), now + signal.reset_in, 0)
-    if signal.limit is not None and (rule.limit is None or signal.limit < rule.limit.requests):
-        bucket.server_limit = max(1, signal.limit)
     return bucket.dump()
 
 

@@ -175,16 +175,19 @@ def test_x_ratelimit_reset_as_a_utc_time() -> None:
     assert budget.acquire(deadline(clock), interactive=False) == 20.0
 
 
-def test_a_lower_x_ratelimit_limit_caps_the_published_one() -> None:
+def test_x_ratelimit_remaining_counts_what_others_spend_on_the_key() -> None:
     clock = Clock()
-    budget = limiter(clock, RateLimit(100, 1.0), reserve=0)
-    budget.record(200, {"X-RateLimit-Limit": "4", "X-RateLimit-Remaining": "1", "X-RateLimit-ResetSeconds": "1"}, None)
-    clock.now += 1.5
-    sent = []
-    for _ in range(12):
-        budget.acquire(deadline(clock), interactive=False)
-        sent.append(clock.now)
-    assert windows_over(sent, RateLimit(4, 1.0)) == []
+    budget = limiter(clock, RateLimit(1000, 60.0), reserve=0)
+    # Our own count is low, but the POS says 3 of 1000 are left for 10 s: someone else uses the key.
+    budget.record(200, {"X-RateLimit-Limit": "1000", "X-RateLimit-Remaining": "3", "X-RateLimit-Reset": "10"}, None)
+    for _ in range(3):
+        assert budget.acquire(deadline(clock), interactive=False) == 0.0
+    assert budget.acquire(deadline(clock), interactive=False) == 10.0
+    # Plenty left says nothing our count does not: not even written.
+    store = MemoryBucketStore()
+    quiet = limiter(clock, RateLimit(1000, 60.0), store)
+    quiet.record(200, {"X-RateLimit-Limit": "1000", "X-RateLimit-Remaining": "900", "X-RateLimit-Reset": "10"}, None)
+    assert store._states == {}
 
 
 def test_without_a_known_limit_429s_teach_one_that_grows_back() -> None:
