@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from pos_integrations.ratelimit import parse_overrides
+from pos_integrations.vendors import VENDORS
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -121,6 +125,11 @@ else:
         _prepare_threshold = env.str("DB_PREPARE_THRESHOLD", default="")
         if _pg_options["server_side_binding"] and _prepare_threshold:
             _pg_options.setdefault("prepare_threshold", int(_prepare_threshold))
+# The POS rate limiter's own connection to the same database (stores.ratelimit): never the default connection,
+# which may have a page's COMMIT in flight; on SQLite it gives up on the write lock after 2 s.
+DATABASES["pos_ratelimit"] = {**copy.deepcopy(DATABASES["default"]), "TEST": {"MIRROR": "default"}}
+if DATABASES["pos_ratelimit"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["pos_ratelimit"]["OPTIONS"]["timeout"] = 2
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -281,6 +290,19 @@ POS_LOOKUP_DEADLINE_SECONDS: float = env.float("POS_LOOKUP_DEADLINE_SECONDS", de
 POS_CONNECTION_TEST_DEADLINE_SECONDS: float = env.float("POS_CONNECTION_TEST_DEADLINE_SECONDS", default=10.0)
 POS_CREATE_DEADLINE_SECONDS: float = env.float("POS_CREATE_DEADLINE_SECONDS", default=15.0)
 POS_SYNC_PAGE_DEADLINE_SECONDS: float = env.float("POS_SYNC_PAGE_DEADLINE_SECONDS", default=45.0)
+# --- POS rate limits --------------------------------------------------------------------------------
+# A budget per POS credential from each vendor's published limit (pos_integrations.vendors), shared by every process
+# (Redis when REDIS_URL is set, else the database): a sync's pages leave POS_RATE_LIMIT_RESERVE of each window to live
+# lookups, creates and connection tests. POS_RATE_LIMITS overrides a vendor's limit ("leaflogix=100/min,treez=20/s";
+# "VENDOR=off": none fixed, only what 429s teach). README, "POS rate limits".
+POS_RATE_LIMIT_ENABLED: bool = env.bool("POS_RATE_LIMIT_ENABLED", default=True)
+POS_RATE_LIMIT_RESERVE: float = env.float("POS_RATE_LIMIT_RESERVE", default=0.1)
+if not 0 <= POS_RATE_LIMIT_RESERVE < 1:
+    raise ImproperlyConfigured("POS_RATE_LIMIT_RESERVE is a share of the budget: at least 0 and below 1, e.g. 0.1.")
+try:
+    POS_RATE_LIMITS = parse_overrides(env.str("POS_RATE_LIMITS", default=""), VENDORS)
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"POS_RATE_LIMITS: {_exc}") from None
 # An in-progress sync with no heartbeat for this long shows as stalled (dashboard, /health/); queued work
 # waiting longer than HEALTH_QUEUE_BACKLOG_SECONDS is a backlog (/health/).
 SYNC_STALL_SECONDS: int = env.int("SYNC_STALL_SECONDS", default=180)

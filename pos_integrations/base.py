@@ -29,6 +29,7 @@ from .errors import (
 from .http import DEFAULT_MAX_WAIT_SECONDS, DEFAULT_TIMEOUT, Auth, ErrorHook, HttpClient, Timeout
 from .mapping import Source, build_record, check_sources, vendor_keys_to_ours
 from .pagination import Position, RawPage, paginate
+from .ratelimit import RateLimits, credential_key
 from .records import (
     DEFAULT_TIME_ZONE,
     SEARCH_FIELDS,
@@ -38,7 +39,7 @@ from .records import (
     CustomerRecord,
     RecordError,
 )
-from .vendors import VENDOR_LABELS, validate_credentials
+from .vendors import PUBLISHED_RATE_LIMITS, RATE_LIMIT_CREDENTIALS, VENDOR_LABELS, validate_credentials
 
 logger = logging.getLogger("pos_integrations.client")
 
@@ -69,6 +70,7 @@ class PosClient:
         rng: Callable[[], float] = random.random,
         time_zone: str | None = None,
         deadlines: Deadlines | None = None,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         validate_credentials(self.vendor, credentials)
         # How long each kind of call may take in total, retries included (pos_integrations.deadlines).
@@ -97,6 +99,12 @@ class PosClient:
         )
         self.http.field_names = vendor_keys_to_ours(self.FIELD_SOURCES)
         self.http.auth = self.build_auth()
+        if rate_limits is not None:
+            # One budget per credential (the vendor's published limit, or an override), shared by every
+            # process whose `rate_limits` keep budgets in the same place.
+            fields = RATE_LIMIT_CREDENTIALS[self.vendor]
+            key = credential_key(self.vendor, self.http.base_url, [self.credential(name) for name in fields])
+            self.http.limiter = rate_limits.limiter(self.vendor, key, PUBLISHED_RATE_LIMITS[self.vendor])
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -225,7 +233,7 @@ class PosClient:
         if "phone" in filters and not filters["phone"]:
             return []
         try:
-            with self.http.deadline(self.deadlines.lookup):
+            with self.http.deadline(self.deadlines.lookup, interactive=True):
                 raw_items, applied = self.lookup(filters)
         except PosNotFound:
             return []
@@ -248,7 +256,7 @@ class PosClient:
         if not customer_id:
             return None
         try:
-            with self.http.deadline(self.deadlines.lookup):
+            with self.http.deadline(self.deadlines.lookup, interactive=True):
                 raw = self.fetch_customer(customer_id)
         except PosNotFound:
             return None
@@ -267,7 +275,7 @@ class PosClient:
                 vendor=self.vendor,
                 field_errors={name: [f"{self.label} requires this field."] for name in missing},
             )
-        with self.http.deadline(self.deadlines.create):
+        with self.http.deadline(self.deadlines.create, interactive=True):
             raw = self.send_create(data)
             if isinstance(raw, Mapping) and set(raw) - {self.id_key}:
                 return self._parse_or_raise(raw)
@@ -282,7 +290,7 @@ class PosClient:
 
     def check_connection(self) -> str:
         """Make one cheap authenticated call and describe what we reached; raises a PosError on failure."""
-        with self.http.deadline(self.deadlines.connection):
+        with self.http.deadline(self.deadlines.connection, interactive=True):
             return self.probe_connection()
 
     def probe_connection(self) -> str:

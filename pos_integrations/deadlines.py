@@ -28,14 +28,18 @@ class Deadlines:
 
 
 class Deadline:
-    """One call's deadline, on a monotonic clock."""
+    """One call's deadline, on a monotonic clock; `interactive` when someone is waiting for the call (a lookup,
+    a create, the connection test), which the rate limiter serves before a sync's pages."""
 
-    __slots__ = ("clock", "expires_at", "seconds")
+    __slots__ = ("clock", "expires_at", "interactive", "seconds")
 
-    def __init__(self, seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, seconds: float, *, clock: Callable[[], float] = time.monotonic, interactive: bool = False
+    ) -> None:
         self.clock = clock
         self.seconds = seconds
         self.expires_at = clock() + seconds
+        self.interactive = interactive
 
     def remaining(self) -> float:
         """Seconds left (0 once passed)."""

@@ -32,6 +32,7 @@ from .errors import (
     PosUnavailable,
     PosValidationError,
 )
+from .ratelimit import BudgetUnavailable, RateLimiter
 
 logger = logging.getLogger("pos_integrations.http")
 
@@ -266,17 +267,19 @@ class HttpClient:
         self.clock = clock
         self.default_deadline = default_deadline
         self._scope = threading.local()  # the deadline of the call this thread is making
+        self.limiter: RateLimiter | None = None  # the credential's rate budget (pos_integrations.ratelimit)
 
     @contextmanager
-    def deadline(self, seconds: float) -> Iterator[Deadline]:
+    def deadline(self, seconds: float, *, interactive: bool = False) -> Iterator[Deadline]:
         """Make the requests inside one call with a total deadline of `seconds`: every try's timeouts are cut to
         the time left, and no retry or wait goes past it. Inside another call's deadline (a create's read-back,
-        a token fetched for a lookup), that one holds."""
+        a token fetched for a lookup), that one holds. `interactive`: someone waits for this call (the rate
+        limiter serves it before background calls)."""
         outer: Deadline | None = getattr(self._scope, "deadline", None)
         if outer is not None:
             yield outer
             return
-        current = Deadline(seconds, clock=self.clock)
+        current = Deadline(seconds, clock=self.clock, interactive=interactive)
         self._scope.deadline = current
         try:
             yield current
@@ -386,6 +389,8 @@ class HttpClient:
                 request_headers.update(self.auth.headers(self, method, url))
             if deadline.remaining() < MIN_TRY_SECONDS:
                 raise self._deadline_error(method, shown, deadline, tries=retries)
+            if self.limiter is not None:
+                self._take_budget(method, shown, deadline, tries=retries)
             started = time.perf_counter()
             try:
                 response = self.session.request(
@@ -433,6 +438,9 @@ class HttpClient:
                     latency_ms=latency,
                     retries=retries,
                 )
+                if self.limiter is not None:
+                    said = self._retry_after(response) if status in (429, 503) else None
+                    self.limiter.record(status, response.headers, said)
                 if 200 <= status < 300 or status in ok_statuses:
                     return response
                 if status == 401 and authenticate and self.auth.refreshable and not refreshed:
@@ -457,6 +465,33 @@ class HttpClient:
             self.sleep(delay)
             waited += delay
             retries += 1
+
+    def _take_budget(self, method: str, shown: str, deadline: Deadline, *, tries: int) -> None:
+        """Wait for the credential's rate budget within the deadline. When it cannot be had in time, an
+        interactive call fails as a POS that did not answer in time does; a sync's page is told when to come back
+        (PosRateLimited with retry_after), as a 429 would."""
+        assert self.limiter is not None
+        try:
+            waited = self.limiter.acquire(deadline, interactive=deadline.interactive)
+        except BudgetUnavailable as exc:
+            self._log(
+                logging.WARNING,
+                "no rate budget within the deadline (%.2f s needed, %.2f s left)",
+                method,
+                shown,
+                wait_s=exc.wait,
+                left_s=deadline.remaining(),
+            )
+            if deadline.interactive:
+                raise self._deadline_error(method, shown, deadline, tries=tries) from None
+            raise PosRateLimited(
+                f"{self.label} rate budget used up: {method} {shown} must wait {exc.wait:.1f} s",
+                vendor=self.vendor,
+                status_code=None,
+                retry_after=exc.wait,
+            ) from None
+        if waited:
+            self._log(logging.DEBUG, "waited %.2f s for the rate budget", method, shown, wait_s=waited)
 
     def _deadline_error(self, method: str, shown: str, deadline: Deadline, *, tries: int) -> PosUnavailable:
         said = f"{tries} tr{'y' if tries == 1 else 'ies'}" if tries else "no time left to try"

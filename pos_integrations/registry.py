@@ -15,6 +15,7 @@ from .deadlines import Deadlines
 from .flowhub import FlowhubClient
 from .http import DEFAULT_MAX_WAIT_SECONDS, DEFAULT_TIMEOUT, Timeout
 from .leaflogix import LeafLogixClient
+from .ratelimit import RateLimits
 from .treez import TreezClient
 from .vendors import VENDORS, CredentialsError
 
@@ -36,11 +37,12 @@ def get_client(
     timeout: Timeout = DEFAULT_TIMEOUT,
     time_zone: str | None = None,
     deadlines: Deadlines | None = None,
+    rate_limits: RateLimits | None = None,
     **options: Any,
 ) -> PosClient:
     """A client for this vendor; blank base_url means production, no time_zone the default (America/Los_Angeles),
-    no deadlines the defaults (Deadlines()). Raises CredentialsError naming what is missing, ValueError for an
-    unknown time zone."""
+    no deadlines the defaults (Deadlines()), no rate_limits no client-side rate limiter. Raises CredentialsError
+    naming what is missing, ValueError for an unknown time zone."""
     try:
         cls = CLIENTS[vendor]
     except KeyError:
@@ -55,6 +57,7 @@ def get_client(
         timeout=timeout,
         time_zone=time_zone,
         deadlines=deadlines,
+        rate_limits=rate_limits,
         **options,
     )
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .errors import PosError
+from .ratelimit import RateLimit
 
 LEAFLOGIX = "leaflogix"
 TREEZ = "treez"
@@ -39,6 +40,23 @@ OPTIONAL_CREDENTIALS: dict[str, tuple[str, ...]] = {
     FLOWHUB: (),
     COVASOFT: ("token_url",),
     BLAZE: (),
+}
+
+# Each vendor's published rate limit (shared/pos-apis.md; the vendor specs publish none) and which credentials
+# share it. Treez publishes none: its budget is learnt from 429s (pos_integrations.ratelimit).
+PUBLISHED_RATE_LIMITS: dict[str, RateLimit | None] = {
+    LEAFLOGIX: RateLimit(120, 60.0),  # the customer endpoints' tier, per location key
+    TREEZ: None,
+    FLOWHUB: RateLimit(59, 1.0),  # observed, not published: 429s start at about 59 a second
+    COVASOFT: RateLimit(1000, 60.0),  # the iQmetrix gateway's window (it reports X-RateLimit-* too)
+    BLAZE: RateLimit(10_000, 300.0),  # per partner key, over all the partner's shops
+}
+RATE_LIMIT_CREDENTIALS: dict[str, tuple[str, ...]] = {
+    LEAFLOGIX: ("api_key",),
+    TREEZ: ("dispensary", "client_id", "certificate_id", "organization_id"),
+    FLOWHUB: ("client_id", "api_key"),
+    COVASOFT: ("company_id", "client_id"),
+    BLAZE: ("partner_key",),
 }
 
 

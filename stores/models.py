@@ -93,10 +93,12 @@ class Store(models.Model):
         return f"customer-sync:store-{self.pk}"
 
     def pos_client(self, **kwargs: Any) -> PosClient:
-        """This store's POS client, built from its own vendor, URL and credentials, with the deadlines of the
-        settings (`kwargs`: get_client's)."""
+        """This store's POS client, built from its own vendor, URL and credentials, with the deadlines and the
+        rate limiter of the settings (`kwargs`: get_client's)."""
         from pos_integrations import Deadlines, get_client
+        from stores.ratelimit import rate_limits
 
+        kwargs.setdefault("rate_limits", rate_limits())
         kwargs.setdefault(
             "deadlines",
             Deadlines(
@@ -220,3 +222,17 @@ class ApiKey(models.Model):
         unknown = sorted(set(self.scopes or []) - set(ApiScope.values)) if isinstance(self.scopes, list) else None
         if unknown is None or unknown:
             raise ValidationError({"scopes": f"Scopes are a list of: {', '.join(ApiScope.values)}."})
+
+
+class PosRateBucket(models.Model):
+    """One POS credential's rate budget (pos_integrations.ratelimit) when no Redis is configured: read and written
+    by stores.ratelimit on a connection of its own, one tiny transaction per request."""
+
+    key = models.CharField(max_length=64, primary_key=True, help_text="The vendor and a hash of the credential.")
+    state = models.JSONField(default=dict)
+
+    class Meta:
+        db_table = "stores_pos_rate_bucket"
+
+    def __str__(self) -> str:
+        return self.key
