@@ -144,6 +144,10 @@ def _paginate(
 Answer = Any  # what a vendor's page request returns, read into a RawPage by the vendor
 
 
+def _failed(future: Future[Answer]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is not None
+
+
 @dataclass
 class _Slot:
     request: PageRequest
@@ -226,6 +230,14 @@ class Prefetcher:
                 if ahead is None:
                     break
                 wanted.append(ahead)
+        for slot in self._slots:  # nothing after a page known to have failed: the listing stops there
+            if (
+                slot.request in wanted
+                and slot.future.done()
+                and not slot.future.cancelled()
+                and slot.future.exception()
+            ):
+                wanted = wanted[: wanted.index(slot.request) + 1]
         for slot in [s for s in self._slots if s.request not in wanted]:
             slot.future.cancel()  # not started: never sent; started: its answer is dropped
             self._slots.remove(slot)
