@@ -99,9 +99,9 @@ def _sync(store: Any, kind: str, base_url: str, faults: str, counter: Count429) 
     started = time.perf_counter()
     sync = sync.do_process()
     elapsed = time.perf_counter() - started
-    if sync.status != "finished":
-        raise SystemExit(f"{store.pos_vendor} {kind} sync {sync.status}: {sync.error_type}: {sync.error_message}")
     return {
+        "status": sync.status if sync.status == "finished" else f"{sync.status}: {sync.error_type}",
+        "error": sync.error_message,
         "seconds": elapsed,
         "requests": _requests_served(base_url, store.pos_vendor) - served,
         "429s": counter.count,
@@ -182,7 +182,8 @@ def main() -> None:
                     print(
                         f"{vendor:<10} {kind:<11} in flight {in_flight:>2}  {figures['seconds']:7.1f} s  "
                         f"{figures['requests']:>5} requests  {figures['429s']:>4} x 429  floor {floor:6.1f} s  "
-                        f"= {row['x_floor']:.2f}x  ({figures['fetched']:,} records, {figures['pages']} pages)",
+                        f"= {row['x_floor']:.2f}x  ({figures['fetched']:,} records, {figures['pages']} pages)"
+                        + ("" if figures["status"] == "finished" else f"  {figures['status']}: {figures['error']}"),
                         flush=True,
                     )
     finally:

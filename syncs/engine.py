@@ -140,6 +140,7 @@ class SyncRunner:
         self.waited = 0.0
         self._waits = threading.Lock()  # pages fetched ahead wait (backoff, Retry-After) in their own threads
         self._thread = threading.current_thread()
+        self._waiting_until = 0.0  # monotonic time until which some thread of this sync is waiting
         self._writer: CustomerWriter | None = None
         self.position: dict[str, Any] | None = None
         self.mark: datetime | None = None  # rows stamped since then were seen by this sync
@@ -394,7 +395,12 @@ class SyncRunner:
         """Sleep for the POS (rate limits, backoff) within the sync's budget, renewing the heartbeat first."""
         seconds = max(0.0, float(seconds))
         with self._waits:
-            if self.waited + seconds > self.budget:
+            # Pages fetched ahead that wait at the same time (for a rate limit's window) count once: the budget
+            # is the time the sync spent waiting, not the sum of its threads' waits.
+            ahead = threading.current_thread() is not self._thread
+            now = time.monotonic()
+            more = max(0.0, now + seconds - max(now, self._waiting_until)) if ahead else seconds
+            if self.waited + more > self.budget:
                 raise WaitBudgetExhausted(
                     f"Rate limited by the POS: waiting {seconds:.0f} s more would pass the {self.budget:.0f} s "
                     f"budget ({self.waited:.0f} s waited); stopped at page {self.sync.pages}, the next sync resumes "
@@ -402,8 +408,9 @@ class SyncRunner:
                     vendor=self.store.pos_vendor,
                     retry_after=seconds,
                 )
-            self.waited += seconds
-        if threading.current_thread() is not self._thread:
+            self.waited += more
+            self._waiting_until = max(self._waiting_until, now + seconds)
+        if ahead:
             # A page fetched ahead (pos_integrations.pagination.Prefetcher) waits in its own thread, which touches
             # no database: the heartbeat is the main thread's, and every page's wait ends within its deadline.
             _sleep(seconds)
