@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
@@ -176,7 +176,7 @@ class PosClient:
 
     def iter_customers(
         self, modified_since: datetime | None = None, *, start: Position | None = None
-    ) -> Iterator[CustomerPage]:
+    ) -> Generator[CustomerPage, None, None]:
         """Pages of normalized records, fetched and parsed lazily; `start` (a page's position) resumes after it."""
         if modified_since is not None:
             modified_since = parsing.to_utc(modified_since)
