@@ -6,11 +6,12 @@ PostgreSQL.
     scripts/with-postgres.sh .venv/bin/python bench/bench_wan.py --in-flight 1,4      # before (1) and after (4)
     scripts/with-postgres.sh .venv/bin/python bench/bench_wan.py --customers 2000 --vendors treez,covasoft
 
-For each sync it prints the wall time, the requests the sandbox served for it (token requests and refused ones
-included), the 429s the client received, and the floor: the larger of requests / the vendor's published rate and
-requests x latency / the requests allowed in flight (SYNC_PAGES_IN_FLIGHT). Before each sync the sandbox's rate
-windows start afresh (its faults are cleared and set again). Before each incremental sync `--changes` customers
-are modified at the POS. The sandbox runs in its own process; the syncs run in this one, one after the other.
+For each sync it prints the wall time (and the CPU time of this, the syncing, process), the requests the sandbox
+served for it (token requests and refused ones included), the 429s the client received, and the floor: the larger
+of requests / the vendor's published rate and requests x latency / the requests allowed in flight
+(SYNC_PAGES_IN_FLIGHT). Before each sync the sandbox's rate windows start afresh (its faults are cleared and set
+again). Before each incremental sync `--changes` customers are modified at the POS. The sandbox runs in its own
+process; the syncs run in this one, one after the other.
 """
 
 from __future__ import annotations
@@ -96,13 +97,14 @@ def _sync(store: Any, kind: str, base_url: str, faults: str, counter: Count429) 
     counter.count = 0
     sync, created = sync_create(store=store, kind=kind, trigger="manual")
     assert created, "a sync is already running"
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     sync = sync.do_process()
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {
         "status": sync.status if sync.status == "finished" else f"{sync.status}: {sync.error_type}",
         "error": sync.error_message,
         "seconds": elapsed,
+        "cpu_seconds": cpu,
         "requests": _requests_served(base_url, store.pos_vendor) - served,
         "429s": counter.count,
         "pages": sync.pages,
@@ -180,7 +182,8 @@ def main() -> None:
                     }
                     results.append(row)
                     print(
-                        f"{vendor:<10} {kind:<11} in flight {in_flight:>2}  {figures['seconds']:7.1f} s  "
+                        f"{vendor:<10} {kind:<11} in flight {in_flight:>2}  {figures['seconds']:7.1f} s "
+                        f"(CPU {figures['cpu_seconds']:5.1f} s)  "
                         f"{figures['requests']:>5} requests  {figures['429s']:>4} x 429  floor {floor:6.1f} s  "
                         f"= {row['x_floor']:.2f}x  ({figures['fetched']:,} records, {figures['pages']} pages)"
                         + ("" if figures["status"] == "finished" else f"  {figures['status']}: {figures['error']}"),
