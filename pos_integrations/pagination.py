@@ -158,7 +158,7 @@ class Prefetcher:
     """Fetches the answers to a listing's next page requests in up to `in_flight` threads of its own, each with
     its own HTTP session, while the caller reads the pages one at a time and in order.
 
-    After each page arrives, the requests of the next `in_flight` pages are computed from its position
+    As each page is read, the requests of the next `in_flight` pages are computed from the position after it
     (`request_ahead`: page numbers, offsets, the same date window) and those not yet asked are sent; a page
     whose request was asked ahead is read from that answer, any other one (the first page, a listing that went
     another way than predicted) is fetched directly. An error is raised at its page, in order: the pages before
@@ -231,12 +231,7 @@ class Prefetcher:
                     break
                 wanted.append(ahead)
         for slot in self._slots:  # nothing after a page known to have failed: the listing stops there
-            if (
-                slot.request in wanted
-                and slot.future.done()
-                and not slot.future.cancelled()
-                and slot.future.exception()
-            ):
+            if slot.request in wanted and _failed(slot.future):
                 wanted = wanted[: wanted.index(slot.request) + 1]
         for slot in [s for s in self._slots if s.request not in wanted]:
             slot.future.cancel()  # not started: never sent; started: its answer is dropped
