@@ -314,6 +314,12 @@ SYNC_LEASE_SECONDS: int = env.int("SYNC_LEASE_SECONDS", default=600)
 # its task) and caught up once (syncs.slots). Above the scheduler's 30 s cycle plus the usual queue wait.
 SYNC_CATCH_UP_GRACE_SECONDS: int = env.int("SYNC_CATCH_UP_GRACE_SECONDS", default=60)
 SYNC_RATE_LIMIT_BUDGET_SECONDS: int = env.int("SYNC_RATE_LIMIT_BUDGET_SECONDS", default=120)
+# Listing pages a sync may have requested at once from its POS where the vendor's paging lets the next ones be
+# computed (pages are still written and checkpointed in order); 1 fetches them one after the other. The default
+# comes from the WAN benchmark (bench/README.md, "WAN benchmark").
+SYNC_PAGES_IN_FLIGHT: int = env.int("SYNC_PAGES_IN_FLIGHT", default=4)
+if not 1 <= SYNC_PAGES_IN_FLIGHT <= 16:
+    raise ImproperlyConfigured("SYNC_PAGES_IN_FLIGHT is a number of requests from 1 to 16 (1: one at a time).")
 SYNC_MAX_INVALID_RATIO: float = env.float("SYNC_MAX_INVALID_RATIO", default=0.05)
 
 # --- Personal data --------------------------------------------------------------------------------

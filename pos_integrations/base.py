@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
+from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -28,7 +29,7 @@ from .errors import (
 )
 from .http import DEFAULT_MAX_WAIT_SECONDS, DEFAULT_TIMEOUT, Auth, ErrorHook, HttpClient, Timeout
 from .mapping import Source, build_record, check_sources, vendor_keys_to_ours
-from .pagination import Position, RawPage, paginate
+from .pagination import MAX_PAGES_IN_FLIGHT, PageRequest, Position, Prefetcher, RawPage, paginate
 from .ratelimit import RateLimits, credential_key
 from .records import (
     DEFAULT_TIME_ZONE,
@@ -71,8 +72,13 @@ class PosClient:
         time_zone: str | None = None,
         deadlines: Deadlines | None = None,
         rate_limits: RateLimits | None = None,
+        pages_in_flight: int = 1,
     ) -> None:
         validate_credentials(self.vendor, credentials)
+        if not 1 <= pages_in_flight <= MAX_PAGES_IN_FLIGHT:
+            raise ValueError(f"pages_in_flight must be between 1 and {MAX_PAGES_IN_FLIGHT}")
+        # How many listing pages iter_customers may have requested at once (1: one after the other).
+        self.pages_in_flight = pages_in_flight
         # How long each kind of call may take in total, retries included (pos_integrations.deadlines).
         self.deadlines = deadlines or Deadlines()
         # The store's own zone, for vendors that send a calendar date as an instant (Blaze's `dob`).
@@ -139,6 +145,23 @@ class PosClient:
 
     def fetch_page(self, position: Position) -> RawPage:
         """Fetch one page of raw vendor records and say where the next one is."""
+        return self.read_page(position, self.send_page_request(self.page_request(position)))
+
+    def page_request(self, position: Position) -> PageRequest:
+        """The request that fetches the page at this position."""
+        raise NotImplementedError
+
+    def request_ahead(self, position: Position, pages: int) -> PageRequest | None:
+        """The request of the page `pages` pages after the one at `position`, if every page until then comes back
+        full; None where the vendor's paging cannot say (a cursor or token from the answer, another window)."""
+        return None
+
+    def send_page_request(self, request: PageRequest) -> Any:
+        """Send a page request (from any thread) and return its decoded answer."""
+        return self.http.get_json(request.path, params=request.query)
+
+    def read_page(self, position: Position, answer: Any) -> RawPage:
+        """The page the answer to the position's request is: its raw records and where the next page is."""
         raise NotImplementedError
 
     def lookup(self, filters: Mapping[str, str]) -> tuple[list[Any], set[str]]:
@@ -161,21 +184,45 @@ class PosClient:
 
     def iter_customers(
         self, modified_since: datetime | None = None, *, start: Position | None = None
-    ) -> Iterator[CustomerPage]:
+    ) -> Generator[CustomerPage, None, None]:
         """Pages of normalized records, fetched and parsed lazily; `start` (a page's position) resumes after it."""
         if modified_since is not None:
             modified_since = parsing.to_utc(modified_since)
         position = dict(start) if start is not None else self.first_position(modified_since)
+        prefetcher = None
+        if self.pages_in_flight > 1:
+            prefetcher = Prefetcher(
+                request_of=self.page_request,
+                request_ahead=self.request_ahead,
+                send=self._send_page_within_deadline,
+                read=self.read_page,
+                in_flight=self.pages_in_flight,
+                # A request asked ahead may wait for a thread whose request takes its whole deadline.
+                wait_seconds=2 * self.deadlines.page + 5,
+                vendor=self.vendor,
+                label=self.label,
+                thread_scope=self.http.own_session,
+            )
         pages = paginate(
-            self._fetch_page_within_deadline, position, vendor=self.vendor, label=self.label, id_key=self.id_key
+            self._fetch_page_within_deadline,
+            position,
+            vendor=self.vendor,
+            label=self.label,
+            id_key=self.id_key,
+            prefetcher=prefetcher,
         )
-        for items, after in pages:
-            if items or after.get("done"):
-                yield CustomerPage(position=after, items=list(items), parse=self.parse_items)
+        with closing(pages):  # a caller that stops early (or fails) cancels the pages still in flight
+            for items, after in pages:
+                if items or after.get("done"):
+                    yield CustomerPage(position=after, items=list(items), parse=self.parse_items)
 
     def _fetch_page_within_deadline(self, position: Position) -> RawPage:
         with self.http.deadline(self.deadlines.page):
             return self.fetch_page(position)
+
+    def _send_page_within_deadline(self, request: PageRequest) -> Any:
+        with self.http.deadline(self.deadlines.page):
+            return self.send_page_request(request)
 
     def parse_items(self, items: list[Any]) -> tuple[list[CustomerRecord], list[RecordError]]:
         """Parse a page; a record that cannot be parsed becomes a RecordError and the rest go on."""

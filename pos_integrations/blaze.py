@@ -25,7 +25,7 @@ from .mapping import (
     nested,
     status_active,
 )
-from .pagination import Position, RawPage, list_from
+from .pagination import PageRequest, Position, RawPage, list_from
 from .records import DEFAULT_TIME_ZONE, Capabilities, CustomerRecord
 from .vendors import BLAZE
 
@@ -180,21 +180,34 @@ class BlazeClient(PosClient):
         window: Position = {"segment": start, "start": start, "end": end, "skip": 0, "until": until}
         return {**window, "recent": dict(recent)} if recent else window
 
-    def fetch_page(self, position: Position) -> RawPage:
+    @staticmethod
+    def _skip(position: Position) -> int:
+        """Where the page at this position is asked from: OVERLAP members early after a page of the undated walk."""
+        return max(0, position["skip"] - (OVERLAP if position.get("tail") else 0))
+
+    def page_request(self, position: Position) -> PageRequest:
+        params: dict[str, int] = {"skip": self._skip(position), "limit": PAGE_SIZE}
+        if "started" not in position:
+            params = {"startDate": position["start"], "endDate": position["end"], **params}
+        return PageRequest.get(MEMBERS, params)
+
+    def request_ahead(self, position: Position, pages: int) -> PageRequest:
+        # Full pages ahead in the same listing (the walk, or this date window): each one OVERLAP members early in
+        # the walk (the page before it had a tail).
+        step = PAGE_SIZE - OVERLAP if "started" in position else PAGE_SIZE
+        return self.page_request({**position, "skip": self._skip(position) + pages * step, "tail": None})
+
+    def read_page(self, position: Position, body: Any) -> RawPage:
         walking = "started" in position
         # Members added, changed (moved to the front or the back) or removed between two pages of the undated
         # walk shift the rest by a few places, whichever order the listing has. So each page starts OVERLAP
         # members early (none is skipped) and drops the members the page before ended with, as they were
         # then (`tail`, its last 2 x OVERLAP: none is read twice).
         tail: Mapping[str, Any] = position.get("tail") or {}
-        params: dict[str, int] = {"skip": max(0, position["skip"] - (OVERLAP if tail else 0)), "limit": PAGE_SIZE}
-        if not walking:
-            params = {"startDate": position["start"], "endDate": position["end"], **params}
-        body = self.http.get_json(MEMBERS, params=params)
         items = list_from(body, "values")
         if items is None:
             raise PosBadResponse(f"{self.label} sent a member page without `values`", vendor=self.vendor)
-        skip = params["skip"] + len(items)
+        skip = self._skip(position) + len(items)
         total = body.get("total") if isinstance(body, Mapping) else None
         done = not items or (skip >= total if isinstance(total, int) else len(items) < PAGE_SIZE)
         if walking:

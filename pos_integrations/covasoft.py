@@ -13,7 +13,7 @@ from .base import PosClient
 from .errors import PosBadResponse, PosNotFound
 from .http import Auth, HttpClient, TokenAuth, request_token
 from .mapping import Source, absent, computed, key, status_active
-from .pagination import Position, RawPage, fingerprint, list_from
+from .pagination import PageRequest, Position, RawPage, fingerprint, list_from
 from .records import Capabilities
 from .vendors import COVASOFT
 
@@ -136,7 +136,23 @@ class CovaClient(PosClient):
         since = parsing.format_iso_utc(modified_since or FULL_SYNC_FROM)
         return {"since": since, "skip": 0}
 
-    def fetch_page(self, position: Position) -> RawPage:
+    def page_request(self, position: Position) -> PageRequest:
+        return PageRequest.get(
+            self.company() + "/CustomerFull",
+            {
+                "$filter": f"LastModifiedDateUtc ge datetime'{position['since']}'",
+                "$skip": position["skip"],
+                "$top": PAGE_SIZE,
+            },
+        )
+
+    def request_ahead(self, position: Position, pages: int) -> PageRequest | None:
+        # Paging by $skip: the next offsets are known. Moving the filter forward (`forward`) depends on the answer.
+        if position.get("forward"):
+            return None
+        return self.page_request({**position, "skip": position["skip"] + pages * PAGE_SIZE})
+
+    def read_page(self, position: Position, body: Any) -> RawPage:
         """One page by $skip/$top; where the server ignores them, the filter moves past the newest record read.
 
         The documentation of this call lists no $skip/$top. A server that ignores $top answers everything at
@@ -144,14 +160,6 @@ class CovaClient(PosClient):
         and from then on (`forward` in the position) each page starts at the newest LastModifiedDateUtc read so
         far, the records already read at that instant (`seen`) left out.
         """
-        body = self.http.get_json(
-            self.company() + "/CustomerFull",
-            params={
-                "$filter": f"LastModifiedDateUtc ge datetime'{position['since']}'",
-                "$skip": position["skip"],
-                "$top": PAGE_SIZE,
-            },
-        )
         items = list_from(body, *HAL_KEYS)
         if items is None:
             if not isinstance(body, Mapping) or "_embedded" in body or "_links" not in body:

@@ -12,7 +12,7 @@ from .base import PosClient, ensure_list
 from .errors import PosBadResponse
 from .http import Auth, StaticAuth
 from .mapping import Source, absent, computed, joined, key
-from .pagination import Position, RawPage, list_from
+from .pagination import PageRequest, Position, RawPage, list_from
 from .records import Capabilities
 from .vendors import FLOWHUB
 
@@ -72,11 +72,16 @@ class FlowhubClient(PosClient):
         local_date = (modified_since.astimezone(UTC) - WESTERNMOST_OFFSET).date()
         return {"page": 1, "updated_after": local_date.isoformat()}
 
-    def fetch_page(self, position: Position) -> RawPage:
-        body = self.http.get_json(
+    def page_request(self, position: Position) -> PageRequest:
+        return PageRequest.get(
             "/v1/customers/",
-            params={"page": position["page"], "page_size": PAGE_SIZE, "updated_after": position.get("updated_after")},
+            {"page": position["page"], "page_size": PAGE_SIZE, "updated_after": position.get("updated_after")},
         )
+
+    def request_ahead(self, position: Position, pages: int) -> PageRequest:
+        return self.page_request({**position, "page": position["page"] + pages})
+
+    def read_page(self, position: Position, body: Any) -> RawPage:
         items = list_from(body, *ENVELOPE_KEYS)
         if items is None:
             raise PosBadResponse(f"{self.label} sent a customer page without a customer list", vendor=self.vendor)

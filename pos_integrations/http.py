@@ -251,6 +251,7 @@ class HttpClient:
         self.base_url = base_url.rstrip("/")
         self.store_label = store_label or ""
         self.session = session or self._new_session()
+        self._shared_session = session is not None  # a caller's session (tests) serves every thread
         self.sleep = sleep
         self.max_wait_seconds = max_wait_seconds
         self.timeout = timeout
@@ -285,6 +286,20 @@ class HttpClient:
             yield current
         finally:
             self._scope.deadline = None
+
+    @contextmanager
+    def own_session(self) -> Iterator[None]:
+        """This thread's requests inside the block go through a session of its own (requests.Session is not
+        guaranteed thread-safe), closed when the block ends: for the threads that fetch a listing's pages ahead."""
+        if self._shared_session:
+            yield
+            return
+        self._scope.session = session = self._new_session()
+        try:
+            yield
+        finally:
+            self._scope.session = None
+            session.close()
 
     @staticmethod
     def _new_session() -> requests.Session:
@@ -393,7 +408,7 @@ class HttpClient:
                 self._take_budget(method, shown, deadline, tries=retries)
             started = time.perf_counter()
             try:
-                response = self.session.request(
+                response = (getattr(self._scope, "session", None) or self.session).request(
                     method,
                     url,
                     params=query or None,

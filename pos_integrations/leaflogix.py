@@ -12,7 +12,7 @@ from .base import PosClient, ensure_list
 from .errors import PosBadResponse, PosDuplicate
 from .http import Auth, StaticAuth
 from .mapping import Source, absent, joined, key, status_active
-from .pagination import Position, RawPage, list_from
+from .pagination import PageRequest, Position, RawPage, list_from
 from .records import MEDICAL, Capabilities, CustomerInput
 from .vendors import LEAFLOGIX
 
@@ -74,15 +74,16 @@ class LeafLogixClient(PosClient):
     def first_position(self, modified_since: datetime | None) -> Position:
         return {"page": 1, "since": parsing.format_iso_utc(modified_since) if modified_since else None}
 
-    def fetch_page(self, position: Position) -> RawPage:
-        body = self.http.get_json(
+    def page_request(self, position: Position) -> PageRequest:
+        return PageRequest.get(
             "/customer/customers-paginated",
-            params={
-                "PageNumber": position["page"],
-                "PageSize": PAGE_SIZE,
-                "fromLastModifiedDateUTC": position.get("since"),
-            },
+            {"PageNumber": position["page"], "PageSize": PAGE_SIZE, "fromLastModifiedDateUTC": position.get("since")},
         )
+
+    def request_ahead(self, position: Position, pages: int) -> PageRequest:
+        return self.page_request({**position, "page": position["page"] + pages})
+
+    def read_page(self, position: Position, body: Any) -> RawPage:
         items = list_from(body, *ENVELOPE_KEYS)
         if items is None:
             raise PosBadResponse(f"{self.label} sent a customer page without a customer list", vendor=self.vendor)

@@ -20,7 +20,7 @@ from .base import PosClient, ensure_list
 from .errors import PosAuthError, PosBadResponse, PosDuplicate, PosError, PosNotSupported, PosValidationError
 from .http import Auth, ErrorHook, HttpClient, TokenAuth, request_token
 from .mapping import Source, computed, key, status_active
-from .pagination import Position, RawPage
+from .pagination import PageRequest, Position, RawPage
 from .records import MEDICAL, Capabilities, CustomerInput
 from .vendors import TREEZ, CredentialsError
 
@@ -246,12 +246,19 @@ class TreezClient(PosClient):
         after = moment.isoformat(timespec="milliseconds")  # 2024-05-01T12:00:00.000+00:00
         return {"after": after, "page": 1}
 
-    def fetch_page(self, position: Position) -> RawPage:
-        path = (
+    def page_request(self, position: Position) -> PageRequest:
+        return PageRequest(
             f"{self.prefix()}/customer/lastUpdated/after/{quote(position['after'], safe='')}"
             f"/page/{position['page']}/pagesize/{PAGE_SIZE}"
         )
-        items = self._get(path)
+
+    def request_ahead(self, position: Position, pages: int) -> PageRequest:
+        return self.page_request({**position, "page": position["page"] + pages})
+
+    def send_page_request(self, request: PageRequest) -> list[Any]:
+        return self._get(request.path)
+
+    def read_page(self, position: Position, items: list[Any]) -> RawPage:
         return RawPage(items, {**position, "page": position["page"] + 1} if items else None)
 
     def lookup(self, filters: Mapping[str, str]) -> tuple[list[Any], set[str]]:

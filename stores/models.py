@@ -108,6 +108,7 @@ class Store(models.Model):
                 page=settings.POS_SYNC_PAGE_DEADLINE_SECONDS,
             ),
         )
+        kwargs.setdefault("pages_in_flight", settings.SYNC_PAGES_IN_FLIGHT)
         return get_client(
             self.pos_vendor,
             base_url=self.pos_base_url or None,

@@ -84,18 +84,22 @@ class IgnoringServer:
         return 200, {}, json.dumps(found)
 
 
+@pytest.mark.parametrize("in_flight", [1, 4])
 @pytest.mark.parametrize("honours_top", [True, False])
 def test_a_server_that_ignores_skip_is_walked_by_moving_the_filter(
-    rsps: responses.RequestsMock, make_client: MakeClient, honours_top: bool
+    rsps: responses.RequestsMock, make_client: MakeClient, honours_top: bool, in_flight: int
 ) -> None:
     token(rsps)
     server = IgnoringServer(250, honours_top=honours_top)
     rsps.add_callback(responses.GET, LIST, callback=server.answer)
-    ids = [r.customer_id for page in make_client("covasoft").iter_customers() for r in page.records]
+    client = make_client("covasoft", pages_in_flight=in_flight)
+    ids = [r.customer_id for page in client.iter_customers() for r in page.records]
     assert sorted(ids) == sorted(r["Id"] for r in server.records)  # each once: ties at a boundary are not repeated
     # Everything at once: one request. Pages of 100: the first, its repeat (which shows $skip is ignored), then
-    # one per page from the newest instant read so far, until a short page.
-    assert server.requests == (4 if honours_top else 1)
+    # one per page from the newest instant read so far, until a short page. Pages asked ahead by $skip are
+    # dropped once the repeat shows $skip is ignored (at most the 3 asked with the repeat).
+    expected = 4 if honours_top else 1
+    assert expected <= server.requests <= expected + (in_flight - 1 if honours_top else 0)
 
 
 def test_hal_page_without_embedded_is_empty(rsps: responses.RequestsMock, make_client: MakeClient) -> None:

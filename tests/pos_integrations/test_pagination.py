@@ -8,7 +8,7 @@ import pytest
 import responses
 
 from pos_integrations import PosBadResponse, PosClient
-from pos_integrations.pagination import RawPage, paginate
+from pos_integrations.pagination import CLOSE_GRACE_SECONDS, RawPage, paginate
 
 from .conftest import flowhub_record, leaflogix_record
 
@@ -73,3 +73,51 @@ def test_the_same_page_in_another_segment_is_no_loop() -> None:
     assert walk(RawPage([{"id": 1}], {"segment": 200, "skip": 0}), RawPage([{"id": 1}], None)) == [[{"id": 1}]] * 2
     with pytest.raises(PosBadResponse, match="loop"):
         walk(RawPage([{"id": 1}], {"segment": 100, "skip": 1}), RawPage([{"id": 1}], None))
+
+
+def _numbered_listing(send, *, in_flight: int = 3, wait_seconds: float = 5.0):
+    """A listing of 5 numbered pages fetched ahead through a Prefetcher, `send` answering each page request."""
+    from pos_integrations.pagination import PageRequest, Prefetcher
+
+    def read(position: dict, answer: list) -> RawPage:
+        return RawPage(answer, {"page": position["page"] + 1} if position["page"] < 5 else None)
+
+    prefetcher = Prefetcher(
+        request_of=lambda p: PageRequest.get("/list", {"page": p["page"]}),
+        request_ahead=lambda p, n: PageRequest.get("/list", {"page": p["page"] + n}),
+        send=send,
+        read=read,
+        in_flight=in_flight,
+        wait_seconds=wait_seconds,
+        vendor="x",
+        label="X",
+    )
+    fetch = lambda p: read(p, send(PageRequest.get("/list", {"page": p["page"]})))  # noqa: E731
+    return paginate(fetch, {"page": 1}, vendor="x", label="X", id_key="id", prefetcher=prefetcher)
+
+
+def test_a_page_ahead_that_never_answers_is_given_up_within_the_wait_bound() -> None:
+    import threading
+    import time
+
+    from pos_integrations import PosUnavailable
+
+    release = threading.Event()
+
+    def send(request) -> list:
+        page = request.query["page"]
+        if page == 3:
+            release.wait(10)  # a POS holding the request (the client's own deadline would end it)
+        return [{"id": page}]
+
+    pages = _numbered_listing(send, wait_seconds=0.3)
+    started = time.monotonic()
+    assert [items for items, _ in (next(pages), next(pages))] == [[{"id": 1}], [{"id": 2}]]
+    with pytest.raises(PosUnavailable, match="did not answer") as caught:
+        next(pages)
+    assert caught.value.deadline_passed
+    # Its wait, then at most the grace given to the requests still in flight as the listing closes.
+    assert time.monotonic() - started < 0.3 + CLOSE_GRACE_SECONDS + 2
+    release.set()
+    time.sleep(0.2)
+    assert not [t for t in threading.enumerate() if t.name.startswith("pos-pages-")]  # none left behind

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import threading
 import tracemalloc
 from datetime import timedelta
 
@@ -16,6 +17,7 @@ from customers.models import Customer, RecordSource, RejectedRecord
 from customers.writer import PostgresPageStatements
 from pos_integrations.errors import PosAuthError, PosRateLimited, PosUnavailable
 from pos_integrations.records import RecordError
+from syncs.engine import SyncRunner, WaitBudgetExhausted
 from syncs.models import CustomerSync, SyncKind, SyncStatus
 from syncs.services import sync_create
 from tests.factories import CustomerFactory
@@ -488,3 +490,28 @@ def test_memory_stays_flat_as_the_number_of_customers_grows(store, fake_pos):
     # that is explained.
     small, large = peak_for(2000), peak_for(20000)
     assert large < small * 2, (small, large)
+
+
+def test_pages_fetched_ahead_waiting_for_the_same_window_count_once_against_the_wait_budget(store, no_sleep, settings):
+    settings.SYNC_RATE_LIMIT_BUDGET_SECONDS = 30
+    sync = sync_create(store=store, kind=SyncKind.FULL, trigger="manual")[0]
+    assert sync.claim()
+    runner = SyncRunner(sync=sync, progress=None)
+    refused: list[BaseException] = []
+
+    def page_ahead() -> None:  # as the HTTP layer of a page fetched ahead waits out a 429's Retry-After
+        try:
+            runner.wait(20)
+        except WaitBudgetExhausted as exc:
+            refused.append(exc)
+
+    threads = [threading.Thread(target=page_ahead) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert refused == []  # four pages waiting 20 s at once: 20 s of the sync's 30
+    assert no_sleep == [20, 20, 20, 20]
+    with pytest.raises(WaitBudgetExhausted, match="budget"):
+        runner.wait(20)  # the sync's own 20 s more would pass it

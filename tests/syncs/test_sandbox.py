@@ -105,7 +105,9 @@ def test_a_sync_killed_with_sigkill_loses_nothing_and_the_next_fetches_at_most_o
     server.app.dispatch = spy
     url, drop = database_for_subprocesses(tmp_path)
     try:
+        # One page at a time (several in flight: test_pages_in_flight.py).
         env = {**os.environ, "DATABASE_URL": url, "SYNC_LEASE_SECONDS": "1", "LOG_LEVEL": "WARNING"}
+        env["SYNC_PAGES_IN_FLIGHT"] = "1"
         assert manage(env, "migrate", "--no-input").returncode == 0
         create = (
             "from stores.models import Store;"
