@@ -297,7 +297,7 @@ def main() -> None:
     parser.add_argument(
         "--baseline-seconds", type=float, default=30, help="The API load again with the clusters stopped (0: not)."
     )
-    parser.add_argument("--keep", action="store_true", help="Keep the logs' folder (printed).")
+    parser.add_argument("--keep", action="store_true", help="Keep the database and the logs (printed).")
     args = parser.parse_args()
 
     base_db, redis_url = os.environ.get("DATABASE_URL", ""), os.environ.get("REDIS_URL", "")
@@ -503,7 +503,10 @@ def main() -> None:
             from django.db import connections
 
             connections.close_all()
-        drop_db()
+        if not args.keep:
+            drop_db()
+        else:
+            print(f"kept: the database {db_url} and the logs in {tmp}")
         if not args.keep:
             import shutil
 
