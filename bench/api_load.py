@@ -1,13 +1,16 @@
 """Load generator for the API benchmark: N concurrent HTTP/1.1 clients on one asyncio loop (light on CPU,
 so the server gets the machine). Reads a JSON list of paths, prints JSON stats. Loopback only.
 
-    python bench/api_load.py --port 8001 --key cf_... --concurrency 16 --paths paths.json
+    python bench/api_load.py --port 8001 --key cf_... --concurrency 16 --paths paths.json [--seconds 60]
+
+Each client goes through its share of the paths once, or, with --seconds, round and round until the time is up.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import statistics
 import sys
@@ -38,9 +41,13 @@ async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, h
     return status, close
 
 
-async def _client(host: str, port: int, key: str, paths: list[str], out: list[tuple[float, int]]) -> None:
+async def _client(
+    host: str, port: int, key: str, paths: list[str], out: list[tuple[float, int]], until: float | None = None
+) -> None:
     conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-    for path in paths:
+    for path in paths if until is None else itertools.cycle(paths):
+        if until is not None and time.perf_counter() >= until:
+            break
         head = (
             f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Api-Key {key}\r\n"
             "Accept: application/json\r\n\r\n"
@@ -67,12 +74,13 @@ async def _client(host: str, port: int, key: str, paths: list[str], out: list[tu
 
 
 async def run(
-    host: str, port: int, key: str, paths: list[str], concurrency: int, expect: int = 200
+    host: str, port: int, key: str, paths: list[str], concurrency: int, expect: int = 200, seconds: float | None = None
 ) -> dict[str, object]:
     shares = [paths[i::concurrency] for i in range(concurrency)]
     results: list[tuple[float, int]] = []
     started = time.perf_counter()
-    await asyncio.gather(*(_client(host, port, key, share, results) for share in shares))
+    until = None if seconds is None else started + seconds
+    await asyncio.gather(*(_client(host, port, key, share, results, until) for share in shares))
     elapsed = time.perf_counter() - started
     latencies = sorted(r[0] for r in results)
     errors = sum(1 for r in results if r[1] != expect)
@@ -102,11 +110,14 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--expect", type=int, default=200, help="The status every answer should have.")
     parser.add_argument("--paths", type=Path, required=True, help="A JSON file with the list of paths to GET.")
+    parser.add_argument("--seconds", type=float, help="Go round the paths until this many seconds have passed.")
     args = parser.parse_args()
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         sys.exit("Loopback only.")
     paths = json.loads(args.paths.read_text())
-    print(json.dumps(asyncio.run(run(args.host, args.port, args.key, paths, args.concurrency, args.expect))))
+    print(
+        json.dumps(asyncio.run(run(args.host, args.port, args.key, paths, args.concurrency, args.expect, args.seconds)))
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -24,19 +25,47 @@ def _check_database() -> dict[str, object]:
     return {"ok": True, "vendor": connection.vendor, "latency_ms": round((time.monotonic() - started) * 1000, 1)}
 
 
-def _oldest_queued_seconds(broker: object) -> float | None:
-    """How long the oldest task waiting in the queue has waited; None where the broker does not say (Redis)."""
+# The health check's own wait on Redis: connecting, and each command (a Redis that accepts connections and never
+# answers makes the check fail with TimeoutError instead of holding the request).
+REDIS_TIMEOUT_SECONDS = 2.0
+
+
+def _bounded_redis(broker: Any) -> None:
+    """Give django-q2's Redis broker a connection with short socket timeouts (its own has none)."""
+    import redis
+    from django_q.brokers.redis_broker import Redis
+    from django_q.conf import Conf
+
+    if not isinstance(broker, Redis):
+        return
+    timeouts = {"socket_timeout": REDIS_TIMEOUT_SECONDS, "socket_connect_timeout": REDIS_TIMEOUT_SECONDS}
+    if isinstance(Conf.REDIS, str):
+        broker.connection = redis.from_url(Conf.REDIS, **timeouts)
+    else:
+        broker.connection = redis.StrictRedis(**{**(Conf.REDIS or {}), **timeouts})
+
+
+def _oldest_queued_seconds(broker: Any) -> float | None:
+    """How long the oldest task waiting in the queue has waited; None when nothing waits."""
     from django_q.conf import Conf
     from django_q.models import OrmQ
+    from django_q.signing import BadSignature, SignedPackage
 
-    if not Conf.ORM:
-        return None
     now = timezone.now()
+    if not Conf.ORM:
+        # Redis: the queue is a list, pushed at the tail and popped at the head, so the head waited longest; each
+        # task carries the time it was queued (django-q2's `started`, set by async_task).
+        head = broker.connection.lindex(broker.list_key, 0)
+        if head is None:
+            return None
+        try:
+            queued_at = SignedPackage.loads(head).get("started")
+        except (BadSignature, AttributeError, ValueError):
+            return None  # not a task of ours (another secret key): its age is unknown
+        return round((now - queued_at).total_seconds(), 1) if queued_at else None
     # The ORM broker stamps `lock` with the time a task was queued (and pushes it past now once a worker holds it).
     oldest = (
-        OrmQ.objects.using(Conf.ORM)
-        .filter(key=broker.list_key, lock__lte=now)  # type: ignore[attr-defined]
-        .aggregate(oldest=Min("lock"))["oldest"]
+        OrmQ.objects.using(Conf.ORM).filter(key=broker.list_key, lock__lte=now).aggregate(oldest=Min("lock"))["oldest"]
     )
     return round((now - oldest).total_seconds(), 1) if oldest else None
 
@@ -47,14 +76,19 @@ def _check_queue() -> dict[str, object]:
     from django_q.status import Stat
 
     kind = "orm" if Conf.ORM else "redis"
+    broker = None
     try:
         broker = get_broker()
+        _bounded_redis(broker)
         broker.ping()
         queued = broker.queue_size()
         clusters = len(Stat.get_all(broker=broker))
         oldest = _oldest_queued_seconds(broker)
     except Exception as exc:  # any broker failure means "queue down"; only its type is reported
         return {"ok": False, "broker": kind, "error": type(exc).__name__}
+    finally:
+        if broker is not None and not Conf.ORM:
+            broker.connection.close()
     check: dict[str, object] = {
         "ok": True,
         "broker": kind,

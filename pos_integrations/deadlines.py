@@ -27,6 +27,18 @@ class Deadlines:
                 raise ValueError(f"the {name} deadline must be positive")
 
 
+class TryTimeout(tuple[float, float]):
+    """One try's (connect, read) timeouts, as requests takes them, and `total`: the seconds its whole answer may
+    take (the deadline's time left), which the session's adapter holds every read to (pos_integrations.transport)."""
+
+    total: float
+
+    def __new__(cls, connect: float, read: float, *, total: float) -> TryTimeout:
+        timeout = super().__new__(cls, (connect, read))
+        timeout.total = total
+        return timeout
+
+
 class Deadline:
     """One call's deadline, on a monotonic clock; `interactive` when someone is waiting for the call (a lookup,
     a create, the connection test), which the rate limiter serves before a sync's pages."""
@@ -49,10 +61,10 @@ class Deadline:
         """Whether waiting `wait` seconds still leaves time for a try worth making."""
         return self.remaining() - wait >= MIN_TRY_SECONDS
 
-    def cap(self, timeout: tuple[float, float]) -> tuple[float, float]:
-        """The per-try (connect, read) timeouts, each cut to the time left."""
+    def cap(self, timeout: tuple[float, float]) -> TryTimeout:
+        """The per-try (connect, read) timeouts, each cut to the time left, with the time left as the total."""
         left = max(self.remaining(), 0.001)
-        return (min(timeout[0], left), min(timeout[1], left))
+        return TryTimeout(min(timeout[0], left), min(timeout[1], left), total=left)
 
     def __repr__(self) -> str:
         return f"<Deadline {self.seconds:g} s, {self.remaining():.2f} s left>"

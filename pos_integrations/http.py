@@ -304,7 +304,9 @@ class HttpClient:
     @staticmethod
     def _new_session() -> requests.Session:
         session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+        from .transport import DeadlineAdapter  # every read of an answer within the call's deadline
+
+        adapter: HTTPAdapter = DeadlineAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         return session
@@ -430,7 +432,7 @@ class HttpClient:
                     latency_ms=latency,
                     retries=retries,
                 )
-                if isinstance(exc, requests.Timeout) and not deadline.allows(0.0):
+                if not deadline.allows(0.0):  # (a body read past it comes as a ConnectionError)
                     raise self._deadline_error(method, shown, deadline, tries=retries + 1) from None
                 error: PosError = PosUnavailable(
                     f"{self.label} {kind}: {method} {shown}", vendor=self.vendor, status_code=None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
+from django.utils import timezone
 
 from pos_integrations.parsing import time_zone
 from pos_integrations.records import DEFAULT_TIME_ZONE
@@ -139,7 +141,7 @@ class Store(models.Model):
             }
             ensure_catch_up_schedule()
             if not existing:
-                return Schedule.objects.create(name=self.schedule_name, **wanted)
+                return Schedule.objects.create(name=self.schedule_name, next_run=self.first_run(), **wanted)
             schedule, extra = existing[0], existing[1:]
             if extra:
                 Schedule.objects.filter(pk__in=[s.pk for s in extra]).delete()
@@ -147,8 +149,24 @@ class Store(models.Model):
             if changed:
                 for name in changed:
                     setattr(schedule, name, wanted[name])
+                if "minutes" in changed:
+                    schedule.next_run = self.first_run()
                 schedule.save()
             return schedule
+
+    def first_run(self, *, now: datetime | None = None) -> datetime:
+        """When a new schedule of this store first runs: the latest time, not after now, at the store's phase in
+        its interval, so it runs at once and then every interval from there. The phases of stores with one
+        interval are spread evenly over it (the golden-ratio sequence of their ids), so a fleet's syncs do not
+        all come due at the same moment; each store's runs keep to one slot per interval (syncs.slots)."""
+        now = now or timezone.now()
+        seconds = max(self.sync_interval_minutes, 1) * 60
+        phase = ((self.pk or 0) * GOLDEN_RATIO_FRACTION) % 1 * seconds
+        at = now.timestamp() // seconds * seconds + phase
+        return datetime.fromtimestamp(at if at <= now.timestamp() else at - seconds, tz=UTC)
+
+
+GOLDEN_RATIO_FRACTION = 0.6180339887498949  # consecutive ids land far apart, and any n of them about evenly
 
 
 def ensure_catch_up_schedule() -> None:

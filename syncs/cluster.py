@@ -16,7 +16,12 @@ Here, whichever process of the cluster gets SIGTERM or SIGINT (or all of them):
   the running ones run at the next start instead of waiting for the broker's `retry` to pass;
 - the pusher and the monitor ignore SIGTERM (the Sentinel stops them in order, so that the interrupted
   tasks' results are saved) and leave when the Sentinel is gone;
-- whatever still runs after STOP_SECONDS is killed.
+- whatever still runs after STOP_SECONDS is killed;
+- a worker killed (SIGKILL) while it waits for a task does not stall the cluster: multiprocessing's Queue.get
+  holds the queue's read lock while it waits, so the dead worker would keep it and every other worker of the
+  cluster wait behind it forever (the fleet benchmark found a cluster that took no task again after a kill);
+  the workers read the queue through `_TaskQueueReader`, which records who holds the lock, and the Sentinel,
+  replacing a dead worker that held it, releases it.
 The library's files are not changed: these are subclasses and django-q2's own signals.
 """
 
@@ -31,6 +36,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing import current_process
+from multiprocessing.reduction import ForkingPickler as _ForkingPickler
 from types import FrameType
 from typing import Any
 
@@ -41,6 +47,7 @@ from django_q.pusher import pusher
 from django_q.signals import post_execute_in_worker, post_spawn, pre_execute
 from django_q.signing import SignedPackage
 from django_q.status import Stat
+from django_q.worker import worker
 
 from syncs import interrupt
 
@@ -146,6 +153,30 @@ def steady_monitor(*args: Any) -> None:
     _steady(monitor, *args)
 
 
+# --- the task queue as the workers read it ---------------------------------------------------------------------
+
+
+class _TaskQueueReader:
+    """The cluster's task queue (django_q.queues.Queue) as a worker reads it: Queue.get, with the pid of the
+    worker holding the queue's read lock kept in `holder` (shared memory, no lock of its own) while it waits."""
+
+    def __init__(self, task_queue: Any, holder: Any) -> None:
+        self.task_queue = task_queue
+        self.holder = holder
+
+    def get(self) -> Any:
+        q = self.task_queue
+        with q._rlock:
+            self.holder.value = os.getpid()
+            try:
+                data = q._recv_bytes()
+            finally:
+                self.holder.value = 0
+        q._sem.release()
+        q.size.increment(-1)
+        return _ForkingPickler.loads(data)
+
+
 # --- the Sentinel --------------------------------------------------------------------------------------------
 
 
@@ -165,6 +196,7 @@ class PromptSentinel(Sentinel):
     ) -> None:
         super().__init__(stop_event, start_event, cluster_id, broker, timeout, start=False)
         signal.signal(signal.SIGTERM, self._on_sigterm)  # the library leaves the default here: death
+        self.queue_reader = get_mp_context().RawValue("i", 0)  # the worker holding the task queue's read lock
         if start:
             self.start()
 
@@ -177,6 +209,18 @@ class PromptSentinel(Sentinel):
 
     def spawn_pusher(self) -> Any:
         return self.spawn_process(steady_pusher, self.task_queue, self.event_out, self.broker)
+
+    def spawn_worker(self) -> None:
+        reader = _TaskQueueReader(self.task_queue, self.queue_reader)
+        self.spawn_process(worker, reader, self.result_queue, get_mp_context().Value("f", -1), self.timeout)
+
+    def reincarnate(self, process: Any) -> None:
+        if process in self.pool and process.pid and self.queue_reader.value == process.pid:
+            # It died waiting for a task, holding the read lock: without this no worker would get one again.
+            self.queue_reader.value = 0
+            self.task_queue._rlock.release()
+            logger.warning("worker %s died waiting for a task; the task queue's read lock released", process.name)
+        super().reincarnate(process)
 
     def spawn_monitor(self) -> Any:
         return self.spawn_process(steady_monitor, self.result_queue, self.broker)

@@ -60,3 +60,19 @@ def test_a_create_answers_503_by_the_deadline(settings, make_key, hung_store):
     assert response.json() == {"error": error}
     assert 1.5 <= watch.seconds < 1.5 + SLACK
     assert not Customer.objects.filter(store=hung_store).exists()
+
+
+@pytest.mark.parametrize("head_at_once", [False, True], ids=["all-trickles", "body-trickles"])
+def test_a_live_lookup_at_a_trickling_pos_answers_from_the_mirror_by_the_deadline(settings, make_key, head_at_once):
+    # A byte every 0.3 s: every read gets one well within its timeout, so only the call's total deadline can stop it.
+    settings.POS_LOOKUP_DEADLINE_SECONDS = 1.0
+    with HangingServer(trickle=0.3, head_at_once=head_at_once) as server:
+        store = StoreFactory(catalog_id="trickle", pos_vendor=PosVendor.LEAFLOGIX, pos_base_url=server.url)
+        api = make_key(store).client()
+        with Stopwatch() as watch:
+            response = api.get("/api/v1/customers", {"catalog_id": "trickle", "phone": "5551234567"})
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["customers"], body["source"]) == ([], "mirror")
+    assert body["warning"] == "The store's POS could not be asked live (PosUnavailable)."
+    assert 1.0 <= watch.seconds < 1.0 + SLACK

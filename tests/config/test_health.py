@@ -81,3 +81,18 @@ def test_a_database_failure_is_still_503_and_says_nothing_of_syncs(client, monke
     assert response.status_code == 503
     assert response.json()["status"] == "error"
     assert "syncs" not in response.json()["checks"]
+
+
+def test_health_answers_within_seconds_when_redis_accepts_connections_but_never_answers(client, monkeypatch):
+    from django_q.conf import Conf
+
+    from tests.hanging_pos import HangingServer, Stopwatch
+
+    with HangingServer() as hung:
+        monkeypatch.setattr(Conf, "ORM", None)  # the Redis broker, at a server that never answers
+        monkeypatch.setattr(Conf, "REDIS", f"redis://127.0.0.1:{hung.port}/0")
+        with Stopwatch() as took:
+            response = client.get("/health/")
+    assert response.status_code == 503
+    assert response.json()["checks"]["task_queue"] == {"ok": False, "broker": "redis", "error": "TimeoutError"}
+    assert took.seconds < 5  # the check's own 2 s socket timeout, not redis-py's none

@@ -56,3 +56,17 @@ def test_a_pos_that_stops_answering_mid_sync_fails_it_and_keeps_the_pages_writte
     assert Customer.objects.filter(store=store).count() == 100
     sync = CustomerSync.objects.get(pk=result["sync_id"])
     assert (sync.pages, sync.checkpoint["position"]["page"]) == (1, 2)  # the next sync resumes at page 2
+
+
+@pytest.mark.parametrize("head_at_once", [False, True], ids=["all-trickles", "body-trickles"])
+def test_a_sync_against_a_trickling_pos_fails_by_the_page_deadline(head_at_once):
+    # A byte every 0.3 s: no read waits long enough for its timeout; the page's total deadline stops it.
+    with HangingServer(trickle=0.3, head_at_once=head_at_once) as server:
+        store = StoreFactory(pos_vendor=PosVendor.LEAFLOGIX, pos_base_url=server.url)
+        result, seconds = run_task(store)
+    assert (result["status"], result["error_type"]) == (SyncStatus.FAILED, "PosUnavailable")
+    assert PAGE_DEADLINE <= seconds < PAGE_DEADLINE + SLACK
+    sync = CustomerSync.objects.get(pk=result["sync_id"])
+    assert sync.error_message.startswith(
+        "LeafLogix (Dutchie POS) did not answer GET /customer/customers-paginated within 2 s"
+    )

@@ -297,3 +297,24 @@ def test_five_simultaneous_api_triggers_create_one_sync(queued):
     assert sorted(created) == [False, False, False, False, True]
     assert CustomerSync.objects.filter(store=store).count() == 1
     assert len(queued) == 1
+
+
+def test_a_fleets_schedules_come_due_spread_over_the_interval_each_at_once_the_first_time():
+    # 40 stores created together, every 2 minutes: had their schedules all come due at once, 40 syncs would
+    # queue behind the workers at every interval (the fleet benchmark's start lag); spread, they arrive one by one.
+    before = timezone.now()
+    stores = [StoreFactory(sync_interval_minutes=2) for _ in range(40)]
+    for store in stores:
+        store.schedule_customer_sync()
+    runs = [Schedule.objects.get(name=store.schedule_name).next_run for store in stores]
+    assert all(before - timedelta(minutes=2) < run <= timezone.now() for run in runs)  # due now: the first run
+    phases = sorted(run.timestamp() % 120 for run in runs)
+    gaps = [b - a for a, b in zip(phases, [*phases[1:], phases[0] + 120], strict=True)]
+    assert max(gaps) < 3 * 120 / 40  # no bunching: the widest gap within three times the even spacing
+    # A new interval gives a new phase in it; the schedule stays due at once.
+    store = stores[0]
+    store.sync_interval_minutes = 7
+    store.save()
+    store.schedule_customer_sync()
+    run = Schedule.objects.get(name=store.schedule_name).next_run
+    assert timezone.now() - timedelta(minutes=7) < run <= timezone.now()
