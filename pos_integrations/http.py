@@ -300,6 +300,8 @@ class HttpClient:
         finally:
             self._scope.session = None
             session.close()
+            if self.limiter is not None:
+                self.limiter.thread_done()
 
     @staticmethod
     def _new_session() -> requests.Session:

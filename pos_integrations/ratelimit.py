@@ -328,6 +328,9 @@ class BucketStore(Protocol):
 
     def update(self, key: str, change: Callable[[State | None], tuple[State, T]], *, ttl: float) -> T: ...
 
+    def thread_done(self) -> None:
+        """The calling thread will not use the store again (a store with per-thread connections closes its)."""
+
 
 class MemoryBucketStore:
     """This process only (tests, and a single process that needs nothing shared)."""
@@ -335,6 +338,9 @@ class MemoryBucketStore:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._states: dict[str, State] = {}
+
+    def thread_done(self) -> None:
+        pass
 
     def update(self, key: str, change: Callable[[State | None], tuple[State, T]], *, ttl: float) -> T:
         with self._lock:
@@ -354,6 +360,9 @@ class RedisBucketStore:
 
         self._redis = redis
         self.client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+    def thread_done(self) -> None:
+        pass
 
     def update(self, key: str, change: Callable[[State | None], tuple[State, T]], *, ttl: float) -> T:
         name = self.PREFIX + key
@@ -417,6 +426,10 @@ class RateLimiter:
 
     def __repr__(self) -> str:
         return f"<RateLimiter {self.key} {self.rule.limit or 'adaptive'}>"
+
+    def thread_done(self) -> None:
+        """The calling thread is done with this budget (a thread that fetched pages ahead, ending)."""
+        self.store.thread_done()
 
     def acquire(self, deadline: Deadline, *, interactive: bool) -> float:
         """Take one request's budget, waiting while the deadline allows; returns the seconds waited.

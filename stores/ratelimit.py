@@ -38,6 +38,10 @@ class DatabaseBucketStore:
         self._lock = threading.Lock()
         self.lock_timeout = lock_timeout
 
+    def thread_done(self) -> None:
+        # Django keeps a connection per thread; one a thread that ends leaves open stays open until collected.
+        connections[self.alias].close()
+
     def update(self, key: str, change: Callable[[State | None], tuple[State, T]], *, ttl: float) -> T:
         if not self._lock.acquire(timeout=self.lock_timeout):
             raise BucketStoreError(f"database: no turn within {self.lock_timeout:g} s")

@@ -226,6 +226,9 @@ def test_a_429_under_a_published_limit_halves_it_once_a_window() -> None:
 
 
 class BrokenStore:
+    def thread_done(self) -> None:
+        pass
+
     def update(self, *args: Any, **kwargs: Any) -> Any:
         raise BucketStoreError("Redis: ConnectionError")
 
