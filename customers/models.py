@@ -13,9 +13,24 @@ from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Lower, Upper
+from django.db.models.functions import Lower
 from django.utils import timezone
 
+from customers.fields import (
+    CARD_PURPOSE,
+    IDEMPOTENCY_RESPONSE_PURPOSE,
+    LICENCE_PURPOSE,
+    RAW_PURPOSE,
+    REJECTED_PAYLOAD_PURPOSE,
+    BlindIndexField,
+    EncryptedJSONField,
+    EncryptedTextField,
+    IndexKeyIdField,
+    PiiDigestField,
+    card_indexes,
+    licence_indexes,
+    number_key,
+)
 from stores.models import ApiKey, Store
 
 _NON_DIGITS = re.compile(r"\D")
@@ -30,8 +45,8 @@ def phone_digits(value: str | None) -> str:
 
 
 def licence_key(value: str | None) -> str:
-    """A licence number as compared: upper case, without spaces or dashes."""
-    return re.sub(r"[\s-]", "", value or "").upper()
+    """A licence (or medical card) number as compared: upper case, without spaces or dashes."""
+    return number_key(value)
 
 
 def text_key(value: str) -> str:
@@ -114,8 +129,15 @@ class CustomerQuerySet(models.QuerySet["Customer"]):
         return self.filter(birthday=birthday)
 
     def licence_equal(self, licence: str) -> CustomerQuerySet:
-        key = licence_key(licence)
-        return self.alias(_dl=Upper("drivers_license")).filter(_dl=key) if key else self.none()
+        """Customers with this licence number (as compared: licence_key), through its blind index; during a
+        rotation of the index key, under the old key or the new."""
+        indexes = licence_indexes(licence)
+        return self.filter(drivers_license_index__in=indexes) if indexes else self.none()
+
+    def card_number_equal(self, card: str) -> CustomerQuerySet:
+        """Customers with this medical card number (compared like a licence), through its blind index."""
+        indexes = card_indexes(card)
+        return self.filter(medical_card_number_index__in=indexes) if indexes else self.none()
 
     def active_equal(self, active: bool) -> CustomerQuerySet:
         """Active customers (True) or inactive ones (False)."""
@@ -159,9 +181,10 @@ class Customer(models.Model):
     phone = models.CharField(max_length=20, blank=True, help_text="Digits only.")
     birthday = models.DateField(null=True, blank=True)
     gender = models.CharField(max_length=1, choices=Gender.choices, blank=True)
-    drivers_license = models.CharField(max_length=64, blank=True)
+    # Encrypted at rest (customers.fields, customers.crypto); looked up by their blind indexes below.
+    drivers_license = EncryptedTextField(purpose=LICENCE_PURPOSE, max_length=64, blank=True)
     drivers_license_expiration = models.DateField(null=True, blank=True)
-    medical_card_number = models.CharField(max_length=64, blank=True)
+    medical_card_number = EncryptedTextField(purpose=CARD_PURPOSE, max_length=64, blank=True)
     medical_card_expiration = models.DateField(null=True, blank=True)
     customer_type = models.CharField(max_length=20, choices=CustomerType.choices, default=CustomerType.RECREATIONAL)
     active = models.BooleanField(default=True)
@@ -179,7 +202,16 @@ class Customer(models.Model):
     loyalty_points = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal(0))
     pos_created_at = models.DateTimeField(null=True, blank=True)
     pos_updated_at = models.DateTimeField(null=True, blank=True, help_text="The POS's own last-modified time.")
-    raw = models.JSONField(default=dict, blank=True, help_text="The vendor's JSON, as received.")
+    raw = EncryptedJSONField(
+        purpose=RAW_PURPOSE, default=dict, blank=True, help_text="The vendor's JSON, as received (encrypted at rest)."
+    )
+    # Computed on save (and by the writer): keyed blind indexes of the two numbers, a keyed digest of the three
+    # encrypted values (what the writer compares to tell a changed record), and the id of the index key they
+    # were computed with (rotate_pii_keys re-indexes the rows made with another).
+    drivers_license_index = BlindIndexField(source="drivers_license", purpose=LICENCE_PURPOSE)
+    medical_card_number_index = BlindIndexField(source="medical_card_number", purpose=CARD_PURPOSE)
+    pii_digest = PiiDigestField()
+    pii_index_key = IndexKeyIdField()
     synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -201,7 +233,8 @@ class Customer(models.Model):
             models.Index(Lower("email"), name="customer_email_ci"),
             models.Index(fields=["phone"], name="customer_phone"),
             models.Index(fields=["birthday", "id"], name="customer_birthday_id"),
-            models.Index(Upper("drivers_license"), name="customer_licence_ci"),
+            models.Index(fields=["drivers_license_index"], name="customer_licence_index"),
+            models.Index(fields=["medical_card_number_index"], name="customer_card_index"),
             models.Index(fields=["store", "pos_updated_at"], name="customer_store_updated"),
             # The API pages by id, within a store or across all: keyset pages stay cheap however deep.
             models.Index(fields=["store", "id"], name="customer_store_id"),
@@ -215,10 +248,20 @@ class Customer(models.Model):
         name = f"{self.first_name} {self.last_name}".strip() or "(no name)"
         return f"{name} · {self.customer_id}"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and _ENCRYPTED_SOURCES.intersection(update_fields):
+            kwargs["update_fields"] = {*update_fields, *_DERIVED}  # the indexes follow what they are made of
+        super().save(*args, **kwargs)
+
     def to_peak_customer(self) -> dict[str, Any]:
         """The one canonical representation the platform uses; the API returns exactly this."""
         store = self.store
         return peak_customer((*(getattr(self, name) for name in PEAK_COLUMNS), store.catalog_id, store.pos_vendor))
+
+
+_ENCRYPTED_SOURCES = frozenset({"drivers_license", "medical_card_number", "raw"})
+_DERIVED = ("drivers_license_index", "medical_card_number_index", "pii_digest", "pii_index_key")
 
 
 # What the canonical representation reads, in the order peak_customer unpacks a row: these columns of a customer
@@ -310,7 +353,12 @@ class RejectedRecord(models.Model):
     origin = GenericForeignKey("origin_type", "origin_id")
     customer_id = models.CharField(max_length=64, blank=True, help_text="The POS id, where the record had one.")
     reason = models.TextField()
-    payload = models.JSONField(null=True, blank=True, help_text="The record as the POS sent it.")
+    payload = EncryptedJSONField(
+        purpose=REJECTED_PAYLOAD_PURPOSE,
+        null=True,
+        blank=True,
+        help_text="The record as the POS sent it (encrypted at rest: it holds licence and card numbers).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -334,7 +382,12 @@ class IdempotencyRecord(models.Model):
     key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=64, help_text="SHA-256 of the request body, canonicalised.")
     status = models.CharField(max_length=20, choices=IdempotencyStatus.choices, default=IdempotencyStatus.IN_PROGRESS)
-    response = models.JSONField(null=True, blank=True, help_text="The outcome to replay, once completed.")
+    response = EncryptedJSONField(
+        purpose=IDEMPOTENCY_RESPONSE_PURPOSE,
+        null=True,
+        blank=True,
+        help_text="The outcome to replay, once completed (encrypted at rest: the customer as created).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     # Until when the request working on it holds the key (settings.IDEMPOTENCY_LEASE_SECONDS from when it began):
