@@ -24,10 +24,11 @@ ciphertexts of ours, or do not authenticate, are left alone and reported by id (
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import connection, models, transaction
 
@@ -235,15 +236,18 @@ def pii_keys_rotate(
 def _rotate_pass(
     target: SealedTable, done: TableRotation, *, batch_size: int, start_id: int, on_batch: OnBatch | None
 ) -> None:
-    after = start_id
+    """One pass over a table from `start_id`. A batch's rows are read, their new values computed, then written
+    in one transaction; on PostgreSQL the write is sent without waiting, and the next batch is computed while
+    the database writes this one."""
     statements = _Statements.for_connection(target)
-    while True:
-        with transaction.atomic():
-            rows = statements.select(after, batch_size)
-            if not rows:
-                return
-            updates = _reseal(target, rows, done)
-            written = statements.update(updates) if updates else set()
+    pending: tuple[_Sent, list[_Update], list[tuple[Any, ...]]] | None = None
+
+    def finish() -> None:
+        nonlocal pending
+        assert pending is not None
+        sent, updates, rows = pending
+        pending = None
+        written = sent.result()
         done.rows += len(rows)
         for update in updates:
             if update.pk in written:
@@ -251,9 +255,23 @@ def _rotate_pass(
                 done.reindexed += update.reindexed
             else:
                 done.skipped += 1
-        after = rows[-1][0]
         if on_batch is not None:
-            on_batch(target.label, len(rows), after)
+            on_batch(target.label, len(rows), rows[-1][0])
+
+    try:
+        rows = statements.select(start_id, batch_size)
+        while rows:
+            updates = _reseal(target, rows, done)
+            if pending is not None:
+                finish()
+            following = statements.select(rows[-1][0], batch_size)
+            pending = (statements.write(updates), updates, rows)
+            rows = following
+        if pending is not None:
+            finish()
+    finally:
+        if pending is not None:  # stopped by an error: what was sent is written (or not) whole, either way
+            pending[0].close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,11 +334,31 @@ def _quoted(names: Iterable[str]) -> str:
     return ", ".join(f'"{name}"' for name in names)
 
 
-class _Statements:
-    """A table's batch SQL in the database's flavour (SQLite's here)."""
+class _Sent(Protocol):
+    """A batch's write once sent: `result()` waits for it and gives the ids of the rows written; `close()` waits
+    without raising (after an error elsewhere)."""
 
-    # Appended to the batch's SELECT.
-    lock_clause = ""
+    def result(self) -> set[int]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class _Done:
+    """A write that finished before `write()` returned."""
+
+    written: set[int]
+
+    def result(self) -> set[int]:
+        return self.written
+
+    def close(self) -> None:
+        pass
+
+
+class _Statements:
+    """A table's batch SQL in the database's flavour (SQLite's here: the batch's write is one transaction of
+    per-row UPDATEs, done before `write()` returns)."""
 
     def __init__(self, target: SealedTable) -> None:
         self.target = target
@@ -340,31 +378,34 @@ class _Statements:
         return _Statements(target)
 
     def select(self, after: int, limit: int) -> list[tuple[Any, ...]]:
-        """The next rows after id `after` needing rotation (under the keys configured now)."""
+        """The next rows after id `after` needing rotation (under the keys configured now). No lock: each row's
+        write is guarded by what was read."""
         needs = _needs_rotation(self.target, _current_prefix(), crypto.index_keys().current_id)
         with connection.cursor() as cursor:
-            cursor.execute(self.select_sql.format(needs=needs) + self.lock_clause, [after, limit])
+            cursor.execute(self.select_sql.format(needs=needs), [after, limit])
             return list(cursor.fetchall())
 
-    def update(self, updates: Sequence[_Update]) -> set[int]:
-        """Write the batch; the ids of the rows still as read (and so written)."""
+    def write(self, updates: Sequence[_Update]) -> _Sent:
+        """Write a batch in one transaction, each row only if it still holds what was read."""
         sets = ", ".join(f'"{c}" = %s' for c in self.written)
         guards = " AND ".join(f'"{c}" IS %s' for c in self.guarded)
         sql = f'UPDATE "{self.target.table}" SET {sets} WHERE "id" = %s AND {guards}'
         written = set()
-        with connection.cursor() as cursor:
+        with transaction.atomic(), connection.cursor() as cursor:
             for u in updates:
                 cursor.execute(sql, [*u.new, u.pk, *u.old])
                 if cursor.rowcount:
                     written.add(u.pk)
-        return written
+        return _Done(written)
 
 
 class _PostgresStatements(_Statements):
-    """The batch's rows locked as read, skipping those a writer holds now; one UPDATE for the whole batch, its
-    values as arrays (binary parameters on a server-side-binding cursor, as customers.writer sends pages)."""
+    """One UPDATE per batch (one transaction by itself), its values as arrays (binary parameters on a
+    server-side-binding cursor, as customers.writer sends pages), sent in a pipeline without waiting.
 
-    lock_clause = " FOR UPDATE SKIP LOCKED"
+    It first locks the batch's rows with SKIP LOCKED: a row a sync's page holds now is left for the next pass,
+    so the UPDATE never waits for a lock (and a page and a batch cannot deadlock, whatever order they lock in);
+    a row changed since it was read no longer matches its guard and is left as the change made it."""
 
     def __init__(self, target: SealedTable) -> None:
         super().__init__(target)
@@ -372,18 +413,50 @@ class _PostgresStatements(_Statements):
         arrays = ", ".join(["%b::bigint[]"] + ["%b::text[]"] * (len(names) - 1))
         sets = ", ".join(f'"{c}" = u."new_{c}"' for c in self.written)
         guards = " AND ".join(f't."{c}" IS NOT DISTINCT FROM u."old_{c}"' for c in self.guarded)
+        table = f'"{target.table}"'
         self.update_sql = (
-            f'UPDATE "{target.table}" AS t SET {sets} FROM unnest({arrays}) AS u({_quoted(names)}) '
-            f'WHERE t."id" = u."id" AND {guards} RETURNING t."id"'
+            f"WITH u AS MATERIALIZED (SELECT * FROM unnest({arrays}) AS u({_quoted(names)})), "
+            f'held AS (SELECT "id" FROM {table} WHERE "id" IN (SELECT "id" FROM u) FOR UPDATE SKIP LOCKED) '
+            f"UPDATE {table} AS t SET {sets} FROM u "
+            f'WHERE t."id" = u."id" AND t."id" IN (SELECT "id" FROM held) AND {guards} RETURNING t."id"'
         )
 
-    def update(self, updates: Sequence[_Update]) -> set[int]:
+    def write(self, updates: Sequence[_Update]) -> _Sent:
         import psycopg
 
         columns: list[list[Any]] = [[u.pk for u in updates]]
         columns += [[u.new[i] for u in updates] for i in range(len(self.written))]
         columns += [[u.old[i] for u in updates] for i in range(len(self.guarded))]
         connection.ensure_connection()
-        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(self.update_sql, columns)
-            return {pk for (pk,) in cursor.fetchall()}
+        connection.validate_no_broken_transaction()
+        raw_connection = connection.connection
+        with connection.wrap_database_errors:
+            pipeline = raw_connection.pipeline()
+            pipeline.__enter__()
+            try:
+                cursor = psycopg.Cursor(raw_connection)
+                cursor.execute(self.update_sql, columns)
+            except BaseException as exc:
+                pipeline.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+        return _Pipelined(pipeline, cursor)
+
+
+class _Pipelined:
+    """A batch's UPDATE in flight in a psycopg pipeline."""
+
+    def __init__(self, pipeline: Any, cursor: Any) -> None:
+        self.pipeline = pipeline
+        self.cursor = cursor
+
+    def result(self) -> set[int]:
+        with connection.wrap_database_errors:
+            self.pipeline.__exit__(None, None, None)  # waits for the result; raises the statement's error
+            with self.cursor:
+                return {pk for (pk,) in self.cursor.fetchall()}
+
+    def close(self) -> None:
+        # Only after another error, which is on its way up: this one (the batch's own, if any) would hide it.
+        with contextlib.suppress(Exception):
+            self.pipeline.__exit__(None, None, None)
+        self.cursor.close()

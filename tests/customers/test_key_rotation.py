@@ -3,13 +3,14 @@ a stopped run carries on; a write made meanwhile is kept; nothing of the data re
 
 from __future__ import annotations
 
+import threading
 from io import StringIO
 from typing import Any
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import connection, transaction
 from rest_framework.test import APIClient
 
 from customers import key_rotation
@@ -289,3 +290,50 @@ def test_a_value_no_key_reads_is_reported_by_id_and_the_rest_rotated(settings, c
 
     rows = stored_values()
     assert [row[3] for row in rows[: len(customers)]] == ["k2"] * 2 + [OLD] + ["k2"] * 4
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_row_a_concurrent_write_holds_is_left_for_later_without_waiting(settings, store):
+    made = [
+        CustomerFactory.create(store=store, drivers_license=LICENCES[n], medical_card_number=CARDS[n], raw=raw_of(n))
+        for n in range(4)
+    ]
+    held = made[1]
+    new_keys_first(settings)
+    locked, release = threading.Event(), threading.Event()
+
+    def sync_page_in_flight() -> None:
+        # Another connection, as a sync's page: it holds the row locked, uncommitted, until released.
+        try:
+            with transaction.atomic():
+                Customer.objects.filter(pk=held.pk).update(first_name="Sam")
+                locked.set()
+                release.wait(timeout=60)
+        finally:
+            connection.close()
+
+    page = threading.Thread(target=sync_page_in_flight)
+    page.start()
+    try:
+        assert locked.wait(timeout=30)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '10s'")  # waiting for the page's lock would fail the test
+        result = key_rotation.pii_keys_rotate(batch_size=2)
+    finally:
+        release.set()
+        page.join(timeout=30)
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+
+    customers_done = result.tables[0]
+    assert (customers_done.reencrypted, customers_done.left) == (3, 1)
+    assert customers_done.skipped >= 1
+    assert [row[3] for row in stored_values()] == ["k2", OLD, "k2", "k2"]
+
+    out, _ = rotate()
+    assert "1 rows re-encrypted, 1 re-indexed" in out
+    only_new_keys(settings)
+    assert key_ids_stored() == {"k2"}
+    assert Customer.objects.get(pk=held.pk).first_name == "Sam"
+    assert list(Customer.objects.licence_equal(LICENCES[1]).values_list("pk", flat=True)) == [held.pk]

@@ -127,8 +127,8 @@ class Command(BaseCommand):
                 )
             elif table.left:
                 problems.append(
-                    f"{table.label}: {table.left:,} row(s) still under old keys (written again meanwhile by a "
-                    "process that still has the old keys first?): run the command again"
+                    f"{table.label}: {table.left:,} row(s) still under old keys (held by a write in progress, or "
+                    "written again by a process that still has the old keys first): run the command again"
                 )
         if not problems:
             self.stdout.write(self.style.SUCCESS(line))
