@@ -17,13 +17,13 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from customers.fields import card_indexes, licence_indexes
 from customers.models import (
     POS_FIELDS,
     AccessEvent,
     Customer,
     CustomerType,
     RejectedRecord,
-    licence_key,
     phone_digits,
 )
 from customers.pii_access import access_event_record_admin, mask_copies, mask_number
@@ -242,10 +242,9 @@ class CustomerAdmin(admin.ModelAdmin):
         # Only when the term is mostly a phone number: "Apt 4" must not match every phone with a 4.
         if len(digits) >= MIN_PHONE_DIGITS and len(digits) * 2 >= len(term.replace(" ", "")):
             extra |= Q(phone__contains=digits)
-        key = licence_key(term)
-        if key:
-            for value in {key, term}:
-                extra |= Q(drivers_license__iexact=value) | Q(medical_card_number__iexact=value)
+        # Licence and card numbers are encrypted: matched through their blind indexes (as compared: licence_key).
+        if licence := licence_indexes(term):
+            extra |= Q(drivers_license_index__in=licence) | Q(medical_card_number_index__in=card_indexes(term))
         if extra:
             queryset = queryset | base.filter(extra)
         return queryset, may_have_duplicates

@@ -71,11 +71,47 @@ def card_index(card: str | None) -> str:
     return crypto.blind_index(number_key(card), purpose=CARD_PURPOSE)
 
 
+def licence_indexes(licence: str | None) -> tuple[str, ...]:
+    """What a lookup by licence number matches: its blind index under every index key (current first)."""
+    return crypto.blind_indexes(number_key(licence), purpose=LICENCE_PURPOSE)
+
+
+def card_indexes(card: str | None) -> tuple[str, ...]:
+    """What a lookup by medical card number matches: its blind index under every index key (current first)."""
+    return crypto.blind_indexes(number_key(card), purpose=CARD_PURPOSE)
+
+
 def pii_digest(licence: str, card: str, raw_json: str) -> str:
     """A keyed digest (current index key) of a customer's encrypted values in clear: the writer compares it, not
     the ciphertexts (a fresh nonce makes every ciphertext of the same value differ). `raw_json` is
     canonical_json of the vendor JSON."""
-    return crypto.blind_index(f"{len(licence)}:{licence}{len(card)}:{card}{raw_json}", purpose=DIGEST_PURPOSE)
+    return crypto.blind_index(_digested(licence, card, raw_json), purpose=DIGEST_PURPOSE)
+
+
+def _digested(licence: str, card: str, raw_json: str) -> str:
+    return f"{len(licence)}:{licence}{len(card)}:{card}{raw_json}"
+
+
+_LICENCE_AD, _CARD_AD, _RAW_AD = (p.encode() for p in (LICENCE_PURPOSE, CARD_PURPOSE, RAW_PURPOSE))
+
+
+def seal_customer_pii(
+    sealer: crypto.Sealer, licence: str, card: str, raw_json: str
+) -> tuple[str, str, str, tuple[str, str, str, str]]:
+    """What a customer row stores of its licence, card number and vendor JSON (canonical_json): their ciphertexts
+    and (licence index, card index, digest, index key id): what the model's fields compute on save, for the
+    writer, which writes rows without the ORM."""
+    return (
+        sealer.encrypt(licence, purpose=_LICENCE_AD),
+        sealer.encrypt(card, purpose=_CARD_AD),
+        sealer.encrypt(raw_json, purpose=_RAW_AD),
+        (
+            sealer.blind_index(number_key(licence), purpose=LICENCE_PURPOSE),
+            sealer.blind_index(number_key(card), purpose=CARD_PURPOSE),
+            sealer.blind_index(_digested(licence, card, raw_json), purpose=DIGEST_PURPOSE),
+            sealer.index_key_id,
+        ),
+    )
 
 
 class _EmptyExact(Exact):

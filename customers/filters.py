@@ -18,7 +18,8 @@ import django_filters
 from django.core.validators import RegexValidator
 from django_filters.fields import IsoDateTimeField
 
-from customers.models import CustomerQuerySet, licence_key, phone_digits, text_key
+from customers.fields import card_indexes, licence_indexes
+from customers.models import CustomerQuerySet, phone_digits, text_key
 
 # At least 7 digits 0-9, whatever else is between them; a pattern that JSON Schema reads alike, so the API's
 # schema states it (api.schema).
@@ -64,7 +65,8 @@ class FilterSpec:
     query: django_filters.Filter | None
     # The CustomerQuerySet method that applies the (given) value; None: not a column filter.
     apply: Callable[[CustomerQuerySet, Any], CustomerQuerySet] | None
-    # The value as the method compares it (it normalises it the same way itself).
+    # The value as the method compares it (it normalises it the same way itself); a tuple: several values, each a
+    # parameter (a blind index under each index key).
     normalise: Callable[[Any], Any]
     # How an applied filter shows in the SQL: one parameter, the normalised value; written into the SQL text (a
     # boolean: its value is part of the list's shape); or as patterns (a list with it is never kept).
@@ -119,13 +121,19 @@ class CustomerFilters:
         normalise=text_key,
         identity=True,
     )
+    # Licence and card numbers are encrypted at rest: these compare their blind indexes (customers.crypto).
     driver_license: str | None = filter_field(
         django_filters.CharFilter(
             max_length=64, help_text="Driver's licence number, ignoring case, spaces and dashes."
         ),
         apply=CustomerQuerySet.licence_equal,
-        normalise=licence_key,
+        normalise=licence_indexes,
         identity=True,
+    )
+    medical_card_number: str | None = filter_field(
+        django_filters.CharFilter(max_length=64, help_text="Medical card number, ignoring case, spaces and dashes."),
+        apply=CustomerQuerySet.card_number_equal,
+        normalise=card_indexes,
     )
     birthday: dt.date | None = filter_field(
         django_filters.DateFilter(help_text="Date of birth, YYYY-MM-DD."), apply=CustomerQuerySet.birthday_on

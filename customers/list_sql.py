@@ -19,14 +19,16 @@ from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
 
+from customers.fields import EncryptedTextField
 from customers.filters import CustomerFilters
 from customers.models import CustomerQuerySet
 from stores.models import ApiKey
 from stores.selectors import api_key_store_ids
 
-# {shape: sql}. Bounded (shapes are few: filter combinations and page sizes); past the bound, new shapes run
-# through the ORM every time.
-_KEPT: dict[tuple[Any, ...], str] = {}
+# {shape: (sql, the encrypted columns: (position, field))}. Bounded (shapes are few: filter combinations and page
+# sizes); past the bound, new shapes run through the ORM every time.
+_Decrypted = tuple[tuple[int, EncryptedTextField], ...]
+_KEPT: dict[tuple[Any, ...], tuple[str, _Decrypted]] = {}
 KEPT_MAX = 1000
 
 
@@ -55,9 +57,9 @@ def page_rows(
     plan = list_plan(api_key=api_key, filters=filters, after=after, size=size) if is_on() else None
     if plan is None:
         return build()  # type: ignore[return-value]  # rows of customers.selectors.PEAK_SELECT
-    sql = _KEPT.get(plan.shape)
-    if sql is not None:
-        return _fetch(sql, plan.params)
+    kept = _KEPT.get(plan.shape)
+    if kept is not None:
+        return _fetch(kept[0], plan.params, kept[1])
     return _run_and_keep(build(), plan)
 
 
@@ -82,10 +84,14 @@ def list_plan(*, api_key: ApiKey, filters: CustomerFilters, after: int | None, s
             names.append(f"{name}={value!r}")
             continue
         value = spec.normalise(value)
-        if value == "":
+        if value == "" or value == ():
             return None  # nothing to compare (no digits in a phone, say): the ORM answers it, maybe without a query
-        names.append(name)
-        params.append(value)
+        if isinstance(value, tuple):  # several parameters (blind indexes under each key): their number is shape
+            names.append(f"{name}*{len(value)}")
+            params.extend(value)
+        else:
+            names.append(name)
+            params.append(value)
     if after is not None:
         params.append(after)
     stores = len(store_ids) if store_ids is not None else None
@@ -102,23 +108,34 @@ def clear() -> None:
     _KEPT.clear()
 
 
-def _fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+def _fetch(sql: str, params: Sequence[Any], decrypted: _Decrypted) -> list[Any]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.fetchall()
+        rows: list[Any] = cursor.fetchall()
+    if decrypted:
+        rows = [list(row) for row in rows]
+        for row in rows:
+            for i, field in decrypted:
+                row[i] = field.from_db_value(row[i], None, connection)
+    return rows
 
 
 def _run_and_keep(queryset: CustomerQuerySet, plan: ListPlan) -> Iterable[Sequence[Any]]:
     """The queryset's rows; its SQL is kept for the plan's shape when the ORM's parameters are exactly the plan's
-    (each value distinct, so that none can stand for another) and the rows need no conversion."""
+    (each value distinct, so that none can stand for another) and the rows need no conversion but the decryption
+    of encrypted columns (done here)."""
     compiler = queryset.query.get_compiler(using=queryset.db)
     try:
         sql, params = compiler.as_sql()
     except EmptyResultSet:
         return []
-    if compiler.get_converters([column for column, _, _ in compiler.select]):
-        return queryset  # type: ignore[return-value]
+    decrypted: list[tuple[int, EncryptedTextField]] = []
+    for i, (converters, expression) in compiler.get_converters([column for column, _, _ in compiler.select]).items():
+        field = getattr(expression, "target", None)
+        if not (isinstance(field, EncryptedTextField) and converters == [field.from_db_value]):
+            return queryset  # type: ignore[return-value]
+        decrypted.append((i, field))
     distinct = len({(type(p), p) for p in plan.params}) == len(plan.params)
     if distinct and list(params) == plan.params and len(_KEPT) < KEPT_MAX:
-        _KEPT[plan.shape] = sql
-    return _fetch(sql, params)
+        _KEPT[plan.shape] = (sql, tuple(decrypted))
+    return _fetch(sql, params, tuple(decrypted))

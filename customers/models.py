@@ -16,7 +16,6 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from customers import crypto
 from customers.fields import (
     CARD_PURPOSE,
     IDEMPOTENCY_RESPONSE_PURPOSE,
@@ -28,6 +27,8 @@ from customers.fields import (
     EncryptedTextField,
     IndexKeyIdField,
     PiiDigestField,
+    card_indexes,
+    licence_indexes,
     number_key,
 )
 from stores.models import ApiKey, Store
@@ -130,12 +131,12 @@ class CustomerQuerySet(models.QuerySet["Customer"]):
     def licence_equal(self, licence: str) -> CustomerQuerySet:
         """Customers with this licence number (as compared: licence_key), through its blind index; during a
         rotation of the index key, under the old key or the new."""
-        indexes = crypto.blind_indexes(licence_key(licence), purpose=LICENCE_PURPOSE)
+        indexes = licence_indexes(licence)
         return self.filter(drivers_license_index__in=indexes) if indexes else self.none()
 
     def card_number_equal(self, card: str) -> CustomerQuerySet:
         """Customers with this medical card number (compared like a licence), through its blind index."""
-        indexes = crypto.blind_indexes(licence_key(card), purpose=CARD_PURPOSE)
+        indexes = card_indexes(card)
         return self.filter(medical_card_number_index__in=indexes) if indexes else self.none()
 
     def active_equal(self, active: bool) -> CustomerQuerySet:

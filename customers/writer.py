@@ -9,7 +9,8 @@ transaction of its own:
 
 - one SELECT of the page's ids already held;
 - one upsert on (store, customer_id) that only touches rows the POS really changed and never lets an older
-  POS version overwrite a newer one;
+  POS version overwrite a newer one (licence and card numbers and the vendor JSON are written encrypted, with
+  their blind indexes, and compared through their keyed digest: customers.fields.seal_customer_pii);
 - one UPDATE of `synced_at` for the held rows that were seen but unchanged (so a full sync can tell who the
   POS no longer returns, `deactivate_unseen`);
 - where a merge's surviving record lists the customers it absorbed (Treez `merged_customer_ids`), one UPDATE
@@ -25,7 +26,6 @@ bound-parameter limit, written before `write()` returns.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -35,13 +35,14 @@ from decimal import Decimal, InvalidOperation
 from operator import attrgetter
 from typing import Any, Protocol
 
-import orjson
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, models, transaction
 from django.db.models import CharField, Field
 from django.db.transaction import Atomic
 from django.utils import timezone
 
+from customers import crypto
+from customers.fields import canonical_json, seal_customer_pii
 from customers.models import POS_FIELDS, Customer, CustomerType, Gender, RejectedRecord
 from customers.quarantine import storable_payload, storable_text
 from pos_integrations.records import CustomerRecord, RecordError
@@ -50,6 +51,10 @@ from stores.models import Store
 # The canonical fields a POS record sets, in column order. Changing any of them (or `raw`) makes a record
 # "changed"; `synced_at`, `created_at` and `updated_at` are ours.
 DATA_FIELDS: tuple[str, ...] = POS_FIELDS
+# Written after `raw`: computed from the encrypted values (customers.fields.seal_customer_pii). `pii_digest`
+# stands for the encrypted values when the upsert compares (their ciphertexts differ at every write).
+PII_FIELDS: tuple[str, ...] = ("drivers_license_index", "medical_card_number_index", "pii_digest", "pii_index_key")
+ENCRYPTED_FIELDS = frozenset({"drivers_license", "medical_card_number"})
 DATE_FIELDS = frozenset({"birthday", "drivers_license_expiration", "medical_card_expiration"})
 DATETIME_FIELDS = frozenset({"pos_created_at", "pos_updated_at"})
 PG_TYPES: dict[str, str] = {
@@ -86,12 +91,14 @@ MAX_RAW_DEPTH = 32
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """A validated record, ready to write: its POS id, merged flag, canonical values in DATA_FIELDS order and, for
-    the surviving record of a merge, the POS ids it absorbed."""
+    """A validated record, ready to write: its POS id, merged flag, canonical values in DATA_FIELDS order (the
+    licence and card numbers encrypted), the vendor JSON encrypted, the PII_FIELDS values and, for the surviving
+    record of a merge, the POS ids it absorbed."""
 
     customer_id: str
     values: tuple[Any, ...]
-    raw_json: str
+    raw: str
+    pii: tuple[str, str, str, str]
     merged: bool
     absorbed: tuple[str, ...] = ()
 
@@ -185,7 +192,7 @@ class CustomerWriter:
         process is killed.
         """
         # Validated while the page before may still be written, then wait for that one.
-        rows, refused, duplicates = validate(records, dumps=self.statements.dump_raw)
+        rows, refused, duplicates = validate(records)
         rejected = [Rejected.from_error(error) for error in errors]
         rejected.extend(refused)
         self._finish_in_flight()
@@ -305,28 +312,17 @@ class PageWrite:
         return result
 
 
-def dumps_compact(raw: Any) -> str:
-    """The vendor JSON as compact text, with orjson (several times faster than json; NaN becomes null,
-    which PostgreSQL's jsonb requires); json's rules for what orjson refuses (e.g. integers over 64 bits)."""
-    try:
-        return orjson.dumps(raw, option=orjson.OPT_NON_STR_KEYS).decode()
-    except orjson.JSONEncodeError:
-        return json.dumps(raw)
-
-
-def validate(
-    records: Iterable[CustomerRecord], *, dumps: Callable[[Any], str] = json.dumps
-) -> tuple[list[Row], list[Rejected], int]:
-    """Check records against the mirror's columns: rows to write, records rejected with a reason, and how
-    many were duplicates within the page (the newest version of a customer wins). `dumps` encodes `raw`
-    (the statements' `dump_raw`: the text the database stores)."""
+def validate(records: Iterable[CustomerRecord]) -> tuple[list[Row], list[Rejected], int]:
+    """Check records against the mirror's columns: rows to write (encrypted), records rejected with a reason, and
+    how many were duplicates within the page (the newest version of a customer wins)."""
+    sealer = crypto.Sealer()
     rows: dict[str, Row] = {}
     stamps: dict[str, datetime | None] = {}
     rejected: list[Rejected] = []
     duplicates = 0
     for record in records:
         try:
-            row = _row(record, dumps)
+            row = _row(record, sealer)
         except _Invalid as exc:
             rejected.append(Rejected(str(record.customer_id or "")[:64], exc.reason, record.raw))
             continue
@@ -400,10 +396,11 @@ _ACTIVE, _BANNED, _POINTS, _GENDER, _TYPE = (
     _INDEX[n] for n in ("active", "banned", "loyalty_points", "gender", "customer_type")
 )
 _UPDATED = _INDEX["pos_updated_at"]
+_LICENCE, _CARD = _INDEX["drivers_license"], _INDEX["medical_card_number"]
 _ID_LIMIT = MAX_LENGTHS["customer_id"]
 
 
-def _row(record: CustomerRecord, dumps: Callable[[Any], str]) -> Row:
+def _row(record: CustomerRecord, sealer: crypto.Sealer) -> Row:
     """One record as a Row; _Invalid says why it cannot be stored. Kept lean: it runs for every record."""
     customer_id = record.customer_id
     if customer_id is None:
@@ -446,7 +443,7 @@ def _row(record: CustomerRecord, dumps: Callable[[Any], str]) -> Row:
     values[_POINTS] = _points(values[_POINTS])
     raw = record.raw
     try:
-        raw_json = dumps(raw if raw is not None else {})
+        raw_json = canonical_json(raw if raw is not None else {})
     except RecursionError:
         raise _Invalid(f"the vendor JSON is nested more than {MAX_RAW_DEPTH} levels deep") from None
     except (TypeError, ValueError) as exc:
@@ -461,7 +458,10 @@ def _row(record: CustomerRecord, dumps: Callable[[Any], str]) -> Row:
     if "\\ud" in raw_json and _holds_lone_surrogate(raw):
         raise _Invalid("the vendor JSON is not valid Unicode text (invalid UTF-8 from the POS?)")
     absorbed = _absorbed(record, customer_id) if record.merged_customer_ids and not merged else ()
-    return Row(customer_id, tuple(values), raw_json, merged, absorbed)
+    values[_LICENCE], values[_CARD], sealed_raw, pii = seal_customer_pii(
+        sealer, values[_LICENCE], values[_CARD], raw_json
+    )
+    return Row(customer_id, tuple(values), sealed_raw, pii, merged, absorbed)
 
 
 def _absorbed(record: CustomerRecord, survivor: str) -> tuple[str, ...]:
@@ -528,6 +528,9 @@ class PageStatements:
     def __init__(self, *, store_id: int) -> None:
         self.store_id = store_id
         self.columns = [_column(name) for name in DATA_FIELDS]
+        self.pii_columns = [_column(name) for name in PII_FIELDS]
+        # What the upsert compares: the plain columns, and the digest for the encrypted ones.
+        self.compared = [_column(name) for name in DATA_FIELDS if name not in ENCRYPTED_FIELDS] + ["pii_digest"]
 
     @staticmethod
     def for_connection(*, store_id: int) -> PageStatements:
@@ -537,10 +540,6 @@ class PageStatements:
         if connection.vendor == "sqlite":
             return SqlitePageStatements(store_id=store_id)
         raise NotImplementedError(f"no bulk page statements for {connection.vendor}")
-
-    def dump_raw(self, raw: Any) -> str:
-        """`raw` as the text this backend stores (Django's JSONField encoding: the guard compares text)."""
-        return json.dumps(raw)
 
     def existing(self, ids: Sequence[str]) -> dict[str, tuple[bool, Any, Any]]:
         """{customer_id: (active, pos_updated_at, synced_at)} for the ids this store already holds."""
@@ -624,8 +623,8 @@ class PageStatements:
 
     def _guard(self, target: str, new: str) -> str:
         """The upsert's WHERE: the POS version is not older than ours, and something differs."""
-        ours = ", ".join(f'{target}."{c}"' for c in [*self.columns, "raw"])
-        theirs = ", ".join(f'{new}."{c}"' for c in [*self.columns, "raw"])
+        ours = ", ".join(f'{target}."{c}"' for c in self.compared)
+        theirs = ", ".join(f'{new}."{c}"' for c in self.compared)
         return (
             f'({target}."pos_updated_at" IS NULL OR {new}."pos_updated_at" IS NULL '
             f'OR {new}."pos_updated_at" >= {target}."pos_updated_at") '
@@ -633,11 +632,13 @@ class PageStatements:
         )
 
     def _insert_columns(self) -> str:
-        names = ["store_id", "customer_id", *self.columns, "raw", "synced_at", "created_at", "updated_at"]
+        names = ["store_id", "customer_id", *self.columns, "raw", *self.pii_columns, "synced_at", "created_at"]
+        names.append("updated_at")
         return ", ".join(f'"{name}"' for name in names)
 
     def _set_clause(self) -> str:
-        return ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in [*self.columns, "raw", "synced_at", "updated_at"])
+        written = [*self.columns, "raw", *self.pii_columns, "synced_at", "updated_at"]
+        return ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in written)
 
 
 class PostgresPageStatements(PageStatements):
@@ -664,10 +665,11 @@ class PostgresPageStatements(PageStatements):
         super().__init__(store_id=store_id)
         self.added = 0
         self.next_analyze = self.ANALYZE_FROM_ROWS
-        casts = ", ".join(["%b::text[]"] + [f"%b::{PG_TYPES[name]}[]" for name in DATA_FIELDS] + ["%b::text[]"])
-        names = ", ".join(['"customer_id"', *(f'"{c}"' for c in self.columns), '"raw"'])
-        picked = [f'i."{c}"' for c in self.columns]
-        select = ", ".join(["%b", "i.customer_id", *picked, "i.raw::jsonb", "%b", "%b", "%b"])
+        texts = ["%b::text[]"] * (1 + len(PII_FIELDS))  # raw, then the PII_FIELDS
+        casts = ", ".join(["%b::text[]", *(f"%b::{PG_TYPES[name]}[]" for name in DATA_FIELDS), *texts])
+        names = ", ".join(['"customer_id"', *(f'"{c}"' for c in [*self.columns, "raw", *self.pii_columns])])
+        picked = [f'i."{c}"' for c in [*self.columns, "raw", *self.pii_columns]]
+        select = ", ".join(["%b", "i.customer_id", *picked, "%b", "%b", "%b"])
         self.upsert_sql = (
             f'INSERT INTO "{self.table}" AS c ({self._insert_columns()}) '
             f"SELECT {select} FROM unnest({casts}) AS i({names}) "
@@ -696,9 +698,6 @@ class PostgresPageStatements(PageStatements):
             f'AND (t."pos_updated_at" IS NULL OR i.stamp IS NULL OR t."pos_updated_at" <= i.stamp)) AS m '
             f'WHERE c."id" = m."id" RETURNING m.was_active'
         )
-
-    def dump_raw(self, raw: Any) -> str:
-        return dumps_compact(raw)  # becomes jsonb: the text's spacing does not matter
 
     def grew(self, created: int) -> None:
         self.added += created
@@ -763,7 +762,8 @@ class PostgresPageStatements(PageStatements):
     def _upsert_params(self, rows: Sequence[Row], now: datetime) -> list[Any]:
         arrays: list[list[Any]] = [[row.customer_id for row in rows]]
         arrays += [[row.values[i] for row in rows] for i in range(len(DATA_FIELDS))]
-        arrays.append([row.raw_json for row in rows])
+        arrays.append([row.raw for row in rows])
+        arrays += [[row.pii[i] for row in rows] for i in range(len(PII_FIELDS))]
         return [self.store_id, now, now, now, *arrays]
 
 
@@ -801,7 +801,8 @@ class SqlitePageStatements(PageStatements):
     def __init__(self, *, store_id: int) -> None:
         super().__init__(store_id=store_id)
         self.max_variables = sqlite_max_variables()
-        self.row_width = 2 + len(self.columns) + 4  # store, id, data, raw, synced/created/updated
+        # store, id, data, raw, PII_FIELDS, synced/created/updated
+        self.row_width = 2 + len(self.columns) + 1 + len(self.pii_columns) + 3
         # An explicit batch size: the most rows whose parameters fit one statement.
         self.batch_size = max(1, self.max_variables // self.row_width)
         self.id_batch_size = max(1, self.max_variables - 1)
@@ -892,7 +893,9 @@ class SqlitePageStatements(PageStatements):
                     params.append(store_id)
                     params.append(row.customer_id)
                     params.extend(values)
-                    params.extend((row.raw_json, stamp, stamp, stamp))
+                    params.append(row.raw)
+                    params.extend(row.pii)
+                    params.extend((stamp, stamp, stamp))
                 sql = (
                     f'INSERT INTO "{self.table}" ({columns}) VALUES {", ".join(placeholder for _ in chunk)} '
                     f'ON CONFLICT ("store_id", "customer_id") DO UPDATE SET {self._set_clause()} '

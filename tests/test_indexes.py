@@ -29,7 +29,8 @@ LOOKUPS = {
     "customer_last_first_ci": lambda qs: qs.last_name_equal("Odegaard"),
     "customer_first_ci": lambda qs: qs.first_name_equal("Sean"),
     "customer_birthday_id": lambda qs: qs.birthday_on(dt.date(1988, 9, 12)),
-    "customer_licence_ci": lambda qs: qs.licence_equal("d4161227"),
+    "customer_licence_index": lambda qs: qs.licence_equal("d4161227"),
+    "customer_card_index": lambda qs: qs.card_number_equal("mmj-0000042"),
     "customer_store_updated": lambda qs: qs.filter(store_id=1).modified_after(dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
     "customer_banned": lambda qs: qs.banned_equal(True),
 }
@@ -61,6 +62,7 @@ def many_customers(db):  # type: ignore[no-untyped-def]
             phone=f"{5550000000 + i}",
             birthday=day + dt.timedelta(days=i * 7),
             drivers_license=f"D{i:07d}",
+            medical_card_number=f"MMJ{i:07d}" if i % 2 else "",
             pos_updated_at=dt.datetime(2025, 12, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=30 * i),
         )
         for i in range(3000)

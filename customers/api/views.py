@@ -135,7 +135,8 @@ class CustomerViewSet(PiiMaskingMixin, ViewSet):
         summary="Search customers, the lookup in the body",
         description=(
             "The list's search with its parameters in a JSON body instead of the URL: the way for lookups by "
-            "phone, email, driver_license or birthday, which a URL would put in access logs and proxies. Takes "
+            "phone, email, driver_license, medical_card_number or birthday, which a URL would put in access logs "
+            "and proxies. Takes "
             "the list's parameters (the same names and values; `page_size` a number) and answers as the list, "
             "except that the next page is `next_cursor`, sent back as `cursor` in the next body."
         ),

@@ -46,6 +46,7 @@ def test_answers_customers_in_the_canonical_shape(api, store):
         ("phone=%2B1 555.123.4567", "phone", "5551234567"),
         ("email=Sean@Example.COM", "email", "sean@example.com"),
         ("driver_license=d416-1227", "drivers_license", "D4161227"),
+        ("medical_card_number=mmj 55-0912", "medical_card_number", "MMJ-55-0912"),
         ("birthday=1988-09-12", "birthday", dt.date(1988, 9, 12)),
         ("search=sea", "first_name", "Sean"),
         ("search=odeg", "last_name", "Odegaard"),

@@ -17,12 +17,21 @@ def search(api, body):
 
 
 def test_a_body_search_answers_what_the_list_answers(api, store):
-    match = CustomerFactory(store=store, phone="5551234567", email="sean@example.com", drivers_license="D4161227")
-    CustomerFactory(store=store, phone="5559876543", email="jane@example.com", drivers_license="X1")
+    match = CustomerFactory(
+        store=store,
+        phone="5551234567",
+        email="sean@example.com",
+        drivers_license="D4161227",
+        medical_card_number="MMJ-55-0912",
+    )
+    CustomerFactory(
+        store=store, phone="5559876543", email="jane@example.com", drivers_license="X1", medical_card_number="M2"
+    )
     for field, query, value in [
         ("phone", "phone=(555) 123-4567", "(555) 123-4567"),
         ("email", "email=SEAN@example.com", "SEAN@example.com"),
         ("driver_license", "driver_license=d416-1227", "d416-1227"),
+        ("medical_card_number", "medical_card_number=mmj550912", "mmj 55 0912"),
     ]:
         listed = api.get(f"/api/v1/customers?{query}").json()
         found = search(api, {field: value})

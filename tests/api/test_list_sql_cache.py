@@ -90,6 +90,7 @@ def test_each_filter_answers_through_its_sql_as_through_the_orm(make_key):
         email="lee.park@example.com",
         phone="5559870000",
         drivers_license="D1234567",
+        medical_card_number="MMJ-55-0912",
         birthday=dt.date(1990, 5, 17),
         customer_id="POS-77",
         active=False,
@@ -103,6 +104,7 @@ def test_each_filter_answers_through_its_sql_as_through_the_orm(make_key):
         "phone": ("(555) 987-0000", "+1 555 987 0000"),
         "email": ("Lee.Park@example.com", "lee.park@EXAMPLE.com"),
         "driver_license": ("d-123 4567", "D1234567"),
+        "medical_card_number": ("mmj 55 0912", "MMJ550912"),
         "birthday": ("1990-05-17", "1990-05-17"),
         "modified_after": ("2000-01-01T00:00:00Z", "2001-01-01T00:00:00Z"),
         "active": ("false", "false"),
@@ -136,12 +138,14 @@ def test_a_list_whose_values_could_stand_for_each_other_is_not_kept(make_key):
 
 def test_the_page_is_the_same_whether_the_sql_is_kept_or_not(make_key):
     store = StoreFactory(catalog_id="north")
-    CustomerFactory.create_batch(7, store=store, last_name="Ng")
+    CustomerFactory.create_batch(7, store=store, last_name="Ng", drivers_license="D1234567", medical_card_number="M1")
     api = make_key(store).client()
     learnt = api.get("/api/v1/customers", {"last_name": "ng", "page_size": 3}).json()
     with without_the_orm():
         kept = api.get("/api/v1/customers", {"last_name": "ng", "page_size": 3}).json()
     assert kept == learnt
+    # The encrypted columns come back decrypted from the kept SQL too.
+    assert {(c["drivers_license"], c["medical_card_number"]) for c in kept["customers"]} == {("D1234567", "M1")}
 
 
 def test_a_free_text_search_is_never_kept(make_key):

@@ -49,7 +49,7 @@ def test_schema_lists_every_endpoint_with_examples_and_the_error_shape(openapi):
 def test_the_list_documents_each_filter_it_takes_and_its_pages(openapi):
     parameters = {p["name"] for p in openapi["paths"]["/api/v1/customers"]["get"]["parameters"]}
     listed = {name for name, spec in FILTERS.items() if spec.query is not None}
-    assert listed >= {"catalog_id", "phone", "email", "driver_license", "birthday", "search"}
+    assert listed >= {"catalog_id", "phone", "email", "driver_license", "medical_card_number", "birthday", "search"}
     assert parameters == listed | {"cursor", "page_size"}
 
 

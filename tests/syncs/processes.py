@@ -113,3 +113,14 @@ def create_store_sql(catalog_id: str, vendor: str, url: str) -> str:
         f"Store.objects.create(name='{catalog_id}', catalog_id='{catalog_id}', pos_vendor='{vendor}',"
         f"pos_base_url='{url}', pos_credentials=dict(C['{vendor}']), sync_enabled=False)"
     )
+
+
+def vendor_json(stored: str) -> Any:
+    """A customer's `raw` column as read with SQL: the vendor JSON, encrypted at rest (customers.fields), in clear."""
+    import json
+
+    from customers import crypto
+    from customers.fields import RAW_PURPOSE
+
+    assert stored.startswith("cf1."), "the vendor JSON is stored encrypted"
+    return json.loads(crypto.decrypt(stored, purpose=RAW_PURPOSE))

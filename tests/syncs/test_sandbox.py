@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ from customers.models import Customer, RejectedRecord
 from customers.writer import DATA_FIELDS
 from syncs.models import SyncKind, SyncStatus
 from syncs.services import sync_create
-from tests.syncs.processes import ROOT, database_for_subprocesses, manage, rows
+from tests.syncs.processes import ROOT, database_for_subprocesses, manage, rows, vendor_json
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -144,7 +143,7 @@ def test_a_sync_killed_with_sigkill_loses_nothing_and_the_next_fetches_at_most_o
         assert fetched_by[2][0] == committed + 1
 
         stored = rows(url, "SELECT customer_id, raw FROM customers_customer")
-        mirror = {cid: (json.loads(raw) if isinstance(raw, str) else raw) for cid, raw in stored}
+        mirror = {cid: vendor_json(raw) for cid, raw in stored}
         assert len(mirror) == len(stored) == 3000  # nothing duplicated
         for raw in server.vendor_records("leaflogix"):
             assert mirror.pop(str(raw["customerId"])) == raw  # nothing lost, nothing stale

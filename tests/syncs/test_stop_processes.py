@@ -21,6 +21,7 @@ from tests.syncs.processes import (
     manage,
     rows,
     start_manage,
+    vendor_json,
     wait_exit,
     wait_for,
 )
@@ -94,7 +95,7 @@ def mirror_equals_pos(server, url: str, catalog_id: str) -> None:
         "SELECT c.customer_id, c.raw FROM customers_customer c JOIN stores_store st ON st.id = c.store_id"
         f" WHERE st.catalog_id = '{catalog_id}'",
     )
-    mirror = {cid: (json.loads(raw) if isinstance(raw, str) else raw) for cid, raw in stored}
+    mirror = {cid: vendor_json(raw) for cid, raw in stored}
     assert len(mirror) == len(stored) == CUSTOMERS  # nothing duplicated
     for raw in server.vendor_records("leaflogix"):
         assert mirror.pop(str(raw["customerId"])) == raw  # nothing lost, nothing stale
