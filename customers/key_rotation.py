@@ -39,8 +39,7 @@ from customers.fields import (
     LICENCE_PURPOSE,
     RAW_PURPOSE,
     REJECTED_PAYLOAD_PURPOSE,
-    number_key,
-    pii_digest,
+    seal_customer_pii,
 )
 from customers.models import Customer, IdempotencyRecord, RejectedRecord
 
@@ -287,19 +286,20 @@ class _Update:
 
 
 def _reseal(target: SealedTable, rows: Sequence[tuple[Any, ...]], done: TableRotation) -> list[_Update]:
-    """The new values of a batch's rows (laid out as _Statements selects them); the unreadable ones are noted in
-    `done` and left out."""
-    enc_current = crypto.encryption_keys().current_id
-    index_current = crypto.index_keys().current_id
+    """The new values of a batch's rows (laid out as _Statements selects them), made as the writer makes them
+    (crypto.Sealer; for customers, customers.fields.seal_customer_pii); the unreadable rows are noted in `done`
+    and left out."""
+    sealer = crypto.Sealer()
+    current = f"{crypto.PREFIX}.{crypto.encryption_keys().current_id}."
     width = len(target.columns)
     purposes = [purpose for _, purpose in target.columns]
+    associated = [purpose.encode() for purpose in purposes]
     updates = []
     for row in rows:
         pk, sealed = row[0], row[1 : 1 + width]
-        index_key = row[-1] if target.indexed else None
-        reindex = target.indexed and index_key != index_current
+        stale = [bool(value) and not value.startswith(current) for value in sealed]
+        reindex = target.indexed and row[-1] != sealer.index_key_id
         try:
-            stale = [bool(value) and crypto.key_id(value) != enc_current for value in sealed]
             plain = [
                 crypto.decrypt(value, purpose=purpose) if stale[i] or reindex else ""
                 for i, (value, purpose) in enumerate(zip(sealed, purposes, strict=True))
@@ -309,23 +309,18 @@ def _reseal(target: SealedTable, rows: Sequence[tuple[Any, ...]], done: TableRot
         except crypto.PiiDecryptionError:
             done.unreadable.add(pk)
             continue
-        new = [
-            crypto.encrypt(text, purpose=purpose) if stale[i] else value
-            for i, (value, text, purpose) in enumerate(zip(sealed, plain, purposes, strict=True))
-        ]
         old = list(sealed)
         if target.indexed:
-            old.append(index_key)
-            if reindex:
-                licence, card, raw_json = plain
-                new += [
-                    crypto.blind_index(number_key(licence), purpose=LICENCE_PURPOSE),
-                    crypto.blind_index(number_key(card), purpose=CARD_PURPOSE),
-                    pii_digest(licence, card, raw_json),
-                    index_current,
-                ]
-            else:
-                new += row[1 + width :]
+            old.append(row[-1])
+            licence, card, raw_json = plain
+            *fresh, indexes = seal_customer_pii(sealer, licence, card, raw_json)
+            new = [fresh[i] if stale[i] else value for i, value in enumerate(sealed)]
+            new += indexes if reindex else row[1 + width :]
+        else:
+            new = [
+                sealer.encrypt(text, purpose=associated[i]) if stale[i] else value
+                for i, (value, text) in enumerate(zip(sealed, plain, strict=True))
+            ]
         updates.append(_Update(pk, tuple(new), tuple(old), reencrypted=any(stale), reindexed=bool(reindex)))
     return updates
 

@@ -173,28 +173,31 @@ def test_lookups_and_reads_work_in_the_middle_of_a_rotation(settings, customers,
     assert_all_readable(customers, client)
 
 
-class Killed(Exception):
-    pass
-
-
-def test_a_run_stopped_in_the_middle_of_a_batch_carries_on_when_run_again(settings, customers, client, monkeypatch):
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RuntimeError], ids=["ctrl-c", "a failure"])
+def test_a_run_stopped_in_the_middle_of_a_batch_carries_on_when_run_again(
+    settings, customers, client, monkeypatch, stop
+):
     new_keys_first(settings)
     real_reseal = key_rotation._reseal
     calls = 0
 
-    def reseal_then_die(*args: Any, **kwargs: Any) -> Any:
+    def reseal_then_stop(*args: Any, **kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 2:
-            raise Killed  # the second batch, before its write: as if the process died there
+            raise stop  # the second batch, before its write
         return real_reseal(*args, **kwargs)
 
-    monkeypatch.setattr(key_rotation, "_reseal", reseal_then_die)
-    with pytest.raises(Killed):
-        rotate("--batch-size", "3")
+    monkeypatch.setattr(key_rotation, "_reseal", reseal_then_stop)
+    err = StringIO()
+    with pytest.raises(SystemExit if stop is KeyboardInterrupt else RuntimeError) as stopped:
+        call_command("rotate_pii_keys", "--batch-size", "3", stdout=StringIO(), stderr=err)
+    if stop is KeyboardInterrupt:
+        assert stopped.value.code == 130
+        assert "run the command again to carry on" in err.getvalue()
     monkeypatch.setattr(key_rotation, "_reseal", real_reseal)
 
-    # The first batch stayed rotated; the second rolled back whole. Every row reads either way.
+    # The first batch stayed rotated; the second was not written. Every row reads either way.
     per_row = [row[3] for row in stored_values()[: len(customers)]]
     assert per_row == ["k2"] * 3 + [OLD] * 4
     assert_all_readable(customers, client)
