@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 TARGET_SECONDS = 300.0
+PII_COLUMNS = ("drivers_license_index", "medical_card_number_index", "pii_digest", "pii_index_key")
 LOAD_COLUMNS = (
     "store_id",
     "customer_id",
@@ -127,35 +128,25 @@ def vendor_json(n: int, ident: dict[str, str]) -> dict[str, Any]:
 
 
 def sealed_rows(store_ids: list[int], count: int) -> Iterator[tuple[object, ...]]:
-    """api_data's customers as COPY rows of LOAD_COLUMNS, their personal data encrypted as the writer stores it."""
+    """api_data's customers as COPY rows of LOAD_COLUMNS, with a card number for some and a vendor JSON, their
+    personal data encrypted as the writer stores it (customers.fields.seal_customer_pii)."""
     from api_data import COLUMNS, customer_identity, rows
 
     from customers import crypto
-    from customers.fields import (
-        CARD_PURPOSE,
-        LICENCE_PURPOSE,
-        RAW_PURPOSE,
-        canonical_json,
-        card_index,
-        licence_index,
-        pii_digest,
-    )
+    from customers.fields import canonical_json, seal_customer_pii
 
-    index_key = crypto.index_keys().current_id
-    at = {name: i for i, name in enumerate(COLUMNS)}
+    sealer = crypto.Sealer()
     for n, row in enumerate(rows(store_ids, count)):
         ident = customer_identity(n)
         licence, card = ident["drivers_license"], card_of(n)
-        raw_json = canonical_json(vendor_json(n, ident))
         values = dict(zip(COLUMNS, row, strict=True))
-        values["drivers_license"] = crypto.encrypt(licence, purpose=LICENCE_PURPOSE)
-        values["medical_card_number"] = crypto.encrypt(card, purpose=CARD_PURPOSE)
-        values["raw"] = crypto.encrypt(raw_json, purpose=RAW_PURPOSE)
-        values["customer_type"] = "medical" if card else row[at["customer_type"]]
-        values["drivers_license_index"] = licence_index(licence)
-        values["medical_card_number_index"] = card_index(card)
-        values["pii_digest"] = pii_digest(licence, card, raw_json)
-        values["pii_index_key"] = index_key
+        sealed_licence, sealed_card, sealed_raw, pii = seal_customer_pii(
+            sealer, licence, card, canonical_json(vendor_json(n, ident))
+        )
+        values.update(drivers_license=sealed_licence, medical_card_number=sealed_card, raw=sealed_raw)
+        values.update(zip(PII_COLUMNS, pii, strict=True))
+        if card:
+            values["customer_type"] = "medical"
         yield tuple(values[name] for name in LOAD_COLUMNS)
 
 
@@ -268,6 +259,30 @@ class Reader(threading.Thread):
         )
 
 
+def database_cpu_seconds() -> float:
+    """CPU seconds the PostgreSQL server's processes have used so far: the postmaster's children alive now, plus
+    those it has reaped (the command's backend, once the command ends). Needs to read the server's /proc."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW data_directory")
+        data = Path(cursor.fetchone()[0])
+    postmaster = int((data / "postmaster.pid").read_text().split()[0])
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if pid == postmaster:
+            total += sum(int(x) for x in fields[11:15])  # its own time and its reaped children's
+        elif ppid == postmaster:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def rotate(batch_size: int, extra: list[str]) -> tuple[float, float, str]:
     """One run of the command in a child process (with this process's keys): wall seconds, its CPU seconds, and
     what it printed."""
@@ -343,15 +358,19 @@ def main() -> None:
         reader = None if args.no_reader else Reader(args.customers, seed=generation)
         if reader is not None:
             reader.start()
+        db_before = database_cpu_seconds()
+        load_before = os.getloadavg()[0]
         wall, cpu, output = rotate(batch_size, [])
+        db_cpu = database_cpu_seconds() - db_before
         if reader is not None:
             reader.stop.set()
             reader.join(timeout=60)
         summary = [line for line in output.splitlines() if line.startswith("Rotated in")]
         print(
             f"\nbatch size {batch_size:,}: {args.customers:,} customers re-keyed in {wall:.1f} s wall "
-            f"({args.customers / wall:,.0f} rows/s; command process CPU {cpu:.1f} s; target < {TARGET_SECONDS:.0f} s: "
-            f"{'met' if wall < TARGET_SECONDS else 'MISSED'})",
+            f"({args.customers / wall:,.0f} rows/s; target < {TARGET_SECONDS:.0f} s: "
+            f"{'met' if wall < TARGET_SECONDS else 'MISSED'})\n  CPU: command process {cpu:.1f} s, PostgreSQL "
+            f"{db_cpu:.1f} s (machine load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)",
             flush=True,
         )
         print(f"  {summary[0] if summary else output.strip()}")
