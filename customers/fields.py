@@ -174,6 +174,11 @@ class EncryptedTextField(_RefusesLookups, _TextField):
             return value
         return crypto.encrypt(value, purpose=self.purpose)
 
+    def to_python(self, value: Any) -> Any:
+        # loaddata hands back what value_to_string wrote: the ciphertext.
+        value = super().to_python(value)
+        return _from_serialised(value, self.purpose) if isinstance(value, str) else value
+
     def value_to_string(self, obj: models.Model) -> str:
         # Serialisation (dumpdata) writes the ciphertext, never the value in clear.
         return str(self.get_prep_value(self.value_from_object(obj)))
@@ -203,6 +208,9 @@ class EncryptedJSONField(_RefusesLookups, _JSONTextField):
         return json.loads(crypto.decrypt(value, purpose=self.purpose))
 
     def to_python(self, value: Any) -> Any:
+        if isinstance(value, str):
+            text = _from_serialised(value, self.purpose)
+            return json.loads(text) if text is not value else value
         return value
 
     def get_prep_value(self, value: Any) -> Any:
@@ -219,6 +227,16 @@ class EncryptedJSONField(_RefusesLookups, _JSONTextField):
         from django.forms import JSONField as JSONFormField
 
         return super().formfield(**{"form_class": JSONFormField, **kwargs})
+
+
+def _from_serialised(value: str, purpose: str) -> str:
+    """A ciphertext of ours (as dumpdata writes these fields) in clear; any other text as it is."""
+    if not value.startswith(f"{crypto.PREFIX}."):
+        return value
+    try:
+        return crypto.decrypt(value, purpose=purpose)
+    except crypto.PiiDecryptionError:
+        return value
 
 
 class _DerivedField(_CharField):

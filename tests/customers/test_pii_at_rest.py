@@ -165,3 +165,19 @@ def test_the_licence_lookup_uses_its_btree_index(store, settings, keys):
             cursor.execute("SET LOCAL enable_seqscan = off")  # a small table: does an index serve at all?
     assert "customer_licence_index" in Customer.objects.licence_equal("d0000042").explain()
     assert "customer_card_index" in Customer.objects.card_number_equal("m42").explain()
+
+
+def test_saving_only_a_number_updates_its_index_and_dumpdata_round_trips_without_clear_text(store):
+    from django.core import serializers
+
+    sean = CustomerFactory(store=store, drivers_license=LICENCE, raw={"dl": LICENCE})
+    sean.drivers_license = "N9990001"
+    sean.save(update_fields=["drivers_license"])
+    assert list(Customer.objects.licence_equal("n9990001")) == [sean]
+    assert not Customer.objects.licence_equal(LICENCE).exists()
+
+    dumped = serializers.serialize("json", Customer.objects.filter(pk=sean.pk))
+    assert "N9990001" not in dumped
+    assert LICENCE not in dumped
+    [loaded] = serializers.deserialize("json", dumped)
+    assert (loaded.object.drivers_license, loaded.object.raw) == ("N9990001", {"dl": LICENCE})
