@@ -289,6 +289,10 @@ COLUMNS = (
     "pos_created_at",
     "pos_updated_at",
     "raw",
+    "drivers_license_index",
+    "medical_card_number_index",
+    "pii_digest",
+    "pii_index_key",
     "synced_at",
     "created_at",
     "updated_at",
@@ -312,11 +316,17 @@ def customer_identity(n: int) -> dict[str, str]:
 
 
 def rows(store_ids: list[int], count: int) -> Iterator[tuple[object, ...]]:
-    """`count` customers spread round-robin over the stores, as COPY rows."""
+    """`count` customers spread round-robin over the stores, as COPY rows: the licence number encrypted, with its
+    blind index, as the mirror's writer stores it (customers.fields.seal_customer_pii; Django is set up)."""
+    from customers.crypto import Sealer
+    from customers.fields import seal_customer_pii
+
     now = dt.datetime.now(dt.UTC)
     per_store = len(store_ids)
+    sealer = Sealer()
     for n in range(count):
         ident = customer_identity(n)
+        licence, _, raw, pii = seal_customer_pii(sealer, ident["drivers_license"], "", "{}")
         rnd = random.Random(-n - 1)
         updated = EPOCH + dt.timedelta(seconds=rnd.randrange(2 * 365 * 86400))
         yield (
@@ -328,7 +338,7 @@ def rows(store_ids: list[int], count: int) -> Iterator[tuple[object, ...]]:
             ident["phone"],
             ident["birthday"],
             "MFX"[n % 3],
-            ident["drivers_license"],
+            licence,
             "2029-05-12",
             "",
             "recreational",
@@ -343,7 +353,8 @@ def rows(store_ids: list[int], count: int) -> Iterator[tuple[object, ...]]:
             n % 300,
             EPOCH,
             updated,
-            "{}",
+            raw,
+            *pii,
             now,
             now,
             now,

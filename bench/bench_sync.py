@@ -10,6 +10,12 @@ The sandbox runs in its own process. In one run this measures, into the same dat
 - baseline (b), PostgreSQL only: `COPY` of the same rows into the same table (every record).
 HTTP fetching and parsing are outside the baselines' clocks (they time the write path only); the engine's
 figure is end to end (HTTP, parsing, validation, writes, checkpoints).
+
+    python bench/bench_sync.py --customers 100000 --compare-with 574aaa9 --rounds 3 [--db postgres]
+
+runs this script's full sync (--no-baselines) in a git worktree of that commit and in this tree, alternating
+(base, this, base, this, ...), each into a fresh database, and prints both trees' rates and CPU side by side:
+before and after a change in the same run (issue 18: the cost of encryption at rest).
 """
 
 from __future__ import annotations
@@ -177,11 +183,16 @@ def loop_baseline(store: Any, sample: int) -> tuple[int, float]:
     client = store.pos_client()
     done, spent = 0, 0.0
     for page in client.iter_customers():
-        rows, _, _ = validate(page.records[: sample - done])
+        records = page.records[: sample - done]
+        rows, _, _ = validate(records)
+        by_id = {str(r.customer_id).strip(): r for r in records}
         started = time.perf_counter()
         for row in rows:
             defaults = dict(zip(DATA_FIELDS, row.values, strict=True))
-            defaults["raw"] = json.loads(row.raw_json)
+            record = by_id[row.customer_id]  # the values in clear: the model's fields encrypt them on save
+            defaults["drivers_license"] = record.drivers_license or ""
+            defaults["medical_card_number"] = record.medical_card_number or ""
+            defaults["raw"] = record.raw if record.raw is not None else {}
             defaults["synced_at"] = timezone.now()
             Customer.objects.update_or_create(store=store, customer_id=row.customer_id, defaults=defaults)
         spent += time.perf_counter() - started
@@ -200,12 +211,11 @@ def copy_baseline(store: Any) -> tuple[int, float]:
     from django.utils import timezone
 
     from customers.models import Customer
-    from customers.writer import DATA_FIELDS, dumps_compact, validate
+    from customers.writer import DATA_FIELDS, PII_FIELDS, validate
 
     columns = ["store_id", "customer_id", *(Customer._meta.get_field(n).column for n in DATA_FIELDS)]
-    columns += ["raw", "synced_at", "created_at", "updated_at"]
+    columns += ["raw", *PII_FIELDS, "synced_at", "created_at", "updated_at"]
     statement = f"COPY {Customer._meta.db_table} ({', '.join(columns)}) FROM STDIN"
-    dumps = dumps_compact  # what the PostgreSQL writer stores as jsonb
     client = store.pos_client()
     connection.ensure_connection()
     raw_conn = connection.connection
@@ -213,8 +223,8 @@ def copy_baseline(store: Any) -> tuple[int, float]:
     now = timezone.now()
     with raw_conn.transaction(), psycopg.Cursor(raw_conn) as cursor:
         for page in client.iter_customers():
-            rows, _, _ = validate(page.records, dumps=dumps)
-            tuples = [(store.pk, r.customer_id, *r.values, r.raw_json, now, now, now) for r in rows]
+            rows, _, _ = validate(page.records)  # encrypted, as the writer stores them
+            tuples = [(store.pk, r.customer_id, *r.values, r.raw, *r.pii, now, now, now) for r in rows]
             started = time.perf_counter()
             with cursor.copy(statement) as copy:
                 for t in tuples:
@@ -224,6 +234,106 @@ def copy_baseline(store: Any) -> tuple[int, float]:
         started = time.perf_counter()
     spent += time.perf_counter() - started  # the commit
     return done, spent
+
+
+def _cpu_of_children() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _postgres_cpu(url: str) -> float:
+    """CPU seconds the PostgreSQL server of `url` has used so far: its postmaster's and its processes' (the
+    exited ones are counted in the postmaster's children's times). Linux /proc; 0.0 where it cannot be read."""
+    import psycopg
+
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute("SHOW data_directory").fetchone()
+        postmaster = int((Path(str(row[0])) / "postmaster.pid").read_text().split()[0]) if row else 0
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            pid, ppid = int(stat.parent.name), int(fields[1])
+            if pid == postmaster:
+                total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+            elif ppid == postmaster:
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
+    except (OSError, ValueError, IndexError, psycopg.Error):
+        return 0.0
+
+
+def _fresh_postgres_url(base_url: str, name: str) -> str:
+    """A new, empty database on the server of `base_url` (dropped first if it exists); its URL."""
+    import psycopg
+
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return base_url.rsplit("/", 1)[0] + "/" + name
+
+
+def compare(args: argparse.Namespace) -> None:
+    """Full syncs with the tree at `args.compare_with` and this tree, alternating, each into a fresh database."""
+    import statistics
+
+    work = tempfile.TemporaryDirectory(prefix="bench-sync-base-")
+    base_tree = Path(work.name) / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", str(base_tree), args.compare_with], cwd=ROOT, check=True)
+    trees = {"base": base_tree, "this": ROOT}
+    server_url = os.environ.get("DATABASE_URL", "")
+    if args.db == "postgres" and not server_url.startswith("postgres"):
+        raise SystemExit("--db postgres needs DATABASE_URL (run under scripts/with-postgres.sh)")
+    results: dict[str, list[dict[str, Any]]] = {"base": [], "this": []}
+    try:
+        for round_ in range(args.rounds):
+            for label, tree in trees.items():
+                env = os.environ.copy()
+                if args.db == "postgres":
+                    env["DATABASE_URL"] = _fresh_postgres_url(server_url, f"bench_sync_{label}_{round_}")
+                command = [sys.executable, str(tree / "bench" / "bench_sync.py"), "--no-baselines", "--json"]
+                command += ["--customers", str(args.customers), "--vendor", args.vendor, "--db", args.db]
+                command += ["--seed", str(args.seed)]
+                cpu = _cpu_of_children()
+                server_cpu = _postgres_cpu(server_url) if args.db == "postgres" else 0.0
+                out = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, check=False)
+                if out.returncode != 0:
+                    raise SystemExit(f"the {label} tree's sync failed:\n{out.stderr[-4000:]}")
+                figures = json.loads(out.stdout.strip().splitlines()[-1])
+                figures["cpu_seconds"] = _cpu_of_children() - cpu
+                figures["server_cpu_seconds"] = _postgres_cpu(server_url) - server_cpu if args.db == "postgres" else 0.0
+                results[label].append(figures)
+                print(
+                    f"  round {round_ + 1} {label:4}  {figures['full_sync_per_second']:>7,} customers/s  "
+                    f"({figures['full_sync_seconds']} s; CPU of sync + sandbox {figures['cpu_seconds']:.1f} s, "
+                    f"of PostgreSQL {figures['server_cpu_seconds']:.1f} s)",
+                    flush=True,
+                )
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(base_tree)], cwd=ROOT, check=False)
+        work.cleanup()
+    rates = {label: [r["full_sync_per_second"] for r in runs] for label, runs in results.items()}
+    cpus = {label: [r["cpu_seconds"] for r in runs] for label, runs in results.items()}
+    servers = {label: [r["server_cpu_seconds"] for r in runs] for label, runs in results.items()}
+    base_rate, this_rate = statistics.median(rates["base"]), statistics.median(rates["this"])
+    base_cpu, this_cpu = statistics.median(cpus["base"]), statistics.median(cpus["this"])
+    base_server, this_server = statistics.median(servers["base"]), statistics.median(servers["this"])
+    print(
+        f"full sync, {args.customers:,} {args.vendor} customers into {args.db}, {args.rounds} rounds, "
+        f"base {args.compare_with} vs this tree (medians):"
+    )
+    print(f"  customers/s   base {base_rate:>9,.0f}   this {this_rate:>9,.0f}   this/base {this_rate / base_rate:.1%}")
+    print(f"  CPU seconds   base {base_cpu:>9.1f}   this {this_cpu:>9.1f}   this/base {this_cpu / base_cpu:.1%}")
+    if base_server:
+        print(
+            f"  PostgreSQL CPU base {base_server:>8.1f}   this {this_server:>9.1f}   "
+            f"this/base {this_server / base_server:.1%}"
+        )
+    if args.json:
+        print(json.dumps({"base": results["base"], "this": results["this"]}))
 
 
 def main() -> None:
@@ -236,7 +346,14 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the full sync (slower) to FILE")
     parser.add_argument("--no-baselines", action="store_true", help="time only the engine (while iterating)")
+    parser.add_argument(
+        "--compare-with", metavar="COMMIT", help="alternate full syncs with a worktree of COMMIT and this tree"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="with --compare-with: syncs per tree")
     args = parser.parse_args()
+    if args.compare_with:
+        compare(args)
+        return
     if args.profile:
         os.environ["BENCH_SYNC_PROFILE"] = str(Path(args.profile).resolve())
 
