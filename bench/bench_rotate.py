@@ -1,0 +1,387 @@
+"""Re-keying 1M customers: `manage.py rotate_pii_keys` on PostgreSQL, while lookups by licence keep running.
+
+    scripts/with-postgres.sh .venv/bin/python bench/bench_rotate.py --customers 1000000
+
+Loads the customers once per database with COPY (bench/api_data.py's customers, their licence and medical card
+numbers and a vendor JSON of about 700 characters encrypted under a bench key `bench`, with blind indexes and
+digest), then for each --batch-size runs the command in a child process, as an operator would, with a new key
+first in both settings and the previous one after it, and times it. Meanwhile a reader thread looks customers up
+by licence number through the ORM (what the API's `driver_license` filter runs) and checks each answer: the
+rotation must not make a lookup miss. Afterwards, with the new keys alone, it checks with SQL that every
+ciphertext and every index key id is the new one, and reads a sample of customers back. Each further run re-keys
+all of them again (bench -> bench2 -> bench3 ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import hashlib
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+TARGET_SECONDS = 300.0
+PII_COLUMNS = ("drivers_license_index", "medical_card_number_index", "pii_digest", "pii_index_key")
+LOAD_COLUMNS = (
+    "store_id",
+    "customer_id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "birthday",
+    "gender",
+    "drivers_license",
+    "drivers_license_expiration",
+    "medical_card_number",
+    "customer_type",
+    "active",
+    "banned",
+    "merged_into_customer_id",
+    "notes",
+    "street",
+    "city",
+    "state",
+    "postal_code",
+    "loyalty_points",
+    "pos_created_at",
+    "pos_updated_at",
+    "raw",
+    "drivers_license_index",
+    "medical_card_number_index",
+    "pii_digest",
+    "pii_index_key",
+    "synced_at",
+    "created_at",
+    "updated_at",
+)
+
+
+def key_entry(key_id: str) -> str:
+    """A bench-only key, derived from its id (so a database loaded by an earlier run can be reused)."""
+    digest = hashlib.sha256(f"customer-flow bench only: {key_id}".encode()).digest()
+    return f"{key_id}:{base64.urlsafe_b64encode(digest).decode()}"
+
+
+def key_ring(generation: int) -> str:
+    """Generation 0: the loaded data's key alone; generation n: `bench<n+1>` first, then the one before."""
+    ids = ["bench"] + [f"bench{n + 1}" for n in range(1, generation + 1)]
+    return ",".join(key_entry(kid) for kid in reversed(ids[-2:]))
+
+
+def configure_env() -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    os.environ["DEBUG"] = "false"
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
+    os.environ.setdefault("POS_CREDENTIALS_KEYS", "k7fZ6d8wVd0q1eVbQ2o8oQ3m0F7mVJ0rS2s8R1aZ0b4=")  # bench-only
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    use_keys(key_ring(0))
+
+
+def use_keys(ring: str) -> None:
+    """Both PII settings, for this process (once Django is set up) and the command's."""
+    os.environ["PII_ENCRYPTION_KEYS"] = os.environ["PII_BLIND_INDEX_KEYS"] = ring
+    from django.conf import settings
+
+    if settings.configured:
+        settings.PII_ENCRYPTION_KEYS = settings.PII_BLIND_INDEX_KEYS = ring.split(",")
+
+
+def card_of(n: int) -> str:
+    """Every third customer is a medical patient with a card number."""
+    return f"MED-{n:07d}-CA" if n % 3 == 0 else ""
+
+
+def vendor_json(n: int, ident: dict[str, str]) -> dict[str, Any]:
+    """A vendor record of about 700 characters (a Treez customer, trimmed), holding the numbers too."""
+    return {
+        "customer_id": str(100000 + n),
+        "first_name": ident["first_name"],
+        "last_name": ident["last_name"],
+        "email": ident["email"],
+        "phone": ident["phone"],
+        "birthday": ident["birthday"],
+        "drivers_license": ident["drivers_license"],
+        "drivers_license_expiration": "2029-05-12",
+        "patient_type": "MEDICAL" if card_of(n) else "ADULT",
+        "medical_card": {"number": card_of(n), "state": "CA", "expiration": "2027-01-31"} if card_of(n) else None,
+        "addresses": [{"street": f"{n % 999 + 1} Elm St", "city": "Oakland", "state": "CA", "zip": "94601"}],
+        "rewards_balance": n % 300,
+        "opt_in": {"email": n % 2 == 0, "sms": n % 5 == 0},
+        "notes": "",
+        "tags": ["bench", f"cohort-{n % 12}"],
+        "last_update": "2025-06-01T12:00:00Z",
+    }
+
+
+def sealed_rows(store_ids: list[int], count: int) -> Iterator[tuple[object, ...]]:
+    """api_data's customers as COPY rows of LOAD_COLUMNS, with a card number for some and a vendor JSON, their
+    personal data encrypted as the writer stores it (customers.fields.seal_customer_pii)."""
+    from api_data import COLUMNS, customer_identity, rows
+
+    from customers import crypto
+    from customers.fields import canonical_json, seal_customer_pii
+
+    sealer = crypto.Sealer()
+    for n, row in enumerate(rows(store_ids, count)):
+        ident = customer_identity(n)
+        licence, card = ident["drivers_license"], card_of(n)
+        values = dict(zip(COLUMNS, row, strict=True))
+        sealed_licence, sealed_card, sealed_raw, pii = seal_customer_pii(
+            sealer, licence, card, canonical_json(vendor_json(n, ident))
+        )
+        values.update(drivers_license=sealed_licence, medical_card_number=sealed_card, raw=sealed_raw)
+        values.update(zip(PII_COLUMNS, pii, strict=True))
+        if card:
+            values["customer_type"] = "medical"
+        yield tuple(values[name] for name in LOAD_COLUMNS)
+
+
+def prepare(customers: int, stores: int) -> int:
+    """Migrate; load the customers (under key generation 0) unless they are there; the key generation they
+    are under now (what an earlier run left)."""
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    from customers.models import Customer
+    from stores.models import Store
+
+    if connection.vendor != "postgresql":
+        sys.exit("Run under scripts/with-postgres.sh (or with DATABASE_URL pointing at PostgreSQL).")
+    call_command("migrate", verbosity=0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT split_part(drivers_license, '.', 2), count(*) FROM customers_customer GROUP BY 1 "
+            "ORDER BY 2 DESC LIMIT 1"
+        )
+        found = cursor.fetchone()
+    have = Customer.objects.count()
+    if have >= customers and found is not None:
+        kid = found[0]
+        return 0 if kid == "bench" else int(kid.removeprefix("bench")) - 1
+    Customer.objects.all().delete()
+    store_ids = list(Store.objects.filter(catalog_id__startswith="bench-").order_by("id").values_list("id", flat=True))
+    if not store_ids:
+        store_ids = [
+            Store.objects.create(
+                name=f"Bench store {i}",
+                catalog_id=f"bench-{i:02d}",
+                pos_vendor="treez",
+                pos_credentials={"dispensary": "bench", "client_id": "bench", "api_key": "bench"},
+                sync_enabled=False,
+            ).pk
+            for i in range(stores)
+        ]
+    print(f"Loading {customers:,} customers over {len(store_ids)} stores with COPY (encrypting) ...", flush=True)
+    started = time.perf_counter()
+    raw_connection = connection.connection
+    with raw_connection.cursor() as cursor:
+        cursor.execute("SELECT setval(pg_get_serial_sequence('customers_customer', 'id'), 1, false)")
+        with cursor.copy(f"COPY customers_customer ({', '.join(LOAD_COLUMNS)}) FROM STDIN") as copy:
+            for i, row in enumerate(sealed_rows(store_ids, customers)):
+                copy.write_row(row)
+                if i and i % 200_000 == 0:
+                    print(f"  copied {i:,} rows ({time.perf_counter() - started:.0f} s)", flush=True)
+    if not connection.get_autocommit():
+        connection.commit()
+    seconds = time.perf_counter() - started
+    print(f"  loaded in {seconds:.1f} s ({customers / seconds:,.0f} rows/s, indexes included)", flush=True)
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE customers_customer")
+    return 0
+
+
+def table_size() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_size_pretty(pg_total_relation_size('customers_customer'))")
+        return str(cursor.fetchone()[0])
+
+
+class Reader(threading.Thread):
+    """Looks random customers up by licence number (ORM, the API filter's query) and checks each answer."""
+
+    def __init__(self, customers: int, seed: int = 11) -> None:
+        super().__init__(daemon=True)
+        self.customers = customers
+        self.rnd = random.Random(seed)
+        self.stop = threading.Event()
+        self.latencies: list[float] = []
+        self.misses = 0
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        from api_data import customer_identity
+        from django.db import connection
+
+        from customers.models import Customer
+
+        try:
+            while not self.stop.is_set():
+                n = self.rnd.randrange(self.customers)
+                licence = customer_identity(n)["drivers_license"]
+                started = time.perf_counter()
+                found = list(Customer.objects.licence_equal(licence.lower()).values_list("customer_id", flat=True))
+                self.latencies.append(time.perf_counter() - started)
+                if found != [str(100000 + n)]:
+                    self.misses += 1
+                time.sleep(0.005)  # a checkout's pace, not a load test
+        except Exception as exc:  # reported, and the run fails
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            connection.close()
+
+    def summary(self) -> str:
+        if not self.latencies:
+            return "no lookups"
+        ms = sorted(x * 1000 for x in self.latencies)
+        p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+        return (
+            f"{len(ms):,} lookups by licence, {self.misses} missed, p50 {statistics.median(ms):.2f} ms, "
+            f"p99 {p99:.2f} ms"
+        )
+
+
+def database_cpu_seconds() -> float:
+    """CPU seconds the PostgreSQL server's processes have used so far: the postmaster's children alive now, plus
+    those it has reaped (the command's backend, once the command ends). Needs to read the server's /proc."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW data_directory")
+        data = Path(cursor.fetchone()[0])
+    postmaster = int((data / "postmaster.pid").read_text().split()[0])
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if pid == postmaster:
+            total += sum(int(x) for x in fields[11:15])  # its own time and its reaped children's
+        elif ppid == postmaster:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def rotate(batch_size: int, extra: list[str]) -> tuple[float, float, str]:
+    """One run of the command in a child process (with this process's keys): wall seconds, its CPU seconds, and
+    what it printed."""
+    env = dict(os.environ)
+    cmd = [sys.executable, str(ROOT / "manage.py"), "rotate_pii_keys", "--no-progress", "--batch-size", str(batch_size)]
+    before = os.times()
+    started = time.perf_counter()
+    done = subprocess.run([*cmd, *extra], env=env, capture_output=True, text=True, timeout=3600, check=False)
+    wall = time.perf_counter() - started
+    after = os.times()
+    if done.returncode != 0:
+        sys.exit(f"rotate_pii_keys failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return wall, cpu, done.stdout
+
+
+def verify(generation: int, customers: int, sample: int = 2000) -> str:
+    """With the new keys alone: every ciphertext and index key id is the new one; a sample reads back and is
+    found by its licence and card."""
+    from api_data import customer_identity
+    from django.db import connection
+
+    from customers import crypto
+    from customers.models import Customer
+
+    current = crypto.encryption_keys().current_id
+    assert crypto.encryption_keys().ids == (current,), "verify runs with the new keys alone"
+    prefix = f"cf1.{current}."
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM customers_customer WHERE (drivers_license <> '' AND left(drivers_license, %s) <> %s) "
+            "OR (medical_card_number <> '' AND left(medical_card_number, %s) <> %s) OR left(raw, %s) <> %s "
+            "OR pii_index_key <> %s",
+            [len(prefix), prefix] * 3 + [crypto.index_keys().current_id],
+        )
+        stale = int(cursor.fetchone()[0])
+    rnd = random.Random(generation)
+    wrong = 0
+    for _ in range(sample):
+        n = rnd.randrange(customers)
+        licence, card = customer_identity(n)["drivers_license"], card_of(n)
+        held = Customer.objects.get(customer_id=str(100000 + n))
+        by_licence = list(Customer.objects.licence_equal(licence).values_list("pk", flat=True))
+        by_card = list(Customer.objects.card_number_equal(card).values_list("pk", flat=True)) if card else [held.pk]
+        read = (held.drivers_license, held.medical_card_number, held.raw.get("drivers_license"))
+        wrong += read != (licence, card, licence) or by_licence != [held.pk] or by_card != [held.pk]
+    if stale or wrong:
+        sys.exit(f"verification failed: {stale} rows not under the new keys, {wrong} of {sample} sampled read wrong")
+    return f"verified: 0 rows under old keys; {sample:,} sampled customers read back and found by licence and card"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--stores", type=int, default=20)
+    parser.add_argument(
+        "--batch-size", type=int, action="append", default=[], help="Repeat to compare (default: the command's)."
+    )
+    parser.add_argument("--no-reader", action="store_true", help="No lookups during the rotation.")
+    args = parser.parse_args()
+
+    configure_env()
+    generation = prepare(args.customers, args.stores)
+    from django import db
+
+    from customers.key_rotation import DEFAULT_BATCH_SIZE
+
+    print(f"{args.customers:,} customers under key generation {generation}; table {table_size()}", flush=True)
+    for batch_size in args.batch_size or [DEFAULT_BATCH_SIZE]:
+        generation += 1
+        db.connections.close_all()
+        use_keys(key_ring(generation))  # the reader looks up with both keys, as the service does meanwhile
+        reader = None if args.no_reader else Reader(args.customers, seed=generation)
+        if reader is not None:
+            reader.start()
+        db_before = database_cpu_seconds()
+        load_before = os.getloadavg()[0]
+        wall, cpu, output = rotate(batch_size, [])
+        db_cpu = database_cpu_seconds() - db_before
+        if reader is not None:
+            reader.stop.set()
+            reader.join(timeout=60)
+        summary = [line for line in output.splitlines() if line.startswith("Rotated in")]
+        print(
+            f"\nbatch size {batch_size:,}: {args.customers:,} customers re-keyed in {wall:.1f} s wall "
+            f"({args.customers / wall:,.0f} rows/s; target < {TARGET_SECONDS:.0f} s: "
+            f"{'met' if wall < TARGET_SECONDS else 'MISSED'})\n  CPU: command process {cpu:.1f} s, PostgreSQL "
+            f"{db_cpu:.1f} s (machine load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)",
+            flush=True,
+        )
+        print(f"  {summary[0] if summary else output.strip()}")
+        if reader is not None:
+            print(f"  during it: {reader.summary()}" + (f"; errors: {reader.errors[:3]}" if reader.errors else ""))
+            if reader.misses or reader.errors:
+                sys.exit("a lookup missed during the rotation")
+        use_keys(key_ring(generation).split(",")[0])  # the old key removed
+        print(f"  {verify(generation, args.customers)}; table now {table_size()}", flush=True)
+    print(f"\n(the dates: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC)")
+
+
+if __name__ == "__main__":
+    main()
