@@ -266,7 +266,9 @@ class CustomerAdmin(admin.ModelAdmin):
                 )
             )
         numbers = ", ".join(f"#{e.pk}" for e in erasures)
-        self.message_user(request, f"Erased {len(erasures)} customer(s) from the mirror (erasures {numbers}).")
+        self.message_user(
+            request, f"Erased {len(erasures)} customer(s) from the mirror (erasures {numbers}).", messages.SUCCESS
+        )
         self.message_user(request, POS_CAVEAT, level=messages.WARNING)
 
     def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Customer | None:

@@ -50,7 +50,7 @@ ERASED = "[erased]"
 # The advisory-lock class of suppression checks (the second key is the store's id); any constant unique here.
 _LOCK_CLASS = 0x43_46_45  # "CFE"
 POS_CAVEAT = (
-    "The store's POS still holds this person: erasing them there is the dispensary's job. The mirror will not "
+    "The store's POS still holds them: erasing them there is the dispensary's job. The mirror will not "
     "bring them back (syncs and live lookups skip their POS id)."
 )
 ERASED_WARNING = "The customer was erased from the mirror; the store's POS still holds them."
