@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from io import StringIO
 from typing import Any
 
@@ -369,3 +370,41 @@ def test_a_create_the_pos_answers_with_an_erased_customer_is_neither_stored_nor_
 
     assert (result.outcome, result.customer, result.warning) == ("created", None, ERASED_ANSWER)
     assert not Customer.objects.filter(store=store, customer_id=person.customer_id).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_erasure_waits_for_a_page_in_flight_which_then_cannot_bring_them_back():
+    import threading
+
+    from customers.models import RecordSource
+    from customers.writer import CustomerWriter
+    from tests.factories import StoreFactory, make_record
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's advisory lock orders them; SQLite lets one writer in at a time anyway")
+    store = StoreFactory()
+    write(store, [make_record(1)])
+    erased = threading.Event()
+
+    def erase() -> None:
+        try:
+            customer_erase(store=store, customer_id="1001", via="test")
+            erased.set()
+        finally:
+            connection.close()
+
+    eraser = threading.Thread(target=erase)
+
+    def meanwhile(staged: Any) -> None:
+        # Inside the page's transaction, after it found no suppression for 1001: the erasure starts, and waits.
+        eraser.start()
+        assert not erased.wait(1.0)
+
+    changed = make_record(1, email="changed@example.com", updated=make_record(1).pos_updated_at + timedelta(1))
+    writer = CustomerWriter.for_store(store, source=RecordSource.SYNC)
+    assert writer.write([changed], alongside=meanwhile).result().updated == 1
+    eraser.join(timeout=30)
+    assert erased.is_set()
+    assert not Customer.objects.filter(store=store, customer_id="1001").exists()
+    assert write(store, [changed]).suppressed == 1
+    assert not Customer.objects.filter(store=store, customer_id="1001").exists()
