@@ -414,7 +414,7 @@ class ErasureSuppression(models.Model):
 
     class Meta:
         verbose_name = "erasure suppression"
-        # The writer asks for a page's indexes in one query: this unique B-tree (store, index) serves it.
+        # The writer looks a page's indexes up in one statement: this unique B-tree (store, index) serves it.
         constraints = [models.UniqueConstraint(fields=["store", "index"], name="erasure_suppression_unique")]
 
     def __str__(self) -> str:

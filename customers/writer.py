@@ -314,7 +314,7 @@ class PageWrite:
 
 
 def _without_erased(store_id: int, rows: list[Row], rejected: list[Rejected]) -> tuple[list[Row], list[Rejected], int]:
-    """The page without the records of erased customers (customers.erasure: one query, inside the page's
+    """The page without the records of erased customers (customers.erasure: a query or two, inside the page's
     transaction): neither written nor quarantined, only counted (and never logged: their ids are theirs)."""
     erased = suppressed_ids(
         store_id=store_id, customer_ids=[*(r.customer_id for r in rows), *(r.customer_id for r in rejected)]
