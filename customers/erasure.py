@@ -89,6 +89,7 @@ def suppressed_ids(*, store_id: int, customer_ids: Iterable[str]) -> set[str]:
             for index in crypto.blind_indexes(_suppression_text(store_id, customer_id), purpose=PURPOSE)
         }
         indexes = list(by_index)
+        chunks: list[tuple[str, list[Any]]]
         if connection.vendor == "postgresql":  # one array parameter, whatever the page size
             sql = f'SELECT "index" FROM "{table}" WHERE "store_id" = %s AND "index" = ANY(%s)'  # noqa: S608
             chunks = [(sql, [store_id, indexes])]
