@@ -8,20 +8,24 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import display_for_field
 from django.core.exceptions import PermissionDenied
-from django.db.models import Field, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.db.models import Count, Field, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from customers.erasure import POS_CAVEAT, customer_erase
 from customers.fields import card_indexes, licence_indexes
 from customers.models import (
     POS_FIELDS,
     AccessEvent,
     Customer,
+    CustomerErasure,
     CustomerType,
     RejectedRecord,
     phone_digits,
@@ -109,6 +113,7 @@ ADMIN_SHOWN_FIELDS = ("birthday",)
 ADMIN_REVEALED_FIELDS = ("drivers_license", "medical_card_number", "birthday", "raw")
 REVEALED_NUMBERS = ("drivers_license", "medical_card_number")
 REVEAL_PERMISSION = "customers.reveal_customer_pii"
+ERASE_PERMISSION = "customers.erase_customer"
 ACCESS_HISTORY_SHOWN = 20
 
 
@@ -189,6 +194,7 @@ class CustomerAdmin(admin.ModelAdmin):
     ]
 
     change_form_template = "admin/customers/customer/change_form.html"
+    actions = ["erase_customers"]
 
     def get_urls(self) -> list[URLPattern]:
         reveal = path(
@@ -196,7 +202,74 @@ class CustomerAdmin(admin.ModelAdmin):
             self.admin_site.admin_view(self.reveal_view),
             name="customers_customer_reveal",
         )
-        return [reveal, *super().get_urls()]
+        erase = path(
+            "<path:object_id>/erase/",
+            self.admin_site.admin_view(self.erase_view),
+            name="customers_customer_erase",
+        )
+        return [reveal, erase, *super().get_urls()]
+
+    # --- erasure (customers.erasure) ----------------------------------------------------------------
+
+    def has_erase_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(ERASE_PERMISSION)
+
+    @admin.action(permissions=["erase"], description="Erase selected customers from the mirror…")
+    def erase_customers(self, request: HttpRequest, queryset: QuerySet[Customer]) -> HttpResponse | None:
+        """A confirmation page first; erased once it is confirmed (a POST with confirm=yes)."""
+        if request.POST.get("confirm") == "yes":
+            self._erase(request, list(queryset.select_related("store")))
+            return None
+        return self._erase_confirmation(request, queryset, selected=request.POST.getlist(helpers.ACTION_CHECKBOX_NAME))
+
+    def erase_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The customer page's "Erase…": the same confirmation, then the erasure."""
+        if not self.has_erase_permission(request):
+            raise PermissionDenied
+        queryset = Customer.objects.filter(pk=object_id) if object_id.isdigit() else Customer.objects.none()
+        if not queryset.exists():
+            raise Http404("No such customer.")
+        if request.method == "POST" and request.POST.get("confirm") == "yes":
+            self._erase(request, list(queryset.select_related("store")))
+            return HttpResponseRedirect(reverse("admin:customers_customer_changelist"))
+        return self._erase_confirmation(request, queryset, selected=None)
+
+    def _erase_confirmation(
+        self, request: HttpRequest, queryset: QuerySet[Customer], *, selected: list[str] | None
+    ) -> TemplateResponse:
+        # Counts and store names only: the page names nobody.
+        stores = list(queryset.values_list("store__name").annotate(n=Count("id")).order_by("store__name"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Erase customers from the mirror",
+            "opts": self.model._meta,
+            "count": sum(n for _, n in stores),
+            "stores": stores,
+            "selected": selected,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "pos_caveat": POS_CAVEAT,
+            "cancel_url": reverse("admin:customers_customer_changelist"),
+        }
+        return TemplateResponse(request, "admin/customers/customer/erase_confirmation.html", context)
+
+    def _erase(self, request: HttpRequest, customers: list[Customer]) -> None:
+        erasures: list[CustomerErasure] = []
+        for customer in customers:
+            # One erasure (and transaction) per person: each is recorded and suppressed on its own.
+            erasures.append(
+                customer_erase(
+                    store=customer.store,
+                    customer_id=customer.customer_id,
+                    user_id=request.user.pk,
+                    via="admin",
+                    allow_absent=True,
+                )
+            )
+        numbers = ", ".join(f"#{e.pk}" for e in erasures)
+        self.message_user(
+            request, f"Erased {len(erasures)} customer(s) from the mirror (erasures {numbers}).", messages.SUCCESS
+        )
+        self.message_user(request, POS_CAVEAT, level=messages.WARNING)
 
     def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Customer | None:
         customer = super().get_object(request, object_id, from_field)
@@ -218,7 +291,11 @@ class CustomerAdmin(admin.ModelAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        context = {"can_reveal": request.user.has_perm(REVEAL_PERMISSION), **(extra_context or {})}
+        context = {
+            "can_reveal": request.user.has_perm(REVEAL_PERMISSION),
+            "can_erase": self.has_erase_permission(request),
+            **(extra_context or {}),
+        }
         response = super().change_view(request, object_id, form_url, context)
         # Who saw the customer's personal data, and which: the birthday on every view; the numbers and the
         # vendor JSON only once revealed.
@@ -437,6 +514,35 @@ class AccessEventAdmin(admin.ModelAdmin):
             return "(removed)"
         url = reverse("admin:customers_customer_change", args=[obj.customer_id])
         return format_html('<a href="{}">{} (POS id {})</a>', url, obj.customer_id, obj.customer.customer_id)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(CustomerErasure)
+class CustomerErasureAdmin(admin.ModelAdmin):
+    """Who erased a customer of which store, when, and how much went: the record names nobody."""
+
+    list_display = ["at_display", "store", "via", "user", "counts_display"]
+    list_filter = ["store"]
+    list_select_related = ["store", "user"]
+    show_full_result_count = False
+    readonly_fields = ("at", "store", "via", "user", "counts_display")
+    fields = readonly_fields
+
+    @admin.display(description="when", ordering="at")
+    def at_display(self, obj: CustomerErasure) -> str:
+        return time_cell(obj.at)
+
+    @admin.display(description="removed or scrubbed")
+    def counts_display(self, obj: CustomerErasure) -> str:
+        return ", ".join(f"{name.replace('_', ' ')}: {n}" for name, n in obj.counts.items())
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -222,7 +222,11 @@ class Customer(models.Model):
         ordering = ["id"]
         # Staff see licence and medical card numbers (and the vendor JSON's copies) masked until they press
         # "Reveal", which needs this and is audited (customers.AccessEvent).
-        permissions = [("reveal_customer_pii", "Can reveal licence and medical card numbers")]
+        permissions = [
+            ("reveal_customer_pii", "Can reveal licence and medical card numbers"),
+            # Erasure (customers.erasure) removes the person from the mirror for good: its own permission.
+            ("erase_customer", "Can erase a customer from the mirror"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["store", "customer_id"], name="customer_unique_per_store"),
         ]
@@ -448,3 +452,46 @@ class AccessEvent(models.Model):
         if self.user_id is not None:
             return f"staff {self.user}" if self.user else "staff (deleted)"
         return "—"
+
+
+class ErasureSuppression(models.Model):
+    """A store's POS id erased from the mirror: the writer (customers.writer) skips its records, so later syncs,
+    live lookups and creates do not bring the person back. Keyed by a blind index of ``<store id>:<POS id>``
+    (customers.erasure), never the id in clear; `sealed_ref` holds the same text encrypted, so that
+    rotate_pii_keys can re-index under a new index key (the old one may then go)."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="+", db_index=False)
+    index = models.CharField(max_length=64, help_text="Blind index of the store and POS id (customers.erasure).")
+    sealed_ref = models.TextField(help_text="The store and POS id, encrypted: what a re-index reads.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = "erasure suppression"
+        # The writer looks a page's indexes up in one statement: this unique B-tree (store, index) serves it.
+        constraints = [models.UniqueConstraint(fields=["store", "index"], name="erasure_suppression_unique")]
+
+    def __str__(self) -> str:
+        return f"suppression #{self.pk}"
+
+
+class CustomerErasure(models.Model):
+    """A person erased from the mirror: where, when, by whom and how much was removed; never who (no name or
+    id). The suppression that keeps them out is linked."""
+
+    store = models.ForeignKey(Store, on_delete=models.CASCADE, related_name="+")
+    at = models.DateTimeField(default=timezone.now)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    via = models.CharField(max_length=200, help_text='"admin", or "command (OS user …)".')
+    suppression = models.ForeignKey(
+        ErasureSuppression, on_delete=models.SET_NULL, null=True, blank=True, related_name="erasures"
+    )
+    counts = models.JSONField(default=dict, help_text="How many of each kind of record were removed or scrubbed.")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "customer erasure"
+
+    def __str__(self) -> str:
+        return f"erasure #{self.pk} at {self.at:%Y-%m-%d %H:%M:%S}"

@@ -54,6 +54,12 @@ from stores.selectors import store_get_for_key
 
 logger = logging.getLogger("customers.services")
 
+# A create or duplicate the POS answered with a customer erased from the mirror: neither stored nor shown.
+ERASED_ANSWER = (
+    "The store's POS answered with a customer erased from this mirror: not stored or shown here "
+    "(the POS still holds them)."
+)
+
 # A key is remembered this long; after that the same key starts a new request.
 IDEMPOTENCY_TTL = timedelta(hours=24)
 # How long a customer's POS creation time may precede the (dead) request that created it: POS clocks drift.
@@ -292,14 +298,17 @@ def _stored_customer(*, store: Store, written: PageResult) -> Customer | None:
     return customer
 
 
-def _store_answer(*, store: Store, record: CustomerRecord) -> tuple[dict[str, Any], str | None]:
+def _store_answer(*, store: Store, record: CustomerRecord) -> tuple[dict[str, Any] | None, str | None]:
     """Write one customer the POS answered into the mirror: the stored customer (to_peak_customer) and no
     warning; or, where the mirror cannot store it (it is quarantined), the customer as the POS has it and a
-    warning naming why."""
+    warning naming why; or, where the POS answered with a customer erased from the mirror (customers.erasure:
+    its POS id is suppressed), no customer and a warning saying so."""
     written = customer_records_store(store=store, records=[record], source=RecordSource.CREATE)
     customer = _stored_customer(store=store, written=written)
     if customer is not None:
         return customer.to_peak_customer(), None
+    if written.suppressed:
+        return None, ERASED_ANSWER
     reason = storable_text(written.rejected[0].reason, 300) if written.rejected else "unknown"
     warning = (
         f"The mirror cannot store the customer as the store's POS answered it ({reason}): shown as the POS has "
@@ -405,6 +414,7 @@ def _earlier_attempt_result(
         .first()
     )
     warning: str | None = None
+    customer: dict[str, Any] | None
     if local is not None:
         created_at, customer = local.pos_created_at, local.to_peak_customer()
     else:

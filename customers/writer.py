@@ -42,6 +42,7 @@ from django.db.transaction import Atomic
 from django.utils import timezone
 
 from customers import crypto
+from customers.erasure import suppressed_ids
 from customers.fields import canonical_json, seal_customer_pii
 from customers.models import POS_FIELDS, Customer, CustomerType, Gender, RejectedRecord
 from customers.quarantine import storable_payload, storable_text
@@ -135,6 +136,7 @@ class PageResult:
     deactivated: int = 0  # merged into another customer by the POS (its own record or its survivor's said so)
     stored: tuple[str, ...] = ()  # the POS ids of the page's customers the mirror now holds
     rejected: tuple[Rejected, ...] = ()  # what it could not store (quarantined)
+    suppressed: int = 0  # records of erased customers (customers.erasure): skipped, counted among `unchanged`
 
 
 class CustomerWriter:
@@ -202,6 +204,7 @@ class CustomerWriter:
         atomic = transaction.atomic()
         atomic.__enter__()
         try:
+            rows, rejected, suppressed = _without_erased(self.store.pk, rows, rejected)
             held = statements.existing([row.customer_id for row in rows])
             self._quarantine(rejected)
             if alongside is not None:
@@ -211,7 +214,9 @@ class CustomerWriter:
         except BaseException as exc:
             atomic.__exit__(type(exc), exc, exc.__traceback__)
             raise
-        page = PageWrite(self, atomic, writes, rows=rows, held=held, duplicates=duplicates, rejected=rejected)
+        page = PageWrite(
+            self, atomic, writes, rows=rows, held=held, duplicates=duplicates, rejected=rejected, suppressed=suppressed
+        )
         if commit_ahead:
             self._in_flight = page
         else:
@@ -269,8 +274,10 @@ class PageWrite:
         held: dict[str, tuple[bool, Any, Any]],
         duplicates: int,
         rejected: list[Rejected],
+        suppressed: int = 0,
     ) -> None:
         self._writer = writer
+        self._suppressed = suppressed
         self._atomic = atomic
         self._writes = writes
         self._rows = rows
@@ -305,11 +312,25 @@ class PageWrite:
         statements = writer.statements
         result = statements.tally(self._rows, self._held, written)
         result.deactivated += self._writes.absorbed()
-        result.unchanged += self._duplicates
+        result.unchanged += self._duplicates + self._suppressed
+        result.suppressed = self._suppressed
         result.stored = tuple(row.customer_id for row in self._rows)
         result.rejected = tuple(self._rejected)
         statements.grew(result.created)
         return result
+
+
+def _without_erased(store_id: int, rows: list[Row], rejected: list[Rejected]) -> tuple[list[Row], list[Rejected], int]:
+    """The page without the records of erased customers (customers.erasure: a query or two, inside the page's
+    transaction): neither written nor quarantined, only counted (and never logged: their ids are theirs)."""
+    erased = suppressed_ids(
+        store_id=store_id, customer_ids=[*(r.customer_id for r in rows), *(r.customer_id for r in rejected)]
+    )
+    if not erased:
+        return rows, rejected, 0
+    kept_rows = [row for row in rows if row.customer_id not in erased]
+    kept_rejected = [r for r in rejected if r.customer_id not in erased]
+    return kept_rows, kept_rejected, len(rows) - len(kept_rows) + len(rejected) - len(kept_rejected)
 
 
 def validate(records: Iterable[CustomerRecord]) -> tuple[list[Row], list[Rejected], int]:

@@ -464,10 +464,11 @@ def test_queries_per_page_are_constant(store, fake_pos, page_size):
     fake_pos.page_size = page_size // 2
     more_queries, more_pages = queries_for(SyncKind.FULL)
     per_page = (more_queries - queries) / (more_pages - pages) if more_pages != pages else None
-    # Each page: SELECT held ids, upsert, touch seen (full), save checkpoint, plus savepoint/commit.
-    assert queries <= 12 + 8 * pages
+    # Each page: SELECT held ids, upsert, touch seen (full), save checkpoint, plus savepoint/commit, and the
+    # erasure check (customers.erasure: on PostgreSQL the store's shared erasure lock, then a look for any).
+    assert queries <= 12 + 10 * pages
     if per_page is not None:
-        assert per_page <= 8
+        assert per_page <= 10
 
 
 def test_memory_stays_flat_as_the_number_of_customers_grows(store, fake_pos):
