@@ -128,36 +128,29 @@ def access_events_record_answer(
     The price of not waiting: the answer is out before its events are stored. If the INSERT fails, the events are
     logged instead (at ERROR, reaching Sentry: key, request id, customer ids and field names, never values); a
     worker killed in the moment between sending and writing (SIGKILL, out of memory) loses that request's events.
-    A worker stopped the usual way (SIGTERM, gunicorn's timeout, a restart) finishes the request, INSERT included."""
+    A worker stopped the usual way (SIGTERM, a restart, max_requests) finishes the request, INSERT included."""
     ids, fields = answer_access_events(customers)
     if not ids:
         return 0
-    event = {
-        "api_key_id": api_key.pk,
-        "request_id": request_id(request),
-        "path": request_path(request),
-        "at": timezone.now(),
-        "ids": ids,
-        "fields": fields,
-    }
+    key_id, rid, path, at = api_key.pk, request_id(request), request_path(request), timezone.now()
 
     def write() -> None:
         try:
-            access_events_write(**event)
+            access_events_write(api_key_id=key_id, request_id=rid, path=path, at=at, ids=ids, fields=fields)
         except Exception:
             # Django swallows a closer's exception: this is the only trace.
             logger.exception(
                 "Access events not recorded: API key %s saw customers %s (fields %s) in request %s at %s",
-                event["api_key_id"],
+                key_id,
                 ids,
                 sorted(set(",".join(fields).split(","))),
-                event["request_id"],
-                event["at"],
+                rid,
+                at.isoformat(),
             )
 
     # Run by HttpResponseBase.close(), which the WSGI server calls once it has sent the answer (Django has no
     # public hook per response; request_finished runs after close_old_connections, which may close ours).
-    response._resource_closers.append(write)
+    response._resource_closers.append(write)  # type: ignore[attr-defined]
     return len(ids)
 
 
