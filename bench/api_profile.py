@@ -53,7 +53,9 @@ def call_all(app: Callable[..., Iterable[bytes]], key: str, paths: list[str], ex
     seen: list[str] = []
     for path in paths:
         seen.clear()
-        body = b"".join(app(environ_for(path, key), lambda status, headers, *_: seen.append(status)))
+        answer = app(environ_for(path, key), lambda status, headers, *_: seen.append(status))
+        body = b"".join(answer)
+        answer.close()  # as a WSGI server does once the body is sent (access events are written then)
         if not seen[0].startswith(str(expected)):
             sys.exit(f"{path} answered {seen[0]}: {body[:300]!r}")
 

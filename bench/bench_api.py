@@ -210,7 +210,7 @@ def start_gunicorn(
     # gunicorn.conf.py (read from ROOT) writes the access log to standard output: kept (production does the
     # same work), out of the figures' way.
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a loaded 2-CPU machine boots 3 workers slowly
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/", timeout=1) as r:
