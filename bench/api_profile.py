@@ -3,6 +3,7 @@ for the bench's scenarios, against the bench's database. Prints the mean time pe
 cProfile of the requests.
 
     DATABASE_URL=... .venv/bin/python bench/api_profile.py --customers 1000000 [--only lookup] [--profile] [-n 2000]
+    ... bench/api_profile.py --compare-pii --repeat 5 [--only ...]   # what an access event costs (issue 18)
 
 Same settings as bench/bench_api.py (it reuses its configure_env, prepare and scenarios); the database must be
 PostgreSQL, loaded by an earlier bench run or loaded here.
@@ -52,7 +53,9 @@ def call_all(app: Callable[..., Iterable[bytes]], key: str, paths: list[str], ex
     seen: list[str] = []
     for path in paths:
         seen.clear()
-        body = b"".join(app(environ_for(path, key), lambda status, headers, *_: seen.append(status)))
+        answer = app(environ_for(path, key), lambda status, headers, *_: seen.append(status))
+        body = b"".join(answer)
+        answer.close()  # as a WSGI server does once the body is sent (access events are written then)
         if not seen[0].startswith(str(expected)):
             sys.exit(f"{path} answered {seen[0]}: {body[:300]!r}")
 
@@ -68,10 +71,17 @@ def main() -> None:
     parser.add_argument("--sort", default="cumulative", help="pstats sort key.")
     parser.add_argument("--limit", type=int, default=60, help="pstats lines.")
     parser.add_argument("--random-page-cost", default=RANDOM_PAGE_COST, help="As bench_api.py's.")
+    parser.add_argument(
+        "--compare-pii",
+        action="store_true",
+        help="Each scenario in three ways, alternating, --repeat times: a key without `pii` (masked), a key with "
+        "it but the access event not written, and with it as served (audited).",
+    )
+    parser.add_argument("--repeat", type=int, default=5, help="--compare-pii: rounds of the three ways.")
     args = parser.parse_args()
 
     configure_env(8031)
-    key, catalog_ids, first_id = prepare(args.customers, args.stores, args.random_page_cost)
+    (key, masked_key), catalog_ids, first_id = prepare(args.customers, args.stores, args.random_page_cost)
     plan = scenarios(args.customers, catalog_ids, first_id, args.n)
     if args.only:
         plan = {name: paths for name, paths in plan.items() if any(o in name for o in args.only)}
@@ -79,6 +89,9 @@ def main() -> None:
     from django.core.wsgi import get_wsgi_application
 
     app = get_wsgi_application()
+    if args.compare_pii:
+        compare_pii(app, plan, key, masked_key, args.repeat)
+        return
     profiler = None
     if args.profile:
         profiler = cProfile.Profile(time.process_time) if args.cpu else cProfile.Profile()
@@ -99,6 +112,56 @@ def main() -> None:
     if profiler is not None:
         stats = pstats.Stats(profiler)
         stats.strip_dirs().sort_stats(args.sort).print_stats(args.limit)
+
+
+def compare_pii(
+    app: Callable[..., Iterable[bytes]], plan: dict[str, list[str]], key: str, masked_key: str, repeat: int
+) -> None:
+    """Per scenario, the three ways one after another, `repeat` rounds: the median and minimum per request of the
+    wall-clock time (this process and the database) and of this process's CPU, and the audited minus the
+    unaudited median."""
+    import statistics
+
+    import customers.api.pii
+    from customers.models import AccessEvent
+
+    recorder = customers.api.pii.access_events_record_answer
+
+    def not_recorded(**_: Any) -> int:
+        return 0
+
+    ways = {
+        "masked (no pii)": (masked_key, recorder),
+        "pii, no event": (key, not_recorded),
+        "pii, audited": (key, recorder),
+    }
+    for name, paths in plan.items():
+        expected = EXPECTED_STATUS.get(name, 200)
+        times: dict[str, list[tuple[float, float]]] = {way: [] for way in ways}
+        for way_key, record in ways.values():
+            customers.api.pii.access_events_record_answer = record  # type: ignore[assignment]
+            call_all(app, way_key, paths[: min(200, len(paths))], expected)  # warm
+        events_before = AccessEvent.objects.count()
+        for _ in range(repeat):
+            for way, (way_key, record) in ways.items():
+                customers.api.pii.access_events_record_answer = record  # type: ignore[assignment]
+                start, cpu_start = time.perf_counter(), time.process_time()
+                call_all(app, way_key, paths, expected)
+                seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+                times[way].append((seconds / len(paths) * 1000, cpu / len(paths) * 1000))
+        customers.api.pii.access_events_record_answer = recorder
+        events = (AccessEvent.objects.count() - events_before) / (repeat * len(paths))
+        print(f"\n{name} ({len(paths)} requests x {repeat} rounds; {events:g} access events per audited request)")
+        print("| way | wall ms/request, median / min | of which this process's CPU, median / min |")
+        print("|---|---:|---:|")
+        for way, values in times.items():
+            wall, cpu = [v[0] for v in values], [v[1] for v in values]
+            print(
+                f"| {way} | {statistics.median(wall):.3f} / {min(wall):.3f} | "
+                f"{statistics.median(cpu):.3f} / {min(cpu):.3f} |"
+            )
+        added = [a[0] - b[0] for a, b in zip(times["pii, audited"], times["pii, no event"], strict=True)]
+        print(f"audited - no event, per round (wall ms): {', '.join(f'{d:+.3f}' for d in added)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,24 @@ SENSITIVE_KEYS = frozenset(
 FILTERED = "[Filtered]"
 
 
+def sentry_options(*, dsn: str, environment: str, traces_sample_rate: float) -> dict[str, Any]:
+    """sentry_sdk.init's arguments (settings.py; the capture tests init the SDK with these): no default PII, no
+    local variables, every event scrubbed before it leaves."""
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    return {
+        "dsn": dsn,
+        "integrations": [DjangoIntegration()],
+        "send_default_pii": False,
+        "environment": environment,
+        "traces_sample_rate": traces_sample_rate,
+        "include_local_variables": False,
+        "before_send": scrub_event,
+        # Transactions (SENTRY_TRACES_SAMPLE_RATE > 0) carry the request too: its body, its query string.
+        "before_send_transaction": scrub_event,
+    }
+
+
 def _scrub(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: FILTERED if str(k).lower() in SENSITIVE_KEYS else _scrub(v) for k, v in value.items()}

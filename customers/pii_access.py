@@ -5,7 +5,9 @@ customers it shows; pruned after PII_ACCESS_RETENTION_DAYS by a scheduled task (
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -14,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
 from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.utils import timezone
 
 from customers.models import AccessChannel, AccessEvent, licence_key
@@ -22,6 +25,7 @@ from stores.models import ApiKey
 # The personal fields of the canonical customer an answer may reveal (masked without the `pii` scope).
 PII_ANSWER_FIELDS = ("drivers_license", "medical_card_number", "birthday")
 PRUNE_BATCH = 5_000
+logger = logging.getLogger("customers.pii_access")
 MASK = "•••"
 # A number this short shows nothing of itself: "•••".
 SHORTEST_SHOWN = 6
@@ -68,22 +72,34 @@ def request_id(request: HttpRequest) -> str:
     return str(getattr(request, "request_id", ""))[:64]
 
 
-def access_events_record_answer(
-    *, request: HttpRequest, api_key: ApiKey, customers: Iterable[Mapping[str, Any]]
-) -> int:
-    """Record an API answer's unmasked customers (those showing any personal field), how many.
+# Which of PII_ANSWER_FIELDS a customer shows, by whether each is set: looked up, not joined, for each customer.
+_SHOWN = {
+    flags: ",".join(name for name, flag in zip(PII_ANSWER_FIELDS, flags, strict=True) if flag)
+    for flags in itertools.product((False, True), repeat=len(PII_ANSWER_FIELDS))
+}
 
-    One INSERT of one row per customer, expanded by the database from one JSON parameter (`json_each` on SQLite,
-    `jsonb_array_elements` on PostgreSQL): a list answer of 50 customers costs about what one row does, instead
-    of 50 model instances (bench_api: "pii: audited")."""
-    shown: list[tuple[int, str]] = []
+
+def answer_access_events(customers: Iterable[Mapping[str, Any]]) -> tuple[list[int], list[str]]:
+    """The ids of an answer's customers showing any personal field, and which fields each shows."""
+    ids: list[int] = []
+    shown: list[str] = []
+    licence, card, birthday = PII_ANSWER_FIELDS
     for customer in customers:
-        fields = ",".join(name for name in PII_ANSWER_FIELDS if customer.get(name))
+        fields = _SHOWN[bool(customer.get(licence)), bool(customer.get(card)), bool(customer.get(birthday))]
         pk = customer.get("id")
-        if fields and isinstance(pk, int):
-            shown.append((pk, fields))
-    if not shown:
-        return 0
+        if fields and type(pk) is int:
+            ids.append(pk)
+            shown.append(fields)
+    return ids, shown
+
+
+def access_events_write(
+    *, api_key_id: int, request_id: str, path: str, at: dt.datetime, ids: list[int], fields: list[str]
+) -> None:
+    """One INSERT of one row per customer, expanded by the database from one JSON parameter (`jsonb_array_elements`
+    on PostgreSQL, `json_each` on SQLite): a list answer of 50 customers costs one statement, not 50 model
+    instances. (Two array parameters through `unnest` cost several times more to send: psycopg dumps each element
+    in Python.)"""
     table = connection.ops.quote_name(AccessEvent._meta.db_table)
     if connection.vendor == "postgresql":
         source = "jsonb_array_elements(%s::jsonb) AS e(value)"
@@ -91,16 +107,51 @@ def access_events_record_answer(
     else:
         source = "json_each(%s) AS e"
         pk_sql, fields_sql = "json_extract(e.value, '$[0]')", "json_extract(e.value, '$[1]')"
+    params: list[Any] = [AccessChannel.API.value, api_key_id, request_id, path, at]
+    params.append(json.dumps(list(zip(ids, fields, strict=True))))
     # Only our own constants and the quoted table name are formatted in; every value is a parameter.
     sql = (
         f"INSERT INTO {table} (customer_id, channel, api_key_id, user_id, fields, request_id, path, at) "  # noqa: S608
         f"SELECT {pk_sql}, %s, %s, NULL, {fields_sql}, %s, %s, %s FROM {source}"
     )
-    at = connection.ops.adapt_datetimefield_value(timezone.now())
-    params: list[Any] = [AccessChannel.API.value, api_key.pk, request_id(request), request_path(request), at]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, json.dumps(shown)])
-    return len(shown)
+        cursor.execute(sql, params)
+
+
+def access_events_record_answer(
+    *, request: HttpRequest, response: HttpResponseBase, api_key: ApiKey, customers: Iterable[Mapping[str, Any]]
+) -> int:
+    """Record an API answer's unmasked customers (those showing any personal field), how many, once the answer
+    has been sent: the INSERT runs when the server closes the response (after its last byte went out, before the
+    worker takes its next request), so the caller does not wait for it.
+
+    The price of not waiting: the answer is out before its events are stored. If the INSERT fails, the events are
+    logged instead (at ERROR, reaching Sentry: key, request id, customer ids and field names, never values); a
+    worker killed in the moment between sending and writing (SIGKILL, out of memory) loses that request's events.
+    A worker stopped the usual way (SIGTERM, a restart, max_requests) finishes the request, INSERT included."""
+    ids, fields = answer_access_events(customers)
+    if not ids:
+        return 0
+    key_id, rid, path, at = api_key.pk, request_id(request), request_path(request), timezone.now()
+
+    def write() -> None:
+        try:
+            access_events_write(api_key_id=key_id, request_id=rid, path=path, at=at, ids=ids, fields=fields)
+        except Exception:
+            # Django swallows a closer's exception: this is the only trace.
+            logger.exception(
+                "Access events not recorded: API key %s saw customers %s (fields %s) in request %s at %s",
+                key_id,
+                ids,
+                sorted(set(",".join(fields).split(","))),
+                rid,
+                at.isoformat(),
+            )
+
+    # Run by HttpResponseBase.close(), which the WSGI server calls once it has sent the answer (Django has no
+    # public hook per response; request_finished runs after close_old_connections, which may close ours).
+    response._resource_closers.append(write)  # type: ignore[attr-defined]
+    return len(ids)
 
 
 def access_event_record_admin(

@@ -60,7 +60,9 @@ class PiiMaskingMixin:
         if not isinstance(key, ApiKey) or not isinstance(response.data, dict):
             return response
         if key.has_scope(ApiScope.PII):
-            access_events_record_answer(request=request, api_key=key, customers=answered_customers(response.data))
+            access_events_record_answer(
+                request=request, response=response, api_key=key, customers=answered_customers(response.data)
+            )
         else:
             response.data = masked_answer(response.data)
         return response

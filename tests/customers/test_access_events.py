@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.db import connection
+from django.db import DatabaseError, connection
+from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_q.models import Schedule
@@ -56,6 +58,57 @@ def test_a_pii_answer_records_each_customer_in_one_insert(store, people):
         assert event.request_id == "req-42"
         assert event.path == "/api/v1/customers"
     assert response["X-Request-ID"] == "req-42"
+
+
+def test_the_events_are_written_once_the_answer_is_sent(store, people):
+    """Through the WSGI protocol, as gunicorn serves it: the whole body is out before the INSERT, which runs when
+    the server closes the response."""
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    # As Django's test client does: the test's transaction keeps the connection, which a server would recycle.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        served_through_wsgi(store, people)
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+def served_through_wsgi(store, people):
+    from django.core.handlers.wsgi import WSGIHandler
+
+    _, raw = api_key_create(name="checkout", stores=[store], scopes=[ApiScope.CUSTOMERS_READ, ApiScope.PII])
+    environ = RequestFactory().get("/api/v1/customers", HTTP_AUTHORIZATION=f"Api-Key {raw}").environ
+    statuses: list[str] = []
+    answer = WSGIHandler()(environ, lambda status, headers, *_: statuses.append(status))
+    body = json.loads(b"".join(answer))
+    assert statuses == ["200 OK"]
+    assert [c["id"] for c in body["customers"]] == [p.pk for p in people]
+    assert not AccessEvent.objects.exists()
+    answer.close()
+    assert sorted(AccessEvent.objects.values_list("customer_id", flat=True)) == [p.pk for p in people]
+
+
+def test_events_that_cannot_be_written_are_logged_without_values(store, people, monkeypatch, caplog):
+    def refused(**_: object) -> None:
+        raise DatabaseError("could not extend file: No space left on device")
+
+    monkeypatch.setattr("customers.pii_access.access_events_write", refused)
+    key, client = key_client(store, ApiScope.CUSTOMERS_READ, ApiScope.PII)
+    response = client.get("/api/v1/customers", HTTP_X_REQUEST_ID="req-lost")
+    assert response.status_code == 200  # sent before the write was tried
+    assert not AccessEvent.objects.exists()
+    [record] = [r for r in caplog.records if r.name == "customers.pii_access"]
+    assert record.levelname == "ERROR"
+    message = record.getMessage()
+    assert f"API key {key.pk} saw customers {[p.pk for p in people]}" in message
+    assert "['birthday', 'drivers_license']" in message
+    assert "req-lost" in message
+    for person in people:
+        assert person.drivers_license not in caplog.text
+        assert person.birthday.isoformat() not in caplog.text
 
 
 def test_no_value_is_recorded(store, people):
