@@ -82,4 +82,7 @@ def scrub_event(event: dict[str, Any], hint: dict[str, Any]) -> dict[str, Any]:
             exc["value"] = without_row_detail(value) + POSTGRES_DETAIL + " " + FILTERED
     if "extra" in event:
         event["extra"] = _scrub(event["extra"])
+        argv = event["extra"].get("sys.argv")
+        if isinstance(argv, list) and len(argv) > 2:  # `manage.py erase_customer --customer-id ...`: the command
+            event["extra"]["sys.argv"] = [*argv[:2], FILTERED]
     return event
