@@ -187,7 +187,7 @@ def test_an_error_in_a_body_search_reaches_sentry_without_the_bodys_values(store
 @pytest.mark.parametrize(
     "body",
     [
-        {"driver_license": LICENCE, "medical_card_number": CARD, "email": EMAIL},  # a field the search lacks
+        {"driver_license": LICENCE, "medical_card": CARD, "email": EMAIL},  # a field the search lacks
         {"phone": int(PHONE), "birthday": f"{BIRTHDAY:%d/%m/%Y}", "driver_license": LICENCE},  # wrong types
         {"email": EMAIL, "cursor": LICENCE, "page_size": PHONE},
     ],
