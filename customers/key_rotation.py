@@ -33,6 +33,7 @@ from typing import Any, Protocol
 from django.db import connection, models, transaction
 
 from customers import crypto
+from customers.erasure import PURPOSE as ERASURE_PURPOSE
 from customers.fields import (
     CARD_PURPOSE,
     IDEMPOTENCY_RESPONSE_PURPOSE,
@@ -41,7 +42,7 @@ from customers.fields import (
     REJECTED_PAYLOAD_PURPOSE,
     seal_customer_pii,
 )
-from customers.models import Customer, IdempotencyRecord, RejectedRecord
+from customers.models import Customer, ErasureSuppression, IdempotencyRecord, RejectedRecord
 
 DEFAULT_BATCH_SIZE = 2000
 # Passes over a table at most in one run: a pass leaves the rows a concurrent write held or changed meanwhile;
@@ -76,6 +77,8 @@ TABLES: tuple[SealedTable, ...] = (
     CUSTOMERS,
     SealedTable("rejected records", RejectedRecord, (("payload", REJECTED_PAYLOAD_PURPOSE),)),
     SealedTable("idempotency records", IdempotencyRecord, (("response", IDEMPOTENCY_RESPONSE_PURPOSE),)),
+    # Its blind index is recomputed after the re-encryption (suppressions_reindex: few rows, each read alone).
+    SealedTable("erasure suppressions", ErasureSuppression, (("sealed_ref", ERASURE_PURPOSE),)),
 )
 _INDEX_COLUMNS = ("drivers_license_index", "medical_card_number_index", "pii_digest", "pii_index_key")
 NOT_A_CIPHERTEXT = "(not a ciphertext)"
@@ -228,8 +231,25 @@ def pii_keys_rotate(
             done.left = pii_rotation_census([target])[0].rows
             if done.reencrypted + done.reindexed == before:
                 break  # nothing came forward: what is left is unreadable, or written again under old keys
+        if target.model is ErasureSuppression:
+            done.reindexed += suppressions_reindex()
         results.append(done)
     return RotationResult(results, time.monotonic() - started)
+
+
+def suppressions_reindex() -> int:
+    """Recompute each erasure suppression's blind index under the current index key, from its encrypted
+    reference (customers.erasure); the rows an erasure adds meanwhile are made under the current key already.
+    Returns how many changed. Suppressions are few (one per erased person): each is read and written alone."""
+    changed = 0
+    for pk, sealed_ref, index in ErasureSuppression.objects.values_list("pk", "sealed_ref", "index").iterator():
+        try:
+            fresh = crypto.blind_index(crypto.decrypt(sealed_ref, purpose=ERASURE_PURPOSE), purpose=ERASURE_PURPOSE)
+        except crypto.PiiDecryptionError:
+            continue  # reported by the table's re-encryption pass, like any unreadable value
+        if fresh != index:
+            changed += ErasureSuppression.objects.filter(pk=pk, index=index).update(index=fresh)
+    return changed
 
 
 def _rotate_pass(

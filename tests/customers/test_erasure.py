@@ -411,3 +411,18 @@ def test_an_erasure_waits_for_a_page_in_flight_which_then_cannot_bring_them_back
     assert not Customer.objects.filter(store=store, customer_id="1001").exists()
     assert write(store, [changed]).suppressed == 1
     assert not Customer.objects.filter(store=store, customer_id="1001").exists()
+
+
+def test_rotate_pii_keys_re_indexes_suppressions_so_the_old_index_key_can_go(store_with_two, settings):
+    from customers import crypto
+
+    store, person, _ = store_with_two
+    customer_erase(store=store, customer_id=person.customer_id, via="test")
+    settings.PII_ENCRYPTION_KEYS = [crypto.new_key_entry("enew"), *settings.PII_ENCRYPTION_KEYS]
+    settings.PII_BLIND_INDEX_KEYS = [crypto.new_key_entry("inew"), *settings.PII_BLIND_INDEX_KEYS]
+    call_command("rotate_pii_keys", "--no-progress", stdout=StringIO())
+
+    settings.PII_ENCRYPTION_KEYS = settings.PII_ENCRYPTION_KEYS[:1]
+    settings.PII_BLIND_INDEX_KEYS = settings.PII_BLIND_INDEX_KEYS[:1]
+    assert crypto.key_id(ErasureSuppression.objects.get().sealed_ref) == "enew"
+    assert suppressed_ids(store_id=store.pk, customer_ids=[person.customer_id]) == {person.customer_id}
