@@ -3,7 +3,6 @@ written and checkpointed in order, errors at their page, nothing lost or duplica
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -17,7 +16,7 @@ import pytest
 from pos_sandbox.protocol import json_response
 from syncs.engine import SyncRunner
 from syncs.models import SyncStatus
-from tests.syncs.processes import ROOT, database_for_subprocesses, manage, rows
+from tests.syncs.processes import ROOT, database_for_subprocesses, manage, rows, vendor_json
 from tests.syncs.test_sandbox import assert_mirror_equals_pos, run
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -213,7 +212,7 @@ def test_a_sync_killed_with_several_pages_in_flight_loses_nothing_and_fetches_ag
         assert len(fetched_by_second) == len(set(fetched_by_second)) <= 31 - committed + IN_FLIGHT - 1
 
         stored = rows(url, "SELECT customer_id, raw FROM customers_customer")
-        mirror = {cid: (json.loads(raw) if isinstance(raw, str) else raw) for cid, raw in stored}
+        mirror = {cid: vendor_json(raw) for cid, raw in stored}
         assert len(mirror) == len(stored) == 3000  # nothing duplicated
         for raw in server.vendor_records("leaflogix"):
             assert mirror.pop(str(raw["customerId"])) == raw  # nothing lost, nothing stale
