@@ -316,6 +316,8 @@ def main() -> None:
         "REDIS_URL": redis_url,
         "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only-secret-key"),
         "POS_CREDENTIALS_KEYS": os.environ.get("POS_CREDENTIALS_KEYS", key),
+        "PII_ENCRYPTION_KEYS": os.environ.get("PII_ENCRYPTION_KEYS", "bench:" + "C" * 43 + "="),
+        "PII_BLIND_INDEX_KEYS": os.environ.get("PII_BLIND_INDEX_KEYS", "bench:" + "D" * 43 + "="),
         "DEBUG": "false",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "API_THROTTLE_RATE": "1000000/sec",  # measure the API, not the throttle's refusals
