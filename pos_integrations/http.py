@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import codecs
-import email.utils
 import json
 import logging
 import math
@@ -12,7 +11,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -32,7 +30,7 @@ from .errors import (
     PosUnavailable,
     PosValidationError,
 )
-from .ratelimit import BudgetUnavailable, RateLimiter
+from .ratelimit import BudgetUnavailable, RateLimiter, http_date_seconds
 
 logger = logging.getLogger("pos_integrations.http")
 
@@ -138,15 +136,10 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     try:
         seconds = float(text)
     except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
+        date_seconds = http_date_seconds(text, now)
+        if date_seconds is None:
             return None
-        if when is None:
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = when.timestamp() - now
+        seconds = date_seconds
     if not math.isfinite(seconds):
         return None
     return max(0.0, seconds)

@@ -295,19 +295,28 @@ def reset_seconds(headers: Mapping[str, str], now: float) -> float | None:
     number = _number(text)
     if number is not None:
         return max(0.0, number - now if number > 1e9 else number)
-    when: datetime | None
     try:
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
+        seconds = http_date_seconds(text, now)
+        return None if seconds is None else max(0.0, seconds)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
+
+
+def http_date_seconds(text: str, now: float) -> float | None:
+    """Seconds from `now` (an epoch time) until an HTTP date (RFC 9110: `Wed, 02 Dec 2026 06:00:00 GMT`; a date
+    without a zone is UTC); None for text that is not one. Negative for a date passed."""
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
     if when is None:
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
+    return when.timestamp() - now
 
 
 def signal_from(status: int, headers: Mapping[str, str], now: float, retry_after: float | None) -> Signal:
