@@ -35,39 +35,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 TARGET_SECONDS = 300.0
 PII_COLUMNS = ("drivers_license_index", "medical_card_number_index", "pii_digest", "pii_index_key")
-LOAD_COLUMNS = (
-    "store_id",
-    "customer_id",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "birthday",
-    "gender",
-    "drivers_license",
-    "drivers_license_expiration",
-    "medical_card_number",
-    "customer_type",
-    "active",
-    "banned",
-    "merged_into_customer_id",
-    "notes",
-    "street",
-    "city",
-    "state",
-    "postal_code",
-    "loyalty_points",
-    "pos_created_at",
-    "pos_updated_at",
-    "raw",
-    "drivers_license_index",
-    "medical_card_number_index",
-    "pii_digest",
-    "pii_index_key",
-    "synced_at",
-    "created_at",
-    "updated_at",
-)
 
 
 def key_entry(key_id: str) -> str:
@@ -128,7 +95,7 @@ def vendor_json(n: int, ident: dict[str, str]) -> dict[str, Any]:
 
 
 def sealed_rows(store_ids: list[int], count: int) -> Iterator[tuple[object, ...]]:
-    """api_data's customers as COPY rows of LOAD_COLUMNS, with a card number for some and a vendor JSON, their
+    """api_data's customers as COPY rows of its COLUMNS, with a card number for some and a vendor JSON, their
     personal data encrypted as the writer stores it (customers.fields.seal_customer_pii)."""
     from api_data import COLUMNS, customer_identity, rows
 
@@ -147,7 +114,7 @@ def sealed_rows(store_ids: list[int], count: int) -> Iterator[tuple[object, ...]
         values.update(zip(PII_COLUMNS, pii, strict=True))
         if card:
             values["customer_type"] = "medical"
-        yield tuple(values[name] for name in LOAD_COLUMNS)
+        yield tuple(values[name] for name in COLUMNS)
 
 
 def prepare(customers: int, stores: int) -> int:
@@ -156,6 +123,7 @@ def prepare(customers: int, stores: int) -> int:
     import django
 
     django.setup()
+    from api_data import COLUMNS
     from django.core.management import call_command
     from django.db import connection
 
@@ -193,7 +161,7 @@ def prepare(customers: int, stores: int) -> int:
     raw_connection = connection.connection
     with raw_connection.cursor() as cursor:
         cursor.execute("SELECT setval(pg_get_serial_sequence('customers_customer', 'id'), 1, false)")
-        with cursor.copy(f"COPY customers_customer ({', '.join(LOAD_COLUMNS)}) FROM STDIN") as copy:
+        with cursor.copy(f"COPY customers_customer ({', '.join(COLUMNS)}) FROM STDIN") as copy:
             for i, row in enumerate(sealed_rows(store_ids, customers)):
                 copy.write_row(row)
                 if i and i % 200_000 == 0:
