@@ -128,13 +128,9 @@ def main() -> None:
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         raise SystemExit("needs PostgreSQL: run under scripts/with-postgres.sh")
 
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ["DEBUG"] = "false"
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
-    os.environ.setdefault("POS_CREDENTIALS_KEYS", "k7fZ6d8wVd0q1eVbQ2o8oQ3m0F7mVJ0rS2s8R1aZ0b4=")  # bench-only
-    os.environ.setdefault("PII_ENCRYPTION_KEYS", "bench:" + "C" * 43 + "=")  # bench-only
-    os.environ.setdefault("PII_BLIND_INDEX_KEYS", "bench:" + "D" * 43 + "=")  # bench-only
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    from bench_env import set_bench_environment
+
+    set_bench_environment()
     import django
 
     django.setup()

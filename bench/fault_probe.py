@@ -73,13 +73,9 @@ def _database(keep: bool) -> tuple[str, Any]:
 
 def _setup_django(url: str) -> None:
     os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ["DEBUG"] = "false"
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
-    os.environ.setdefault("POS_CREDENTIALS_KEYS", "k7fZ6d8wVd0q1eVbQ2o8oQ3m0F7mVJ0rS2s8R1aZ0b4=")  # bench-only
-    os.environ.setdefault("PII_ENCRYPTION_KEYS", "bench:" + "C" * 43 + "=")  # bench-only
-    os.environ.setdefault("PII_BLIND_INDEX_KEYS", "bench:" + "D" * 43 + "=")  # bench-only
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    from bench_env import set_bench_environment
+
+    set_bench_environment()
     os.environ["SYNC_LEASE_SECONDS"] = str(LEASE_SECONDS)
     os.environ.setdefault("QUEUE_CACHE_DIR", tempfile.mkdtemp(prefix="fault-probe-queue-"))
     import django
