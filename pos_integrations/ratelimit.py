@@ -66,7 +66,12 @@ class BudgetUnavailable(Exception):
 
 
 class BucketStoreError(Exception):
-    """The store could not be read or written (the limiter then lets the request through)."""
+    """The store could not be read or written (the limiter then lets the request through). `busy`: it answered,
+    but another process held the budget's lock past the store's timeout; worth asking again."""
+
+    def __init__(self, message: str, *, busy: bool = False) -> None:
+        super().__init__(message)
+        self.busy = busy
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,6 +419,9 @@ class RateLimits:
 class RateLimiter:
     """One credential's budget; thread-safe (the store serializes), shared through the store."""
 
+    BUSY_TRIES = 4  # pauses of 0.1, 0.2, 0.4 and 0.8 s: 1.5 s more at most, within the call's deadline
+    BUSY_PAUSE = 0.1
+
     def __init__(
         self,
         store: BucketStore,
@@ -444,10 +452,22 @@ class RateLimiter:
         """Take one request's budget, waiting while the deadline allows; returns the seconds waited.
         Raises BudgetUnavailable (without waiting) when it cannot be had in time."""
         waited = 0.0
+        busy_tries = 0
         while True:
+            asked = time.monotonic()
             try:
                 wait = self.store.update(self.key, functools.partial(self._admit, interactive), ttl=self.ttl)
             except BucketStoreError as exc:
+                # A store that is only busy (other processes taking their turns) is asked again, after a short
+                # pause, while the deadline leaves time for the pause and another ask as long as this one; one
+                # that is down lets the request through at once.
+                pause = self.BUSY_PAUSE * 2**busy_tries
+                took = time.monotonic() - asked
+                if exc.busy and busy_tries < self.BUSY_TRIES and deadline.allows(pause + took):
+                    busy_tries += 1
+                    self.sleep(pause)
+                    waited += pause
+                    continue
                 self._store_failed(exc)
                 return waited
             if wait <= 0:

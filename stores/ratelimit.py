@@ -5,7 +5,8 @@ Its own connection, because on PostgreSQL the customer writer leaves a page's CO
 connection while the sync fetches the next page, and a limiter query there would wait for (or interleave with)
 that pipeline; and each budget update is one tiny transaction of its own, whatever transaction the caller is in.
 On SQLite that transaction takes the write lock at once (BEGIN IMMEDIATE) and gives up after the alias's short
-busy timeout: the request then goes unlimited (logged) rather than waiting behind a long write.
+busy timeout; the limiter asks again a few times within the call's deadline, then lets the request go unlimited
+(logged) rather than waiting behind a long write.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, OperationalError, connections, transaction
 
 from pos_integrations.ratelimit import BucketStore, BucketStoreError, RateLimits, RedisBucketStore, State
 
@@ -44,7 +45,7 @@ class DatabaseBucketStore:
 
     def update(self, key: str, change: Callable[[State | None], tuple[State, T]], *, ttl: float) -> T:
         if not self._lock.acquire(timeout=self.lock_timeout):
-            raise BucketStoreError(f"database: no turn within {self.lock_timeout:g} s")
+            raise BucketStoreError(f"database: no turn within {self.lock_timeout:g} s", busy=True)
         try:
             return self._update(key, change)
         finally:
@@ -77,6 +78,9 @@ class DatabaseBucketStore:
                     f"UPDATE {table} SET state = {as_json} WHERE {connection.ops.quote_name('key')} = %s",  # noqa: S608
                     [json.dumps(state, separators=(",", ":")), key],
                 )
+        except OperationalError as exc:
+            # SQLite's "database is locked": its busy timeout ran out while other processes held the write lock.
+            raise BucketStoreError(f"database: {type(exc).__name__}", busy="locked" in str(exc)) from exc
         except DatabaseError as exc:
             raise BucketStoreError(f"database: {type(exc).__name__}") from exc
         return result

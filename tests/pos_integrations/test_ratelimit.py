@@ -12,10 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pos_integrations import PosRateLimited, PosUnavailable, get_client
-from pos_integrations.deadlines import Deadline
+from pos_integrations.deadlines import MIN_TRY_SECONDS, Deadline
 from pos_integrations.http import HttpClient
 from pos_integrations.ratelimit import (
     BucketStoreError,
+    BudgetUnavailable,
     MemoryBucketStore,
     RateLimit,
     RateLimiter,
@@ -244,6 +245,46 @@ def test_a_broken_store_lets_requests_through_with_a_warning(
         client.get_json("/thing")
     assert len(rsps.calls) == 2
     assert "rate limiter unavailable (Redis: ConnectionError); request sent unlimited" in caplog.text
+
+
+class BusyStore(MemoryBucketStore):
+    """A store whose lock other processes hold for the first `busy` asks (SQLite's "database is locked")."""
+
+    def __init__(self, busy: int) -> None:
+        super().__init__()
+        self.busy = busy
+        self.asks = 0
+
+    def update(self, *args: Any, **kwargs: Any) -> Any:
+        self.asks += 1
+        if self.asks <= self.busy:
+            raise BucketStoreError("database: OperationalError", busy=True)
+        return super().update(*args, **kwargs)
+
+
+def test_a_busy_store_is_asked_again_and_its_budget_kept(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    store = BusyStore(busy=2)
+    budget = limiter(clock, RateLimit(1, 60.0), store, reserve=0.0)
+    with caplog.at_level(logging.WARNING, logger="pos_integrations.ratelimit"):
+        budget.acquire(deadline(clock), interactive=False)
+    assert clock.sleeps == [0.1, 0.2]  # two short pauses, then the budget was had from the store
+    assert "unavailable" not in caplog.text
+    with pytest.raises(BudgetUnavailable):  # and it counts: the next request has to wait for the window
+        budget.acquire(deadline(clock, 5.0), interactive=False)
+
+
+def test_a_store_busy_for_good_lets_the_request_through_within_its_deadline(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    with caplog.at_level(logging.WARNING, logger="pos_integrations.ratelimit"):
+        limiter(clock, RateLimit(1, 60.0), BusyStore(busy=100)).acquire(deadline(clock), interactive=False)
+    assert sum(clock.sleeps) == pytest.approx(1.5)  # 0.1 + 0.2 + 0.4 + 0.8, then unlimited
+    assert "rate limiter unavailable (database: OperationalError); request sent unlimited" in caplog.text
+    # A call with little time left keeps enough of it for its request.
+    clock = Clock()
+    short = deadline(clock, 0.6, interactive=True)
+    limiter(clock, RateLimit(1, 60.0), BusyStore(busy=100)).acquire(short, interactive=True)
+    assert short.remaining() >= MIN_TRY_SECONDS
 
 
 def keyed(vendor: str, **changes: str) -> str:

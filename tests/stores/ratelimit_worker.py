@@ -1,8 +1,10 @@
-"""A process sharing a POS credential's rate budget: `python -m tests.stores.ratelimit_worker START COUNT THREADS`.
+"""A process sharing a POS credential's rate budget: `python -m tests.stores.ratelimit_worker COUNT THREADS`.
 
-With the settings of its environment (the backend REDIS_URL or DATABASE_URL picks), it waits until the wall-clock
-time START, then takes COUNT requests' budget for a Treez credential from THREADS threads at once (as a sync's
-pages in flight do), and prints the wall-clock time each was granted, as JSON."""
+With the settings of its environment (the backend REDIS_URL or DATABASE_URL picks), it prints "ready" once Django
+is set up, reads a wall-clock time from its standard input and waits until then (so processes that took unequal
+times to start begin together), then takes COUNT requests' budget for a Treez credential from THREADS threads at
+once (as a sync's pages in flight do), and prints as JSON when it began asking and the wall-clock time each was
+granted."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import django
 
 
 def main() -> None:
-    start, count, threads = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    count, threads = int(sys.argv[1]), int(sys.argv[2])
     django.setup()
     from django.db import connections
 
@@ -43,13 +45,16 @@ def main() -> None:
         finally:
             connections.close_all()
 
+    print("ready", flush=True)
+    start = float(sys.stdin.readline())
     time.sleep(max(0.0, start - time.time()))
+    began = time.time()
     workers = [threading.Thread(target=work, args=(count // threads + (i < count % threads),)) for i in range(threads)]
     for worker in workers:
         worker.start()
     for worker in workers:
         worker.join()
-    print(json.dumps({"backend": type(limiter.store).__name__, "granted": granted}))
+    print(json.dumps({"backend": type(limiter.store).__name__, "began": began, "granted": granted}))
 
 
 if __name__ == "__main__":
