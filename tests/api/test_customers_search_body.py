@@ -86,6 +86,18 @@ def test_bad_fields_are_all_named_in_the_error_shape(api, store, body, fields):
         assert name in error["message"]
 
 
+@pytest.mark.parametrize("field", ["driver_license", "medical_card_number", "phone", "email"])
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_identity_field_is_a_400_naming_it_not_every_customer(api, store, field, value):
+    CustomerFactory(store=store, drivers_license="D4161227")
+    response = search(api, {"catalog_id": store.catalog_id, field: value})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert error["fields"] == {field: ["Must not be empty: give a value, or leave it out."]}
+    assert field in error["message"]
+
+
 @pytest.mark.parametrize("body", [[{"phone": "5551234567"}], "phone", 3])
 def test_a_body_that_is_not_an_object_is_refused(api, body):
     response = search(api, body)
