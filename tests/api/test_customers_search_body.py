@@ -74,6 +74,7 @@ def test_a_live_lookup_runs_as_for_the_list(api, store, pos):
         ({"page_size": True}, {"page_size"}),
         ({"page_size": 0}, {"page_size"}),
         ({"birthday": "1988-13-45", "cursor": "nope"}, {"birthday", "cursor"}),
+        ({"colour": "red", "driver_license": "", "page_size": "20"}, {"colour", "driver_license", "page_size"}),
     ],
 )
 def test_bad_fields_are_all_named_in_the_error_shape(api, store, body, fields):
