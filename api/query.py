@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 from django.http import QueryDict
 
 from api.errors import InvalidParameters
@@ -62,6 +63,9 @@ def parse_query(
             errors.setdefault(name, []).append(EMPTY_TYPED)
             continue
         try:
+            if isinstance(field, forms.CharField) and field.max_length is not None and isinstance(raw, str):
+                # As the schema's maxLength counts: white space included (the field strips it before it counts).
+                MaxLengthValidator(field.max_length)(raw)
             cleaned[name] = field.clean(raw)
         except ValidationError as exc:
             errors.setdefault(name, []).extend(exc.messages)
