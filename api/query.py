@@ -1,8 +1,9 @@
 """Query strings, parsed and validated with a django-filter FilterSet's fields: unknown, repeated and malformed
 parameters are all named in one InvalidParameters (with the page's, see all_parameters).
 
-An empty text parameter is the same as none; an empty typed one (a date, a time, a choice) is malformed, as
-the schema's format says (api.schema.FilterSchemaExtension)."""
+An empty text parameter is the same as none, but for a lookup's (NonBlankCharFilter: a licence, a phone), which
+is malformed empty or blank, as is an empty typed one (a date, a time, a choice); the schema says so
+(api.schema.FilterSchemaExtension)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 from django.http import QueryDict
 
 from api.errors import InvalidParameters
@@ -20,6 +22,24 @@ from api.errors import InvalidParameters
 T = TypeVar("T")
 U = TypeVar("U")
 EMPTY_TYPED = "Give a value, or leave the parameter out."
+EMPTY_LOOKUP = "Must not be empty: give a value, or leave it out."
+
+
+class NonBlankCharField(forms.CharField):
+    """Optional text that, when given, is not empty or white space."""
+
+    def clean(self, value: Any) -> Any:
+        cleaned = super().clean(value)
+        if value is not None and cleaned in self.empty_values:
+            raise ValidationError(EMPTY_LOOKUP, code="blank")
+        return cleaned
+
+
+class NonBlankCharFilter(django_filters.CharFilter):
+    """A lookup by a value (a licence, a phone): given empty or blank it is an error, never "no filter", which
+    would answer everything to a client whose value went missing."""
+
+    field_class = NonBlankCharField
 
 
 def parse_query(
@@ -43,6 +63,9 @@ def parse_query(
             errors.setdefault(name, []).append(EMPTY_TYPED)
             continue
         try:
+            if isinstance(field, forms.CharField) and field.max_length is not None and isinstance(raw, str):
+                # As the schema's maxLength counts: white space included (the field strips it before it counts).
+                MaxLengthValidator(field.max_length)(raw)
             cleaned[name] = field.clean(raw)
         except ValidationError as exc:
             errors.setdefault(name, []).extend(exc.messages)

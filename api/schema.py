@@ -21,6 +21,7 @@ from rest_framework import serializers
 
 from api import examples as ex
 from api.permissions import required_scope
+from api.query import NonBlankCharField
 from api.serializers import NO_NUL, NOT_BLANK, ErrorSerializer, StrictSerializer, TextRule, blank_or
 
 # The errors any endpoint can answer, and examples of the ones not tied to an endpoint's own input.
@@ -80,9 +81,9 @@ def _pattern(validators: list[Any]) -> str | None:
 
 class FilterSchemaExtension(DjangoFilterExtension):
     """drf-spectacular's django-filter parameters, with what their form fields validate: a text's length and
-    pattern (a RegexValidator's; else no NUL, and not blank where required). An optional text may be empty (or
-    white space): that is the same as leaving it out. A typed parameter (date, time, choice) may not be empty
-    (api.query.parse_query), as its format says."""
+    pattern (a RegexValidator's; else no NUL, and not blank where required or a lookup's). An optional text may be
+    empty (or white space): that is the same as leaving it out; a lookup's (api.query.NonBlankCharFilter) may not.
+    A typed parameter (date, time, choice) may not be empty (api.query.parse_query), as its format says."""
 
     priority = 1
 
@@ -93,14 +94,14 @@ class FilterSchemaExtension(DjangoFilterExtension):
             auto_schema, model, filterset_class, field_name, filter_field
         )
         field = filter_field.field
-        if type(field) is not forms.CharField:
+        if type(field) not in (forms.CharField, NonBlankCharField):
             return parameters
         for parameter in parameters:
             schema = parameter["schema"]
             if field.max_length is not None:
                 schema["maxLength"] = field.max_length
             rule = _pattern(field.validators)
-            if field.required:
+            if field.required or isinstance(field, NonBlankCharField):
                 schema["minLength"] = 1
                 schema["pattern"] = rule or NOT_BLANK
             else:

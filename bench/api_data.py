@@ -1,4 +1,4 @@
-"""Deterministic customer rows for the API benchmark, loaded into PostgreSQL with COPY."""
+"""Deterministic customer rows for the API benchmark, loaded into PostgreSQL with COPY, and their stores."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ import datetime as dt
 import random
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from stores.models import Store
 
 FIRST_NAMES = [
     "James",
@@ -298,6 +302,24 @@ COLUMNS = (
     "updated_at",
 )
 EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+def bench_stores(count: int) -> list[Store]:
+    """The benchmarks' stores (catalog ids `bench-NN`, Treez, sync off), oldest first: those an earlier run made,
+    else `count` new ones. After django.setup(); their (encrypted) credentials are not loaded."""
+    from stores.models import Store
+
+    stores = list(Store.objects.filter(catalog_id__startswith="bench-").defer("pos_credentials").order_by("id"))
+    return stores or [
+        Store.objects.create(
+            name=f"Bench store {i}",
+            catalog_id=f"bench-{i:02d}",
+            pos_vendor="treez",
+            pos_credentials={"dispensary": "bench", "client_id": "bench", "api_key": "bench"},
+            sync_enabled=False,
+        )
+        for i in range(count)
+    ]
 
 
 def customer_identity(n: int) -> dict[str, str]:

@@ -84,29 +84,17 @@ def prepare(customers: int, stores: int, random_page_cost: str = RANDOM_PAGE_COS
     import psycopg.sql
 
     django.setup()
-    from api_data import copy_customers
+    from api_data import bench_stores, copy_customers
     from django.core.management import call_command
     from django.db import connection
 
     from customers.models import Customer
-    from stores.models import Store
     from stores.services import api_key_create
 
     if connection.vendor != "postgresql":
         sys.exit("Run under scripts/with-postgres.sh (or with DATABASE_URL pointing at PostgreSQL).")
     call_command("migrate", verbosity=0)
-    store_objs = list(Store.objects.filter(catalog_id__startswith="bench-").defer("pos_credentials").order_by("id"))
-    if not store_objs:
-        store_objs = [
-            Store.objects.create(
-                name=f"Bench store {i}",
-                catalog_id=f"bench-{i:02d}",
-                pos_vendor="treez",
-                pos_credentials={"dispensary": "bench", "client_id": "bench", "api_key": "bench"},
-                sync_enabled=False,
-            )
-            for i in range(stores)
-        ]
+    store_objs = bench_stores(stores)
     have = Customer.objects.count()
     if have < customers:
         Customer.objects.all().delete()

@@ -29,11 +29,9 @@ def main() -> None:
     args = parser.parse_args()
     tmp = tempfile.mkdtemp(prefix="bench-ratelimit-")
     os.environ.setdefault("DATABASE_URL", f"sqlite:///{tmp}/bench.sqlite3")
-    os.environ.setdefault("SECRET_KEY", "bench-secret-key-not-for-production")
-    os.environ.setdefault("POS_CREDENTIALS_KEYS", "k7fZ6d8wVd0q1eVbQ2o8oQ3m0F7mVJ0rS2s8R1aZ0b4=")
-    os.environ.setdefault("PII_ENCRYPTION_KEYS", "bench:" + "C" * 43 + "=")  # bench-only
-    os.environ.setdefault("PII_BLIND_INDEX_KEYS", "bench:" + "D" * 43 + "=")  # bench-only
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    from bench_env import set_bench_environment
+
+    set_bench_environment()
     import django
 
     django.setup()

@@ -123,12 +123,11 @@ def prepare(customers: int, stores: int) -> int:
     import django
 
     django.setup()
-    from api_data import COLUMNS
+    from api_data import COLUMNS, bench_stores
     from django.core.management import call_command
     from django.db import connection
 
     from customers.models import Customer
-    from stores.models import Store
 
     if connection.vendor != "postgresql":
         sys.exit("Run under scripts/with-postgres.sh (or with DATABASE_URL pointing at PostgreSQL).")
@@ -144,18 +143,7 @@ def prepare(customers: int, stores: int) -> int:
         kid = found[0]
         return 0 if kid == "bench" else int(kid.removeprefix("bench")) - 1
     Customer.objects.all().delete()
-    store_ids = list(Store.objects.filter(catalog_id__startswith="bench-").order_by("id").values_list("id", flat=True))
-    if not store_ids:
-        store_ids = [
-            Store.objects.create(
-                name=f"Bench store {i}",
-                catalog_id=f"bench-{i:02d}",
-                pos_vendor="treez",
-                pos_credentials={"dispensary": "bench", "client_id": "bench", "api_key": "bench"},
-                sync_enabled=False,
-            ).pk
-            for i in range(stores)
-        ]
+    store_ids = [store.pk for store in bench_stores(stores)]
     print(f"Loading {customers:,} customers over {len(store_ids)} stores with COPY (encrypting) ...", flush=True)
     started = time.perf_counter()
     raw_connection = connection.connection

@@ -31,7 +31,7 @@ from customers.models import (
     phone_digits,
 )
 from customers.pii_access import access_event_record_admin, mask_copies, mask_number
-from stores.admin import PosVendorFilter, time_cell
+from stores.admin import PosVendorFilter, ReadOnlyAdminMixin, StoreLinkMixin, time_cell
 
 POS_NOTE = (
     "The POS is the source of truth: these fields are overwritten by every sync. "
@@ -121,8 +121,12 @@ def _revealed(customer: Customer) -> bool:
     return bool(getattr(customer, "pii_revealed", False))
 
 
+# Read-only: customers come from the POS (a sync or the API's create), never typed in here; every field belongs
+# to the POS or the sync, so an edit would be overwritten by the next sync, which would also bring a deleted
+# customer back (the POS is where customers are removed; deleting a store takes its customers along: the store
+# admin allows that).
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(ReadOnlyAdminMixin, StoreLinkMixin, admin.ModelAdmin):
     # What staff look people up by, narrow enough for a 1366 px screen with the filters open; licence and
     # medical card numbers are on the customer's page (and searchable), masked here they told nobody much.
     list_display = [
@@ -334,11 +338,6 @@ class CustomerAdmin(admin.ModelAdmin):
         name = f"{obj.first_name} {obj.last_name}".strip() or "(no name)"
         return format_html('{}<br><span class="cf-quiet">POS id {}</span>', name, obj.customer_id)
 
-    @admin.display(description="store", ordering="store__name")
-    def store_link(self, obj: Customer) -> str:
-        url = reverse("admin:stores_store_change", args=[obj.store_id])
-        return format_html('<a href="{}">{}</a>', url, obj.store.name)
-
     @admin.display(description="phone", ordering="phone")
     def phone_display(self, obj: Customer) -> str:
         return format_phone(obj.phone)
@@ -403,21 +402,6 @@ class CustomerAdmin(admin.ModelAdmin):
             link,
         )
 
-    # --- the mirror is read-only here ---------------------------------------------------------------
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        # Customers come from the POS (sync or the API's create), never typed in here.
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Every field belongs to the POS or the sync; an edit here would be overwritten by the next sync.
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # The next sync would bring a deleted customer back; the POS is where customers are removed. (Deleting
-        # a store takes its customers along: the store admin allows that.)
-        return False
-
 
 for _name in LABELS:
     setattr(CustomerAdmin, f"{_name}_shown", _labelled(_name))
@@ -441,9 +425,10 @@ def origin_link(obj: RejectedRecord) -> str:
     return format_html('<a href="{}">{} #{}</a>', url, kind.name, obj.origin_id)
 
 
-# Evidence of what the POS sent, for staff to read: never added or edited here.
+# Evidence of what the POS sent, for staff to read: never added or edited here, nor deleted (the next sync would
+# not bring it back, and staff need it to see what came).
 @admin.register(RejectedRecord)
-class RejectedRecordAdmin(admin.ModelAdmin):
+class RejectedRecordAdmin(ReadOnlyAdminMixin, StoreLinkMixin, admin.ModelAdmin):
     list_display = ["id", "created_at", "store_link", "source", "origin_display", "customer_id", "reason"]
     list_display_links = ["id", "created_at"]
     list_filter = ["source", "store", "store__pos_vendor"]
@@ -463,11 +448,6 @@ class RejectedRecordAdmin(admin.ModelAdmin):
     )
     fields = readonly_fields
 
-    @admin.display(description="store", ordering="store__name")
-    def store_link(self, obj: RejectedRecord) -> str:
-        url = reverse("admin:stores_store_change", args=[obj.store_id])
-        return format_html('<a href="{}">{}</a>', url, obj.store.name)
-
     @admin.display(description="from")
     def origin_display(self, obj: RejectedRecord) -> str:
         return origin_link(obj)
@@ -476,19 +456,9 @@ class RejectedRecordAdmin(admin.ModelAdmin):
     def payload_pretty(self, obj: RejectedRecord) -> str:
         return pretty_json(obj.payload)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Evidence stays: the next sync would not bring it back, and staff need it to see what came.
-        return False
-
 
 @admin.register(AccessEvent)
-class AccessEventAdmin(admin.ModelAdmin):
+class AccessEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """The access log, for staff with its view permission: search by customer (our id or POS id), API key prefix,
     staff username or request id. Read-only; old events are pruned by a schedule (PII_ACCESS_RETENTION_DAYS)."""
 
@@ -515,18 +485,9 @@ class AccessEventAdmin(admin.ModelAdmin):
         url = reverse("admin:customers_customer_change", args=[obj.customer_id])
         return format_html('<a href="{}">{} (POS id {})</a>', url, obj.customer_id, obj.customer.customer_id)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(CustomerErasure)
-class CustomerErasureAdmin(admin.ModelAdmin):
+class CustomerErasureAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Who erased a customer of which store, when, and how much went: the record names nobody."""
 
     list_display = ["at_display", "store", "via", "user", "counts_display"]
@@ -543,12 +504,3 @@ class CustomerErasureAdmin(admin.ModelAdmin):
     @admin.display(description="removed or scrubbed")
     def counts_display(self, obj: CustomerErasure) -> str:
         return ", ".join(f"{name.replace('_', ' ')}: {n}" for name, n in obj.counts.items())
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -18,6 +18,7 @@ import django_filters
 from django.core.validators import RegexValidator
 from django_filters.fields import IsoDateTimeField
 
+from api.query import NonBlankCharFilter
 from customers.fields import card_indexes, licence_indexes
 from customers.models import CustomerQuerySet, phone_digits, text_key
 
@@ -107,8 +108,9 @@ class CustomerFilters:
         apply=CustomerQuerySet.last_name_equal,
         normalise=text_key,
     )
+    # The identity lookups (and the card number's): given empty or blank, an error naming it, not every customer.
     phone: str | None = filter_field(
-        django_filters.CharFilter(
+        NonBlankCharFilter(
             max_length=40, validators=[_has_phone_digits], help_text="Phone in any format, matched on its digits."
         ),
         apply=CustomerQuerySet.phone_equal,
@@ -116,22 +118,20 @@ class CustomerFilters:
         identity=True,
     )
     email: str | None = filter_field(
-        django_filters.CharFilter(max_length=254, help_text="Email address, ignoring case."),
+        NonBlankCharFilter(max_length=254, help_text="Email address, ignoring case."),
         apply=CustomerQuerySet.email_equal,
         normalise=text_key,
         identity=True,
     )
     # Licence and card numbers are encrypted at rest: these compare their blind indexes (customers.crypto).
     driver_license: str | None = filter_field(
-        django_filters.CharFilter(
-            max_length=64, help_text="Driver's licence number, ignoring case, spaces and dashes."
-        ),
+        NonBlankCharFilter(max_length=64, help_text="Driver's licence number, ignoring case, spaces and dashes."),
         apply=CustomerQuerySet.licence_equal,
         normalise=licence_indexes,
         identity=True,
     )
     medical_card_number: str | None = filter_field(
-        django_filters.CharFilter(max_length=64, help_text="Medical card number, ignoring case, spaces and dashes."),
+        NonBlankCharFilter(max_length=64, help_text="Medical card number, ignoring case, spaces and dashes."),
         apply=CustomerQuerySet.card_number_equal,
         normalise=card_indexes,
     )

@@ -322,18 +322,7 @@ def _unreadable_answer(*, store: Store, data: CustomerInput, error: PosUnreadabl
     the customer as it was sent, with the POS's id where it gave one."""
     unread = RecordError(customer_id=error.customer_id, reason=error.reason, payload=error.payload)
     CustomerWriter.for_store(store, source=RecordSource.CREATE).write([], errors=[unread]).result()
-    sent = CustomerRecord(
-        customer_id=str(error.customer_id or ""),
-        first_name=data.first_name,
-        last_name=data.last_name,
-        email=data.email,
-        phone=data.phone,
-        birthday=data.birthday,
-        gender=data.gender,
-        drivers_license=data.drivers_license,
-        notes=data.notes,
-        customer_type=data.customer_type,
-    )
+    sent = data.as_record(str(error.customer_id or ""))
     warning = (
         f"The store's POS created the customer but answered a record we cannot read "
         f"({storable_text(error.reason, 300)}): shown as it was sent, with the POS's id where it gave one; staff "

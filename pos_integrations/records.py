@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -148,6 +148,11 @@ class CustomerInput:
     medical_card_number: str = ""
     medical_card_expiration: date | None = None
     drivers_license_expiration: date | None = None
+
+    def as_record(self, customer_id: str, *, raw: dict[str, Any] | None = None) -> CustomerRecord:
+        """The customer as sent, under the POS's id: what a create shows when the POS's answer cannot be read."""
+        sent = {f.name: getattr(self, f.name) for f in fields(self)}
+        return CustomerRecord(customer_id=customer_id, raw=dict(raw or {}), **sent)
 
 
 @dataclass(frozen=True, slots=True)

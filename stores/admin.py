@@ -1,4 +1,5 @@
-"""Admin for API keys (the store admin, which shows and starts syncs, is `syncs.store_admin`)."""
+"""Admin for API keys, and the pieces every app's admin shares (the store admin, which shows and starts syncs, is
+`syncs.store_admin`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.timezone import localtime
@@ -21,6 +23,30 @@ def time_cell(value: datetime | None) -> str:
         return "—"
     date, _, time = date_format(localtime(value), "DATETIME_FORMAT").partition(" ")
     return format_html('{} <span style="white-space: nowrap">{}</span>', date, time)
+
+
+class ReadOnlyAdminMixin:
+    """For a ModelAdmin or an inline whose objects staff only read: never added, changed or deleted here (the
+    view permission still shows them)."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class StoreLinkMixin:
+    """A ModelAdmin's `store_link` column (for list_display or readonly_fields): the object's store, linked to
+    its page (list_select_related should name the store)."""
+
+    @admin.display(description="store", ordering="store__name")
+    def store_link(self, obj: Any) -> str:
+        url = reverse("admin:stores_store_change", args=[obj.store_id])
+        return format_html('<a href="{}">{}</a>', url, obj.store.name)
 
 
 class PosVendorFilter(admin.ChoicesFieldListFilter):

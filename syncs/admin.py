@@ -20,11 +20,11 @@ from django.views.decorators.http import require_POST
 
 from customers.admin import pretty_json
 from customers.models import RejectedRecord
-from stores.admin import PosVendorFilter, time_cell
+from stores.admin import PosVendorFilter, ReadOnlyAdminMixin, StoreLinkMixin, time_cell
 from syncs.choices import UNFINISHED_STATUSES
 from syncs.dashboard import CHART_DAYS, changelist_url, format_duration, store_health_list
 from syncs.models import CustomerSync, SyncStatus
-from syncs.store_admin import ReadOnlyInline, status_badge  # also registers the store admin
+from syncs.store_admin import status_badge  # also registers the store admin
 
 RECORD_ERRORS_SHOWN = 50
 
@@ -46,9 +46,9 @@ class FirstRecordErrorsFormSet(BaseGenericInlineFormSet):
         return self._first
 
 
-class RecordErrorInline(GenericTabularInline):
+class RecordErrorInline(ReadOnlyAdminMixin, GenericTabularInline):
     """The POS records the sync could not store (customers.RejectedRecord, with the sync as their origin); only
-    shown, as ReadOnlyInline's are."""
+    shown, as ReadOnlyInline's are (a generic inline, so not one of them)."""
 
     model = RejectedRecord
     ct_field = "origin_type"
@@ -61,9 +61,6 @@ class RecordErrorInline(GenericTabularInline):
     extra = 0
     max_num = 0
     can_delete = False
-    has_add_permission = ReadOnlyInline.has_add_permission
-    has_change_permission = ReadOnlyInline.has_change_permission
-    has_delete_permission = ReadOnlyInline.has_delete_permission
 
     @admin.display(description="payload")
     def payload_pretty(self, obj: RejectedRecord) -> str:
@@ -92,7 +89,7 @@ class StatusFilter(admin.SimpleListFilter):
 
 # Sync history is evidence: staff can read it and retry a failed run, never edit it.
 @admin.register(CustomerSync)
-class CustomerSyncAdmin(admin.ModelAdmin):
+class CustomerSyncAdmin(ReadOnlyAdminMixin, StoreLinkMixin, admin.ModelAdmin):
     change_list_template = "admin/syncs/customersync/change_list.html"
     change_form_template = "admin/syncs/customersync/change_form.html"
     list_display = [
@@ -154,11 +151,6 @@ class CustomerSyncAdmin(admin.ModelAdmin):
     def sync_id(self, obj: CustomerSync) -> str:
         return f"#{obj.pk}"
 
-    @admin.display(description="store", ordering="store__name")
-    def store_link(self, obj: CustomerSync) -> str:
-        url = reverse("admin:stores_store_change", args=[obj.store_id])
-        return format_html('<a href="{}">{}</a>', url, obj.store.name)
-
     @admin.display(description="status", ordering="status")
     def status_display(self, obj: CustomerSync) -> str:
         return status_badge(obj.status, obj.get_status_display())
@@ -214,16 +206,7 @@ class CustomerSyncAdmin(admin.ModelAdmin):
         return pretty_json(obj.checkpoint)
 
     # --- read-only history ----------------------------------------------------------------------------
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # History is never deleted on its own; deleting a store takes its syncs along (the store admin).
-        return False
+    # (ReadOnlyAdminMixin: never deleted on its own; deleting a store takes its syncs along, the store admin.)
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)

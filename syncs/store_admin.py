@@ -24,7 +24,7 @@ from django.views.decorators.http import require_POST
 
 from pos_integrations.errors import PosError
 from pos_integrations.vendors import CredentialsError
-from stores.admin import PosVendorFilter
+from stores.admin import PosVendorFilter, ReadOnlyAdminMixin
 from stores.forms import CREDENTIAL_FIELDS, StoreAdminForm, credential_label, credential_vendors
 from stores.models import Store
 from syncs.dashboard import ago, format_duration, store_with_sync_state
@@ -62,21 +62,12 @@ class RecentSyncFormSet(BaseInlineFormSet):
         return self._recent
 
 
-class ReadOnlyInline(admin.TabularInline):
+class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
     """An inline that only shows rows: the parent's page never adds, changes or deletes them."""
 
     extra = 0
     max_num = 0
     can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class RecentSyncInline(ReadOnlyInline):

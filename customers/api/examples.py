@@ -59,11 +59,15 @@ SEARCH_OK = ex(
     status=200,
 )
 SEARCH_INVALID = ex(
-    "Unknown or malformed fields",
+    "Unknown, malformed or empty fields",
     error(
         "invalid_request",
-        "The request has invalid fields: colour, page_size.",
-        fields={"colour": ["Unknown parameter."], "page_size": ["Give a whole number."]},
+        "The request has invalid fields: colour, driver_license, page_size.",
+        fields={
+            "colour": ["Unknown parameter."],
+            "driver_license": ["Must not be empty: give a value, or leave it out."],
+            "page_size": ["Give a whole number."],
+        },
     ),
     status=400,
 )

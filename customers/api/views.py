@@ -104,7 +104,8 @@ class CustomerViewSet(PiiMaskingMixin, ViewSet):
             "Customers from the local mirror, oldest first (by id), a page at a time: follow `next`. "
             "A lookup by phone, email or driver_license that the mirror cannot answer asks the store's POS live "
             "(where it can search; needs catalog_id unless the key reaches one store), keeps what it finds and "
-            'answers with `"source": "pos"`.'
+            'answers with `"source": "pos"`. An empty or blank phone, email, driver_license or medical_card_number '
+            "is a 400 naming it, never every customer; an empty name, search or catalog_id is no filter."
         ),
         parameters=[
             *pagination_parameters(items="Customers"),

@@ -105,18 +105,8 @@ class FakePosClient:
             raise self.create_error
         if self.create_result is not None:
             return self.create_result
-        return CustomerRecord(
-            customer_id=f"POS-{len(self.creates)}",
-            first_name=data.first_name,
-            last_name=data.last_name,
-            email=data.email,
-            phone=data.phone,
-            birthday=data.birthday,
-            gender=data.gender,
-            drivers_license=data.drivers_license,
-            notes=data.notes,
-            raw={"id": f"POS-{len(self.creates)}"},
-        )
+        customer_id = f"POS-{len(self.creates)}"
+        return data.as_record(customer_id, raw={"id": customer_id})
 
     def get_customer(self, customer_id: str) -> CustomerRecord | None:
         return self.existing.get(customer_id)

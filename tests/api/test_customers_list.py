@@ -135,6 +135,7 @@ def test_a_page_stays_put_when_customers_are_added_before_it(api, store):
         ("cursor=nonsense", "cursor"),
         ("phone=no-digits", "phone"),
         ("email=" + "x" * 300, "email"),
+        ("driver_license=%20%20" + "D" * 63, "driver_license"),  # over 64 with its spaces, as the schema counts
         ("first_name=a%00b", "first_name"),
         ("first_name=a&first_name=b", "first_name"),
     ],
@@ -146,6 +147,20 @@ def test_unknown_or_malformed_parameters_get_400_naming_them(api, query, bad):
     assert error["code"] == "invalid_parameters"
     assert list(error["fields"]) == [bad]
     assert bad in error["message"]
+
+
+@pytest.mark.parametrize("name", ["phone", "email", "driver_license", "medical_card_number"])
+@pytest.mark.parametrize("value", ["", "%20%20"])
+def test_an_empty_identity_lookup_is_a_400_naming_it_not_every_customer(api, store, name, value):
+    CustomerFactory(store=store, last_name="Odegaard")
+    # An empty name is no filter (a form's blank box); an empty licence is a client's value gone missing.
+    response = api.get(f"/api/v1/customers?last_name=&{name}={value}")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_parameters"
+    assert error["fields"] == {name: ["Must not be empty: give a value, or leave it out."]}
+    assert name in error["message"]
+    assert len(ids(api.get("/api/v1/customers?last_name="))) == 1
 
 
 def test_modified_after_takes_any_offset(api, store):

@@ -74,6 +74,7 @@ def test_a_live_lookup_runs_as_for_the_list(api, store, pos):
         ({"page_size": True}, {"page_size"}),
         ({"page_size": 0}, {"page_size"}),
         ({"birthday": "1988-13-45", "cursor": "nope"}, {"birthday", "cursor"}),
+        ({"colour": "red", "driver_license": "", "page_size": "20"}, {"colour", "driver_license", "page_size"}),
     ],
 )
 def test_bad_fields_are_all_named_in_the_error_shape(api, store, body, fields):
@@ -84,6 +85,18 @@ def test_bad_fields_are_all_named_in_the_error_shape(api, store, body, fields):
     assert set(error["fields"]) == fields
     for name in fields:
         assert name in error["message"]
+
+
+@pytest.mark.parametrize("field", ["driver_license", "medical_card_number", "phone", "email"])
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_identity_field_is_a_400_naming_it_not_every_customer(api, store, field, value):
+    CustomerFactory(store=store, drivers_license="D4161227")
+    response = search(api, {"catalog_id": store.catalog_id, field: value})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert error["fields"] == {field: ["Must not be empty: give a value, or leave it out."]}
+    assert field in error["message"]
 
 
 @pytest.mark.parametrize("body", [[{"phone": "5551234567"}], "phone", 3])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -51,6 +53,16 @@ def test_the_list_documents_each_filter_it_takes_and_its_pages(openapi):
     listed = {name for name, spec in FILTERS.items() if spec.query is not None}
     assert listed >= {"catalog_id", "phone", "email", "driver_license", "medical_card_number", "birthday", "search"}
     assert parameters == listed | {"cursor", "page_size"}
+
+
+def test_the_identity_lookups_are_documented_as_never_empty_and_other_text_as_may_be(openapi):
+    listed = {p["name"]: p["schema"] for p in openapi["paths"]["/api/v1/customers"]["get"]["parameters"]}
+    for name in ("phone", "email", "driver_license", "medical_card_number"):
+        assert listed[name]["minLength"] == 1, name
+        assert not re.search(listed[name]["pattern"], " "), name
+    for name in ("first_name", "last_name", "search", "catalog_id"):
+        assert "minLength" not in listed[name], name
+        assert re.search(listed[name]["pattern"], ""), name
 
 
 def test_the_body_search_documents_the_lists_parameters_as_its_fields(openapi):

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +17,7 @@ from pos_integrations.errors import PosError
 from pos_integrations.records import CustomerPage, CustomerRecord, RecordError
 from stores.models import Store
 from tests.factories import BASE_TIME, make_record
+from tests.syncs import processes
 
 __all__ = ["BASE_TIME", "FakePos", "make_record"]
 
@@ -178,3 +183,85 @@ def sandbox_store() -> Iterator[Callable[..., tuple[Any, Store]]]:
     yield start
     for server in servers:
         server.stop()
+
+
+# A full sync of the store `crash`, as an operator runs it.
+CRASH_SYNC = ("sync_customers", "--store", "crash", "--full", "--no-progress")
+
+
+@dataclasses.dataclass
+class ProcessSyncs:
+    """Syncs run as `manage.py` processes (to be killed, then run again) of the store `crash` on a sandbox's
+    LeafLogix, in a database of their own that this test reads with SQL; the sync lease is 1 s."""
+
+    server: Any
+    url: str
+    env: dict[str, str]
+    started: list[subprocess.Popen] = dataclasses.field(default_factory=list)
+
+    def start(self) -> subprocess.Popen:
+        """A full sync in a process of its own (to be killed), its output discarded."""
+        process = processes.start_manage(self.env, *CRASH_SYNC)
+        self.started.append(process)
+        return process
+
+    def killed_sync_pages(self) -> int:
+        """The pages the killed sync had committed; it is still in progress (until its lease runs out)."""
+        [(status, committed)] = processes.rows(self.url, "SELECT status, pages FROM syncs_customersync")
+        assert status == "in_progress"
+        return committed
+
+    def resume_after_the_lease(self) -> None:
+        """Past the killed sync's lease, a full sync finds it abandoned, resumes from its checkpoint, finishes."""
+        time.sleep(1.1)
+        second = processes.manage(self.env, *CRASH_SYNC)
+        assert second.returncode == 0, second.stdout + second.stderr
+        syncs = processes.rows(
+            self.url, "SELECT id, status, error_type, resumed_from_id FROM syncs_customersync ORDER BY id"
+        )
+        assert [s[1:3] for s in syncs] == [("failed", "Abandoned"), ("finished", "")]
+        assert syncs[1][3] == syncs[0][0]  # resumed from the dead one's checkpoint
+
+    def assert_mirror_equals_pos(self, count: int) -> None:
+        """The mirror holds each of the POS's `count` customers once, with exactly the POS's vendor JSON."""
+        stored = processes.rows(self.url, "SELECT customer_id, raw FROM customers_customer")
+        mirror = {cid: processes.vendor_json(raw) for cid, raw in stored}
+        assert len(mirror) == len(stored) == count  # nothing duplicated
+        for raw in self.server.vendor_records("leaflogix"):
+            assert mirror.pop(str(raw["customerId"])) == raw  # nothing lost, nothing stale
+        assert not mirror
+
+
+@pytest.fixture
+def process_syncs(tmp_path: Path) -> Iterator[Callable[..., ProcessSyncs]]:
+    """Make ProcessSyncs on a sandbox server, with SYNC_PAGES_IN_FLIGHT pages in flight: the database migrated
+    and the store created by `manage.py` processes; at the end, what is left running killed, the database
+    dropped."""
+    made: list[ProcessSyncs] = []
+    url, drop = processes.database_for_subprocesses(tmp_path)
+
+    def make(server: Any, *, pages_in_flight: int) -> ProcessSyncs:
+        assert not made, "one database a test"
+        env = {
+            **os.environ,
+            "DATABASE_URL": url,
+            "SYNC_LEASE_SECONDS": "1",
+            "LOG_LEVEL": "WARNING",
+            "SYNC_PAGES_IN_FLIGHT": str(pages_in_flight),
+        }
+        assert processes.manage(env, "migrate", "--no-input").returncode == 0
+        store = processes.create_store_sql("crash", "leaflogix", server.vendor_url("leaflogix"))
+        created = processes.manage(env, "shell", "-c", store)
+        assert created.returncode == 0, created.stderr
+        made.append(ProcessSyncs(server=server, url=url, env=env))
+        return made[0]
+
+    try:
+        yield make
+    finally:
+        for syncs in made:
+            for process in syncs.started:
+                processes.kill_group(process)
+                process.wait(timeout=10)
+        if drop is not None:
+            drop()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -16,7 +14,6 @@ import pytest
 from pos_sandbox.protocol import json_response
 from syncs.engine import SyncRunner
 from syncs.models import SyncStatus
-from tests.syncs.processes import ROOT, database_for_subprocesses, manage, rows, vendor_json
 from tests.syncs.test_sandbox import assert_mirror_equals_pos, run
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
@@ -140,7 +137,9 @@ def test_an_error_in_a_page_ahead_fails_the_sync_at_that_page(sandbox_store, in_
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_sync_killed_with_several_pages_in_flight_loses_nothing_and_fetches_again_only_those(sandbox_store, tmp_path):
+def test_a_sync_killed_with_several_pages_in_flight_loses_nothing_and_fetches_again_only_those(
+    sandbox_store, process_syncs
+):
     server, _ = sandbox_store("leaflogix", customers=3000, seed=5, faults="slow=30ms")
     served: list[tuple[int, int]] = []  # (worker number, page answered)
     worker = {"n": 0, "pid": 0}
@@ -158,65 +157,27 @@ def test_a_sync_killed_with_several_pages_in_flight_loses_nothing_and_fetches_ag
         return response
 
     server.app.dispatch = spy
-    url, drop = database_for_subprocesses(tmp_path)
-    try:
-        env = {
-            **os.environ,
-            "DATABASE_URL": url,
-            "SYNC_LEASE_SECONDS": "1",
-            "LOG_LEVEL": "WARNING",
-            "SYNC_PAGES_IN_FLIGHT": str(IN_FLIGHT),
-        }
-        assert manage(env, "migrate", "--no-input").returncode == 0
-        create = (
-            "from stores.models import Store;"
-            "from pos_sandbox import SANDBOX_CREDENTIALS as C;"
-            f"Store.objects.create(name='Crash', catalog_id='crash', pos_vendor='leaflogix',"
-            f"pos_base_url='{server.vendor_url('leaflogix')}', pos_credentials=dict(C['leaflogix']))"
-        )
-        assert manage(env, "shell", "-c", create).returncode == 0
+    crash = process_syncs(server, pages_in_flight=IN_FLIGHT)
 
-        worker["n"] = 1
-        first = subprocess.Popen(
-            [sys.executable, "manage.py", "sync_customers", "--store", "crash", "--full", "--no-progress"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        worker["pid"] = first.pid
-        assert first.wait(timeout=60) == -signal.SIGKILL
-        time.sleep(0.2)  # answers the server was still writing to the dead process
-        [(status, committed)] = rows(url, "SELECT status, pages FROM syncs_customersync")
-        assert status == "in_progress"
-        fetched_by_first = sorted(p for w, p in served if w == 1)
-        assert len(set(fetched_by_first)) > IN_FLIGHT  # several rounds of pages ahead went by before the kill
-        # Unwritten: the page being written when killed and those in flight behind it, no more.
-        assert 16 - IN_FLIGHT - 1 <= committed < 16
-        assert max(fetched_by_first) - committed <= IN_FLIGHT + 1
+    worker["n"] = 1
+    first = crash.start()
+    worker["pid"] = first.pid
+    assert first.wait(timeout=60) == -signal.SIGKILL
+    time.sleep(0.2)  # answers the server was still writing to the dead process
+    committed = crash.killed_sync_pages()
+    fetched_by_first = sorted(p for w, p in served if w == 1)
+    assert len(set(fetched_by_first)) > IN_FLIGHT  # several rounds of pages ahead went by before the kill
+    # Unwritten: the page being written when killed and those in flight behind it, no more.
+    assert 16 - IN_FLIGHT - 1 <= committed < 16
+    assert max(fetched_by_first) - committed <= IN_FLIGHT + 1
 
-        time.sleep(1.1)  # past the 1 s lease: the dead sync is abandoned
-        worker["n"] = 2
-        second = manage(env, "sync_customers", "--store", "crash", "--full", "--no-progress")
-        assert second.returncode == 0, second.stdout + second.stderr
-
-        syncs = rows(url, "SELECT id, status, error_type, resumed_from_id FROM syncs_customersync ORDER BY id")
-        assert [s[1:3] for s in syncs] == [("failed", "Abandoned"), ("finished", "")]
-        assert syncs[1][3] == syncs[0][0]  # resumed from the dead one's checkpoint
-        fetched_by_second = [p for w, p in served if w == 2]
-        assert min(fetched_by_second) == committed + 1
-        again = set(fetched_by_first) & set(fetched_by_second)
-        assert len(again) <= IN_FLIGHT + 1  # at most the page being written and those in flight fetched again
-        # 30 pages of 100 and an empty 31st; the second asked each once but for the few past the end.
-        assert set(fetched_by_second) >= set(range(committed + 1, 32))
-        assert len(fetched_by_second) == len(set(fetched_by_second)) <= 31 - committed + IN_FLIGHT - 1
-
-        stored = rows(url, "SELECT customer_id, raw FROM customers_customer")
-        mirror = {cid: vendor_json(raw) for cid, raw in stored}
-        assert len(mirror) == len(stored) == 3000  # nothing duplicated
-        for raw in server.vendor_records("leaflogix"):
-            assert mirror.pop(str(raw["customerId"])) == raw  # nothing lost, nothing stale
-        assert not mirror
-    finally:
-        if drop is not None:
-            drop()
+    worker["n"] = 2
+    crash.resume_after_the_lease()
+    fetched_by_second = [p for w, p in served if w == 2]
+    assert min(fetched_by_second) == committed + 1
+    again = set(fetched_by_first) & set(fetched_by_second)
+    assert len(again) <= IN_FLIGHT + 1  # at most the page being written and those in flight fetched again
+    # 30 pages of 100 and an empty 31st; the second asked each once but for the few past the end.
+    assert set(fetched_by_second) >= set(range(committed + 1, 32))
+    assert len(fetched_by_second) == len(set(fetched_by_second)) <= 31 - committed + IN_FLIGHT - 1
+    crash.assert_mirror_equals_pos(3000)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
-import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -16,7 +13,6 @@ from customers.models import Customer, RejectedRecord
 from customers.writer import DATA_FIELDS
 from syncs.models import SyncKind, SyncStatus
 from syncs.services import sync_create
-from tests.syncs.processes import ROOT, database_for_subprocesses, manage, rows, vendor_json
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -78,7 +74,7 @@ def test_a_sync_through_every_fault_ends_with_the_mirror_equal_to_the_pos(sandbo
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("moment", ["fetching", "writing"])
 def test_a_sync_killed_with_sigkill_loses_nothing_and_the_next_fetches_at_most_one_page_again(
-    sandbox_store, tmp_path, moment
+    sandbox_store, process_syncs, moment
 ):
     server, _ = sandbox_store("leaflogix", customers=3000, seed=5, faults="slow=30ms")
     pages: list[tuple[int, int]] = []  # (worker number, page requested)
@@ -102,57 +98,23 @@ def test_a_sync_killed_with_sigkill_loses_nothing_and_the_next_fetches_at_most_o
         return response
 
     server.app.dispatch = spy
-    url, drop = database_for_subprocesses(tmp_path)
-    try:
-        # One page at a time (several in flight: test_pages_in_flight.py).
-        env = {**os.environ, "DATABASE_URL": url, "SYNC_LEASE_SECONDS": "1", "LOG_LEVEL": "WARNING"}
-        env["SYNC_PAGES_IN_FLIGHT"] = "1"
-        assert manage(env, "migrate", "--no-input").returncode == 0
-        create = (
-            "from stores.models import Store;"
-            "from pos_sandbox import SANDBOX_CREDENTIALS as C;"
-            f"Store.objects.create(name='Crash', catalog_id='crash', pos_vendor='leaflogix',"
-            f"pos_base_url='{server.vendor_url('leaflogix')}', pos_credentials=dict(C['leaflogix']))"
-        )
-        assert manage(env, "shell", "-c", create).returncode == 0
+    crash = process_syncs(server, pages_in_flight=1)  # one page at a time (several: test_pages_in_flight.py)
 
-        worker["n"] = 1
-        first = subprocess.Popen(
-            [sys.executable, "manage.py", "sync_customers", "--store", "crash", "--full", "--no-progress"],
-            env=env,
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        worker["pid"] = first.pid
-        assert first.wait(timeout=60) == -signal.SIGKILL
-        [(status, committed)] = rows(url, "SELECT status, pages FROM syncs_customersync")
-        assert status == "in_progress"
-        assert 10 <= committed <= 12
-        if moment == "fetching":
-            assert committed == 11
+    worker["n"] = 1
+    first = crash.start()
+    worker["pid"] = first.pid
+    assert first.wait(timeout=60) == -signal.SIGKILL
+    committed = crash.killed_sync_pages()
+    assert 10 <= committed <= 12
+    if moment == "fetching":
+        assert committed == 11
 
-        time.sleep(1.1)  # past the 1 s lease: the dead sync is abandoned
-        worker["n"] = 2
-        second = manage(env, "sync_customers", "--store", "crash", "--full", "--no-progress")
-        assert second.returncode == 0, second.stdout + second.stderr
-
-        syncs = rows(url, "SELECT id, status, error_type, resumed_from_id FROM syncs_customersync ORDER BY id")
-        assert [s[1:3] for s in syncs] == [("failed", "Abandoned"), ("finished", "")]
-        assert syncs[1][3] == syncs[0][0]  # resumed from the dead one's checkpoint
-        fetched_by = {n: [p for w, p in pages if w == n] for n in (1, 2)}
-        assert len(set(fetched_by[1]) & set(fetched_by[2])) <= 1
-        assert fetched_by[2][0] == committed + 1
-
-        stored = rows(url, "SELECT customer_id, raw FROM customers_customer")
-        mirror = {cid: vendor_json(raw) for cid, raw in stored}
-        assert len(mirror) == len(stored) == 3000  # nothing duplicated
-        for raw in server.vendor_records("leaflogix"):
-            assert mirror.pop(str(raw["customerId"])) == raw  # nothing lost, nothing stale
-        assert not mirror
-    finally:
-        if drop is not None:
-            drop()
+    worker["n"] = 2
+    crash.resume_after_the_lease()
+    fetched_by = {n: [p for w, p in pages if w == n] for n in (1, 2)}
+    assert len(set(fetched_by[1]) & set(fetched_by[2])) <= 1
+    assert fetched_by[2][0] == committed + 1
+    crash.assert_mirror_equals_pos(3000)
 
 
 @pytest.mark.parametrize("vendor", ["leaflogix", "treez", "flowhub", "covasoft", "blaze"])
