@@ -20,7 +20,8 @@ With `workers` > 1 (PostgreSQL only: SQLite has one writer at a time) a pass is 
 that worker processes take from a queue, each with its own connection (its own backend): disjoint id ranges, so
 no row is read by two workers, and every guarantee above holds per batch. The processes are forked once per run
 (the connections closed first) and report progress through shared counters; a worker that fails or dies fails
-the run (RotationWorkerError) after the others finish the chunk in hand, and a rerun carries on.
+the run (RotationWorkerError; the others stop after the batch in hand, or are ended with it), and a rerun carries
+on.
 
 Nothing else is kept: what still needs rotation is read from the data itself, so a run that is stopped (or
 killed) is resumed by running it again. Reads work throughout: every configured key decrypts, and lookups match
