@@ -126,9 +126,9 @@ def sealed_rows(store_ids: list[int], count: int) -> Iterator[tuple[object, ...]
         yield tuple(values[name] for name in COLUMNS)
 
 
-def prepare(customers: int, stores: int, *, keep_indexes: bool) -> tuple[int, int]:
+def prepare(customers: int, stores: int, *, keep_indexes: bool) -> tuple[int, int, bool]:
     """Migrate; load the customers (under key generation 0) unless they are there; the key generations
-    (encryption, index) they are under now (what an earlier run left)."""
+    (encryption, index) they are under now (what an earlier run left), and whether they were loaded now."""
     import django
 
     django.setup()
@@ -149,7 +149,7 @@ def prepare(customers: int, stores: int, *, keep_indexes: bool) -> tuple[int, in
         found = cursor.fetchone()
     have = Customer.objects.count()
     if have >= customers and found is not None:
-        return generation_of(found[0]), generation_of(found[1])
+        return generation_of(found[0]), generation_of(found[1]), False
     Customer.objects.all().delete()
     store_ids = list(Store.objects.filter(catalog_id__startswith="bench-").order_by("id").values_list("id", flat=True))
     if not store_ids:
@@ -165,8 +165,22 @@ def prepare(customers: int, stores: int, *, keep_indexes: bool) -> tuple[int, in
         ]
     load(store_ids, customers, keep_indexes=keep_indexes)
     with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE customers_customer SET (autovacuum_enabled = false)")
         cursor.execute("VACUUM ANALYZE customers_customer")
-    return 0, 0
+    return 0, 0, True
+
+
+def compact() -> float:
+    """Make the table as a fresh load leaves it (the dead versions of a previous run gone, pages full, indexes
+    rebuilt) and keep autovacuum off it, so that every run starts from the same table and none shares the
+    machine with a vacuum of the one before: the seconds it took."""
+    from django.db import connection
+
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE customers_customer SET (autovacuum_enabled = false)")
+        cursor.execute("VACUUM (FULL, ANALYZE) customers_customer")
+    return time.perf_counter() - started
 
 
 def secondary_indexes(cursor: Any) -> tuple[list[str], list[str]]:
@@ -400,7 +414,8 @@ def main() -> None:
     args = parser.parse_args()
 
     configure_env()
-    generations = list(prepare(args.customers, args.stores, keep_indexes=args.keep_indexes))
+    *loaded_under, fresh = prepare(args.customers, args.stores, keep_indexes=args.keep_indexes)
+    generations = list(loaded_under)
     from django import db
 
     from customers.key_rotation import DEFAULT_BATCH_SIZE
@@ -419,6 +434,11 @@ def main() -> None:
             runs += [(mode, batch_size, workers, ROOT) for workers in counts]
     summary: list[str] = []
     for mode, batch_size, workers, code in runs:
+        if fresh:  # as loaded (autovacuum off for it: no vacuum of the load during the run)
+            fresh = False
+            print()
+        else:
+            print(f"\n(table compacted in {compact():.1f} s: VACUUM FULL, autovacuum off for it)", flush=True)
         if mode in ("both", "encryption"):
             generations[0] += 1
         if mode in ("both", "index"):
@@ -441,7 +461,7 @@ def main() -> None:
         who += "default workers" if workers is None else f"{workers} worker{'s' if workers > 1 else ''}"
         verdict = "met" if wall < TARGET_SECONDS else "MISSED"
         print(
-            f"\nbatch size {batch_size:,}, {who}, rotating {mode}: {args.customers:,} customers re-keyed in "
+            f"batch size {batch_size:,}, {who}, rotating {mode}: {args.customers:,} customers re-keyed in "
             f"{wall:.1f} s wall ({args.customers / wall:,.0f} rows/s; target < {TARGET_SECONDS:.0f} s: {verdict})\n"
             f"  CPU: command and its workers {cpu:.1f} s, PostgreSQL {db_cpu:.1f} s (machine load average "
             f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after)",
