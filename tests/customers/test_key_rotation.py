@@ -500,3 +500,22 @@ def test_a_worker_that_dies_fails_the_run_and_a_rerun_finishes(settings, store, 
     assert "skipped because changed meanwhile, 0 left" in out
     only_new_keys(settings)
     assert_rotated_and_readable(made, client)
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_the_progress_of_two_workers_adds_up_to_every_row_once(settings, store, client):
+    made = many_customers(store, 20)
+    new_keys_first(settings)
+    progress: list[tuple[str, int, int]] = []
+
+    result = key_rotation.pii_keys_rotate(
+        batch_size=3, workers=2, on_batch=lambda label, rows, last_id: progress.append((label, rows, last_id))
+    )
+
+    assert result.finished
+    assert sum(rows for _, rows, _ in progress) == len(made)  # what the progress bar shows: each row once
+    assert {label for label, _, _ in progress} == {"customers"}
+    assert max(last_id for _, _, last_id in progress) == made[-1].pk
+    only_new_keys(settings)
+    assert_rotated_and_readable(made, client)
