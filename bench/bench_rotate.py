@@ -1,15 +1,20 @@
 """Re-keying 1M customers: `manage.py rotate_pii_keys` on PostgreSQL, while lookups by licence keep running.
 
-    scripts/with-postgres.sh .venv/bin/python bench/bench_rotate.py --customers 1000000
+    scripts/with-postgres.sh .venv/bin/python bench/bench_rotate.py --customers 1000000 --workers 1,2
 
 Loads the customers once per database with COPY (bench/api_data.py's customers, their licence and medical card
 numbers and a vendor JSON of about 700 characters encrypted under a bench key `bench`, with blind indexes and
-digest), then for each --batch-size runs the command in a child process, as an operator would, with a new key
-first in both settings and the previous one after it, and times it. Meanwhile a reader thread looks customers up
-by licence number through the ORM (what the API's `driver_license` filter runs) and checks each answer: the
-rotation must not make a lookup miss. Afterwards, with the new keys alone, it checks with SQL that every
-ciphertext and every index key id is the new one, and reads a sample of customers back. Each further run re-keys
-all of them again (bench -> bench2 -> bench3 ...).
+digest; the table's secondary indexes and constraints are dropped for the load and made again after it, in the
+same transaction: the table rotated has every index, built compactly), then for each --batch-size and each
+--workers count runs the command in a child process, as an operator would, with a new key first and the previous
+one after it (in both settings, or in the one --rotate names), and times it against the 5-minute target.
+Meanwhile a reader thread looks customers up by licence number through the ORM (what the API's `driver_license`
+filter runs) and checks each answer: the rotation must not make a lookup miss. Afterwards, with the new keys
+alone, it checks with SQL that every ciphertext and every index key id is the new one, and reads a sample of
+customers back. Each further run re-keys all of them again (bench -> bench2 -> bench3 ...).
+
+--baseline-code DIR times another checkout's command first in the same run (e.g. the code before a change:
+`git archive main | tar -x -C /tmp/base`), one worker, for a before/after on the same machine and load.
 """
 
 from __future__ import annotations
@@ -49,22 +54,26 @@ def key_ring(generation: int) -> str:
     return ",".join(key_entry(kid) for kid in reversed(ids[-2:]))
 
 
+def generation_of(key_id: str) -> int:
+    return 0 if key_id == "bench" else int(key_id.removeprefix("bench")) - 1
+
+
 def configure_env() -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     os.environ["DEBUG"] = "false"
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key")
     os.environ.setdefault("POS_CREDENTIALS_KEYS", "k7fZ6d8wVd0q1eVbQ2o8oQ3m0F7mVJ0rS2s8R1aZ0b4=")  # bench-only
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    use_keys(key_ring(0))
+    use_keys(key_ring(0), key_ring(0))
 
 
-def use_keys(ring: str) -> None:
-    """Both PII settings, for this process (once Django is set up) and the command's."""
-    os.environ["PII_ENCRYPTION_KEYS"] = os.environ["PII_BLIND_INDEX_KEYS"] = ring
+def use_keys(encryption: str, index: str) -> None:
+    """The two PII settings, for this process (once Django is set up) and the command's."""
+    os.environ["PII_ENCRYPTION_KEYS"], os.environ["PII_BLIND_INDEX_KEYS"] = encryption, index
     from django.conf import settings
 
     if settings.configured:
-        settings.PII_ENCRYPTION_KEYS = settings.PII_BLIND_INDEX_KEYS = ring.split(",")
+        settings.PII_ENCRYPTION_KEYS, settings.PII_BLIND_INDEX_KEYS = encryption.split(","), index.split(",")
 
 
 def card_of(n: int) -> str:
@@ -117,13 +126,13 @@ def sealed_rows(store_ids: list[int], count: int) -> Iterator[tuple[object, ...]
         yield tuple(values[name] for name in COLUMNS)
 
 
-def prepare(customers: int, stores: int) -> int:
-    """Migrate; load the customers (under key generation 0) unless they are there; the key generation they
-    are under now (what an earlier run left)."""
+def prepare(customers: int, stores: int, *, keep_indexes: bool) -> tuple[int, int, bool]:
+    """Migrate; load the customers (under key generation 0) unless they are there; the key generations
+    (encryption, index) they are under now (what an earlier run left), and whether they were loaded now."""
     import django
 
     django.setup()
-    from api_data import COLUMNS, bench_stores
+    from api_data import bench_stores
     from django.core.management import call_command
     from django.db import connection
 
@@ -134,33 +143,87 @@ def prepare(customers: int, stores: int) -> int:
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT split_part(drivers_license, '.', 2), count(*) FROM customers_customer GROUP BY 1 "
-            "ORDER BY 2 DESC LIMIT 1"
+            "SELECT split_part(drivers_license, '.', 2), pii_index_key, count(*) FROM customers_customer "
+            "GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 1"
         )
         found = cursor.fetchone()
     have = Customer.objects.count()
     if have >= customers and found is not None:
-        kid = found[0]
-        return 0 if kid == "bench" else int(kid.removeprefix("bench")) - 1
+        return generation_of(found[0]), generation_of(found[1]), False
     Customer.objects.all().delete()
     store_ids = [store.pk for store in bench_stores(stores)]
-    print(f"Loading {customers:,} customers over {len(store_ids)} stores with COPY (encrypting) ...", flush=True)
-    started = time.perf_counter()
-    raw_connection = connection.connection
-    with raw_connection.cursor() as cursor:
-        cursor.execute("SELECT setval(pg_get_serial_sequence('customers_customer', 'id'), 1, false)")
-        with cursor.copy(f"COPY customers_customer ({', '.join(COLUMNS)}) FROM STDIN") as copy:
-            for i, row in enumerate(sealed_rows(store_ids, customers)):
-                copy.write_row(row)
-                if i and i % 200_000 == 0:
-                    print(f"  copied {i:,} rows ({time.perf_counter() - started:.0f} s)", flush=True)
-    if not connection.get_autocommit():
-        connection.commit()
-    seconds = time.perf_counter() - started
-    print(f"  loaded in {seconds:.1f} s ({customers / seconds:,.0f} rows/s, indexes included)", flush=True)
+    load(store_ids, customers, keep_indexes=keep_indexes)
     with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE customers_customer SET (autovacuum_enabled = false)")
         cursor.execute("VACUUM ANALYZE customers_customer")
-    return 0
+    return 0, 0, True
+
+
+def compact() -> float:
+    """Make the table as a fresh load leaves it (the dead versions of a previous run gone, pages full, indexes
+    rebuilt) and keep autovacuum off it, so that every run starts from the same table and none shares the
+    machine with a vacuum of the one before: the seconds it took."""
+    from django.db import connection
+
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE customers_customer SET (autovacuum_enabled = false)")
+        cursor.execute("VACUUM (FULL, ANALYZE) customers_customer")
+    return time.perf_counter() - started
+
+
+def secondary_indexes(cursor: Any) -> tuple[list[str], list[str]]:
+    """SQL that drops the customer table's indexes and constraints other than its primary key (and its CHECKs),
+    and SQL that makes them again as they were (definitions read from the catalog)."""
+    cursor.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = 'customers_customer'::regclass AND contype IN ('u', 'f', 'x') ORDER BY conname"
+    )
+    constraints = cursor.fetchall()
+    cursor.execute(
+        "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index "
+        "WHERE indrelid = 'customers_customer'::regclass AND NOT indisprimary AND indexrelid NOT IN "
+        "(SELECT conindid FROM pg_constraint WHERE conrelid = 'customers_customer'::regclass) ORDER BY 1"
+    )
+    indexes = cursor.fetchall()
+    drop = [f'ALTER TABLE customers_customer DROP CONSTRAINT "{name}"' for name, _ in constraints]
+    drop += [f"DROP INDEX {name}" for name, _ in indexes]
+    make = [definition for _, definition in indexes]
+    make += [f'ALTER TABLE customers_customer ADD CONSTRAINT "{name}" {definition}' for name, definition in constraints]
+    return drop, make
+
+
+def load(store_ids: list[int], customers: int, *, keep_indexes: bool) -> None:
+    """COPY the customers in one transaction; unless keep_indexes, without the secondary indexes and constraints,
+    made again after the rows are in (what a restore from pg_dump does)."""
+    from api_data import COLUMNS
+    from django.db import connection, transaction
+
+    how = "indexes kept" if keep_indexes else "secondary indexes and constraints made after the rows"
+    print(f"Loading {customers:,} customers over {len(store_ids)} stores with COPY ({how}) ...", flush=True)
+    started = time.perf_counter()
+    with transaction.atomic():
+        raw_connection = connection.connection
+        with raw_connection.cursor() as cursor:
+            drop, make = ([], []) if keep_indexes else secondary_indexes(cursor)
+            for statement in drop:
+                cursor.execute(statement)
+            cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+            cursor.execute("SELECT setval(pg_get_serial_sequence('customers_customer', 'id'), 1, false)")
+            with cursor.copy(f"COPY customers_customer ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+                for i, row in enumerate(sealed_rows(store_ids, customers)):
+                    copy.write_row(row)
+                    if i and i % 200_000 == 0:
+                        print(f"  copied {i:,} rows ({time.perf_counter() - started:.0f} s)", flush=True)
+            copied = time.perf_counter() - started
+            for statement in make:
+                cursor.execute(statement)
+    seconds = time.perf_counter() - started
+    print(
+        f"  loaded in {seconds:.1f} s ({customers / seconds:,.0f} rows/s; COPY {copied:.1f} s, then "
+        f"{len(make)} indexes and constraints made in {seconds - copied:.1f} s)",
+        flush=True,
+    )
 
 
 def table_size() -> str:
@@ -239,14 +302,15 @@ def database_cpu_seconds() -> float:
     return total / tick
 
 
-def rotate(batch_size: int, extra: list[str]) -> tuple[float, float, str]:
-    """One run of the command in a child process (with this process's keys): wall seconds, its CPU seconds, and
-    what it printed."""
+def rotate(batch_size: int, workers: int | None, code: Path = ROOT) -> tuple[float, float, str]:
+    """One run of the command (of the checkout at `code`) in a child process, with this process's keys: wall
+    seconds, its CPU seconds (its workers' included), and what it printed. workers None: no --workers flag."""
     env = dict(os.environ)
-    cmd = [sys.executable, str(ROOT / "manage.py"), "rotate_pii_keys", "--no-progress", "--batch-size", str(batch_size)]
+    cmd = [sys.executable, str(code / "manage.py"), "rotate_pii_keys", "--no-progress", "--batch-size", str(batch_size)]
+    extra = [] if workers is None else ["--workers", str(workers)]
     before = os.times()
     started = time.perf_counter()
-    done = subprocess.run([*cmd, *extra], env=env, capture_output=True, text=True, timeout=3600, check=False)
+    done = subprocess.run([*cmd, *extra], env=env, cwd=code, capture_output=True, text=True, timeout=3600, check=False)
     wall = time.perf_counter() - started
     after = os.times()
     if done.returncode != 0:
@@ -290,6 +354,23 @@ def verify(generation: int, customers: int, sample: int = 2000) -> str:
     return f"verified: 0 rows under old keys; {sample:,} sampled customers read back and found by licence and card"
 
 
+def worker_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of worker counts: {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("worker counts are at least 1")
+    return counts
+
+
+def rotations(text: str) -> list[str]:
+    modes = [part.strip() for part in text.split(",") if part.strip()]
+    if not modes or set(modes) - {"both", "encryption", "index"}:
+        raise argparse.ArgumentTypeError(f"--rotate takes both, encryption or index (comma-separated): {text!r}")
+    return modes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -297,45 +378,94 @@ def main() -> None:
     parser.add_argument(
         "--batch-size", type=int, action="append", default=[], help="Repeat to compare (default: the command's)."
     )
+    parser.add_argument(
+        "--workers",
+        type=worker_counts,
+        action="append",
+        default=[],
+        help="Worker counts to compare, comma-separated or repeated (e.g. 1,2); default: the command's default.",
+    )
+    parser.add_argument(
+        "--rotate",
+        type=rotations,
+        action="append",
+        default=[],
+        help="Which keys the runs change, comma-separated or repeated to compare: both (the default: every value "
+        "re-encrypted and re-indexed, the worst case), encryption, index.",
+    )
+    parser.add_argument(
+        "--baseline-code",
+        type=Path,
+        help="Another checkout whose command is timed first (one worker, no --workers flag): before/after.",
+    )
+    parser.add_argument("--keep-indexes", action="store_true", help="Load with every index in place (slower).")
     parser.add_argument("--no-reader", action="store_true", help="No lookups during the rotation.")
     args = parser.parse_args()
 
     configure_env()
-    generation = prepare(args.customers, args.stores)
+    *loaded_under, fresh = prepare(args.customers, args.stores, keep_indexes=args.keep_indexes)
+    generations = list(loaded_under)
     from django import db
 
     from customers.key_rotation import DEFAULT_BATCH_SIZE
 
-    print(f"{args.customers:,} customers under key generation {generation}; table {table_size()}", flush=True)
-    for batch_size in args.batch_size or [DEFAULT_BATCH_SIZE]:
-        generation += 1
+    print(
+        f"{args.customers:,} customers under key generations {generations[0]} (encryption), {generations[1]} "
+        f"(index); table {table_size()}",
+        flush=True,
+    )
+    counts: list[int | None] = [n for group in args.workers for n in group] or [None]
+    runs: list[tuple[str, int, int | None, Path]] = []
+    for mode in [m for group in args.rotate for m in group] or ["both"]:
+        for batch_size in args.batch_size or [DEFAULT_BATCH_SIZE]:
+            if args.baseline_code is not None:
+                runs.append((mode, batch_size, None, args.baseline_code.resolve()))
+            runs += [(mode, batch_size, workers, ROOT) for workers in counts]
+    summary: list[str] = []
+    for mode, batch_size, workers, code in runs:
+        if fresh:  # as loaded (autovacuum off for it: no vacuum of the load during the run)
+            fresh = False
+            print()
+        else:
+            print(f"\n(table compacted in {compact():.1f} s: VACUUM FULL, autovacuum off for it)", flush=True)
+        if mode in ("both", "encryption"):
+            generations[0] += 1
+        if mode in ("both", "index"):
+            generations[1] += 1
         db.connections.close_all()
-        use_keys(key_ring(generation))  # the reader looks up with both keys, as the service does meanwhile
-        reader = None if args.no_reader else Reader(args.customers, seed=generation)
+        # The reader looks up with both keys, as the service does meanwhile.
+        use_keys(key_ring(generations[0]), key_ring(generations[1]))
+        reader = None if args.no_reader else Reader(args.customers, seed=sum(generations))
         if reader is not None:
             reader.start()
         db_before = database_cpu_seconds()
         load_before = os.getloadavg()[0]
-        wall, cpu, output = rotate(batch_size, [])
+        wall, cpu, output = rotate(batch_size, workers, code)
         db_cpu = database_cpu_seconds() - db_before
         if reader is not None:
             reader.stop.set()
             reader.join(timeout=60)
-        summary = [line for line in output.splitlines() if line.startswith("Rotated in")]
+        rotated = [line for line in output.splitlines() if line.startswith("Rotated in")]
+        who = "baseline code, " if code != ROOT else ""
+        who += "default workers" if workers is None else f"{workers} worker{'s' if workers > 1 else ''}"
+        verdict = "met" if wall < TARGET_SECONDS else "MISSED"
         print(
-            f"\nbatch size {batch_size:,}: {args.customers:,} customers re-keyed in {wall:.1f} s wall "
-            f"({args.customers / wall:,.0f} rows/s; target < {TARGET_SECONDS:.0f} s: "
-            f"{'met' if wall < TARGET_SECONDS else 'MISSED'})\n  CPU: command process {cpu:.1f} s, PostgreSQL "
-            f"{db_cpu:.1f} s (machine load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after)",
+            f"batch size {batch_size:,}, {who}, rotating {mode}: {args.customers:,} customers re-keyed in "
+            f"{wall:.1f} s wall ({args.customers / wall:,.0f} rows/s; target < {TARGET_SECONDS:.0f} s: {verdict})\n"
+            f"  CPU: command and its workers {cpu:.1f} s, PostgreSQL {db_cpu:.1f} s (machine load average "
+            f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after)",
             flush=True,
         )
-        print(f"  {summary[0] if summary else output.strip()}")
+        summary.append(f"  rotating {mode}, batch {batch_size:,}, {who}: {wall:.1f} s ({verdict})")
+        print(f"  {rotated[0] if rotated else output.strip()}")
         if reader is not None:
             print(f"  during it: {reader.summary()}" + (f"; errors: {reader.errors[:3]}" if reader.errors else ""))
             if reader.misses or reader.errors:
                 sys.exit("a lookup missed during the rotation")
-        use_keys(key_ring(generation).split(",")[0])  # the old key removed
-        print(f"  {verify(generation, args.customers)}; table now {table_size()}", flush=True)
+        # The old keys removed.
+        use_keys(key_ring(generations[0]).split(",")[0], key_ring(generations[1]).split(",")[0])
+        print(f"  {verify(sum(generations), args.customers)}; table now {table_size()}", flush=True)
+    print(f"\n{args.customers:,} customers, target < {TARGET_SECONDS:.0f} s:\n" + "\n".join(summary))
     print(f"\n(the dates: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC)")
 
 

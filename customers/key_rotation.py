@@ -16,6 +16,13 @@ Rotation works through each table in batches by id (keyset), each batch one shor
   by the ciphertexts it was read with: a row changed meanwhile is left as it is (what changed it wrote under the
   current keys, or the next pass takes it).
 
+With `workers` > 1 (PostgreSQL only: SQLite has one writer at a time) a pass is cut into chunks of consecutive ids
+that worker processes take from a queue, each with its own connection (its own backend): disjoint id ranges, so
+no row is read by two workers, and every guarantee above holds per batch. The processes are forked once per run
+(the connections closed first) and report progress through shared counters; a worker that fails or dies fails
+the run (RotationWorkerError; the others stop after the batch in hand, or are ended with it), and a rerun carries
+on.
+
 Nothing else is kept: what still needs rotation is read from the data itself, so a run that is stopped (or
 killed) is resumed by running it again. Reads work throughout: every configured key decrypts, and lookups match
 a value's index under every configured index key (customers.crypto.blind_indexes). Values that are not
@@ -25,12 +32,17 @@ ciphertexts of ours, or do not authenticate, are left alone and reported by id (
 from __future__ import annotations
 
 import contextlib
+import math
+import multiprocessing
+import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from django.db import connection, models, transaction
+from django.db import connection, connections, models, transaction
 
 from customers import crypto
 from customers.erasure import PURPOSE as ERASURE_PURPOSE
@@ -40,6 +52,9 @@ from customers.fields import (
     LICENCE_PURPOSE,
     RAW_PURPOSE,
     REJECTED_PAYLOAD_PURPOSE,
+    card_index,
+    licence_index,
+    pii_digest,
     seal_customer_pii,
 )
 from customers.models import Customer, ErasureSuppression, IdempotencyRecord, RejectedRecord
@@ -50,6 +65,20 @@ DEFAULT_BATCH_SIZE = 2000
 MAX_PASSES = 3
 # Ids of unreadable rows kept for the report at most.
 MAX_REPORTED_IDS = 20
+# Chunks a pass is cut into per worker (at least two batches each): enough that the workers finish together
+# (the last chunk is the most one waits for another), few enough that a chunk's start costs nothing.
+CHUNKS_PER_WORKER = 32
+# How often the parent of the workers reads their progress (seconds).
+PROGRESS_EVERY = 0.25
+
+
+def default_workers() -> int:
+    """Worker processes when none are asked for: two on PostgreSQL (a backend each: on a 2-core machine both
+    cores write, and the service keeps what its own backends need), one on a single core or on SQLite, and one
+    inside a transaction (called from code that holds one: workers could not see what it has not committed)."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return 1
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +111,10 @@ TABLES: tuple[SealedTable, ...] = (
 )
 _INDEX_COLUMNS = ("drivers_license_index", "medical_card_number_index", "pii_digest", "pii_index_key")
 NOT_A_CIPHERTEXT = "(not a ciphertext)"
+
+
+class RotationWorkerError(RuntimeError):
+    """A worker process failed or died: what it had committed stays rotated; a rerun carries on."""
 
 
 class MissingKeyError(crypto.PiiKeyError):
@@ -199,8 +232,12 @@ def missing_keys(census: Iterable[TableCensus]) -> set[str]:
 
 # ---- rotation -----------------------------------------------------------------------------------------------
 
-# Called after each batch commits: (table label, rows the batch looked at, the batch's last id).
+# Called after each batch commits: (table label, rows the batch looked at, the batch's last id). With several
+# workers it is called in the calling process, as their progress comes in: the rows since the last call, summed
+# over the workers, and the highest id a worker has reached.
 OnBatch = Callable[[str, int, int], None]
+# Runs one pass over a table from a start id: (table, what the run did to it so far, batch size, start id).
+_PassRunner = Callable[[SealedTable, TableRotation, int, int], None]
 
 
 def pii_keys_rotate(
@@ -209,31 +246,38 @@ def pii_keys_rotate(
     start_id: int = 0,
     tables: Sequence[SealedTable] = TABLES,
     on_batch: OnBatch | None = None,
+    workers: int = 1,
 ) -> RotationResult:
     """Re-encrypt and re-index every table's rows not under the current keys, in batches of `batch_size` rows
-    by id from `start_id`; MissingKeyError (before anything is written) when stored values need a key that is
-    no longer configured."""
+    by id from `start_id`, by `workers` processes (PostgreSQL only for more than one); MissingKeyError (before
+    anything is written) when stored values need a key that is no longer configured, RotationWorkerError when a
+    worker process fails or dies."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    if workers > 1 and connection.vendor != "postgresql":
+        raise ValueError("several workers need PostgreSQL (SQLite has one writer at a time)")
     started = time.monotonic()
     census = pii_rotation_census(tables)
     absent = missing_keys(census)
     if absent:
         raise MissingKeyError.for_keys(absent)
     results = []
-    for target, counted in zip(tables, census, strict=True):
-        done = TableRotation(target.label, left=counted.rows)
-        passes = 0
-        while done.left > len(done.unreadable) and passes < MAX_PASSES:
-            before = done.reencrypted + done.reindexed
-            _rotate_pass(target, done, batch_size=batch_size, start_id=start_id, on_batch=on_batch)
-            passes += 1
-            done.left = pii_rotation_census([target])[0].rows
-            if done.reencrypted + done.reindexed == before:
-                break  # nothing came forward: what is left is unreadable, or written again under old keys
-        if target.model is ErasureSuppression:
-            done.reindexed += suppressions_reindex()
-        results.append(done)
+    with _crew(workers, on_batch) as run_pass:
+        for target, counted in zip(tables, census, strict=True):
+            done = TableRotation(target.label, left=counted.rows)
+            passes = 0
+            while done.left > len(done.unreadable) and passes < MAX_PASSES:
+                before = done.reencrypted + done.reindexed
+                run_pass(target, done, batch_size, start_id)
+                passes += 1
+                done.left = pii_rotation_census([target])[0].rows
+                if done.reencrypted + done.reindexed == before:
+                    break  # nothing came forward: what is left is unreadable, or written again under old keys
+            if target.model is ErasureSuppression:
+                done.reindexed += suppressions_reindex()
+            results.append(done)
     return RotationResult(results, time.monotonic() - started)
 
 
@@ -252,13 +296,172 @@ def suppressions_reindex() -> int:
     return changed
 
 
+@contextlib.contextmanager
+def _crew(workers: int, on_batch: OnBatch | None) -> Iterator[_PassRunner]:
+    """What runs a pass: this process alone, or `workers` forked processes over chunks of the id range."""
+    if workers == 1:
+
+        def alone(target: SealedTable, done: TableRotation, batch_size: int, start_id: int) -> None:
+            _rotate_pass(target, done, batch_size=batch_size, start_id=start_id, on_batch=on_batch)
+
+        yield alone
+        return
+    with _Workers(workers, on_batch) as crew:
+        yield crew.run_pass
+
+
+# A worker process's own state (set by _worker_start after the fork).
+_slot = 0
+_rows_done: Any = None  # shared: rows looked at, per worker (each slot written by its worker alone)
+_last_ids: Any = None  # shared: the last id each worker's latest batch reached
+_stop: Any = None  # shared: set by the parent when the run fails; a worker stops after the batch in hand
+
+
+class _Stopped(Exception):
+    """The parent asked the workers to stop (another worker failed, or the run was interrupted)."""
+
+
+def _worker_start(slots: Any, rows_done: Any, last_ids: Any, stop: Any) -> None:
+    global _slot, _rows_done, _last_ids, _stop
+    import signal
+
+    # Ctrl-C reaches the whole process group: the parent alone handles it (it stops the workers between
+    # batches), rather than each worker dying with a traceback wherever it is.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with slots.get_lock():
+        _slot = slots.value
+        slots.value += 1
+    _rows_done, _last_ids, _stop = rows_done, last_ids, stop
+
+
+def _worker_ready() -> int:
+    return os.getpid()
+
+
+def _rotate_chunk(target: SealedTable, after: int, upto: int | None, batch_size: int) -> TableRotation:
+    """In a worker: one pass over the ids in (after, upto] (upto None: to the end of the table)."""
+    part = TableRotation(target.label)
+
+    def advance(label: str, rows: int, last_id: int) -> None:
+        _rows_done[_slot] += rows
+        _last_ids[_slot] = last_id
+        if _stop.value:
+            raise _Stopped
+
+    try:
+        _rotate_pass(target, part, batch_size=batch_size, start_id=after, stop_id=upto, on_batch=advance)
+    except (_Stopped, MissingKeyError):
+        if not _stop.value:
+            raise
+    except Exception as exc:
+        # Raised again in the parent: a plain message (whatever the exception, it pickles), no data in it.
+        raise RotationWorkerError(f"{type(exc).__name__}: {exc}") from None
+    finally:
+        connection.close()  # a worker's backend ends with its chunk, cleanly, not when the process is reaped
+    return part
+
+
+def _merge(done: TableRotation, part: TableRotation) -> None:
+    done.rows += part.rows
+    done.reencrypted += part.reencrypted
+    done.reindexed += part.reindexed
+    done.skipped += part.skipped
+    done.unreadable |= part.unreadable
+
+
+class _Workers:
+    """`count` worker processes, forked once (with no database connection open) and fed chunks of consecutive
+    ids; their progress read from shared counters, each written by one worker (nothing to lock, so a worker
+    killed at any moment leaves nothing held)."""
+
+    def __init__(self, count: int, on_batch: OnBatch | None) -> None:
+        if connection.in_atomic_block:
+            raise ValueError("several workers cannot rotate inside a transaction (each commits its own batches)")
+        context = multiprocessing.get_context("fork")  # the workers inherit the settings (keys, database)
+        self.count = count
+        self.on_batch = on_batch
+        self.rows_done = context.Array("q", count, lock=False)
+        self.last_ids = context.Array("q", count, lock=False)
+        self.stop = context.Value("b", 0, lock=False)
+        self.reported = 0
+        connections.close_all()  # a forked worker must not share a connection of this process
+        self.executor = ProcessPoolExecutor(
+            count,
+            mp_context=context,
+            initializer=_worker_start,
+            initargs=(context.Value("i", 0), self.rows_done, self.last_ids, self.stop),
+        )
+
+    def __enter__(self) -> _Workers:
+        try:
+            # The first task forks every worker (fork start method), now, while no connection is open.
+            self.executor.submit(_worker_ready).result(timeout=120)
+        except BaseException:
+            self.executor.shutdown(wait=True, cancel_futures=True)
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop.value = 1
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+    def chunks(self, target: SealedTable, start_id: int, batch_size: int) -> list[tuple[int, int | None]]:
+        """The pass's id ranges (after, upto], the last one open-ended (rows added meanwhile)."""
+        with connection.cursor() as cursor:
+            cursor.execute(f'SELECT min("id"), max("id") FROM "{target.table}" WHERE "id" > %s', [start_id])
+            first, last = cursor.fetchone()
+        if last is None:
+            return []
+        step = max(2 * batch_size, math.ceil((last - first + 1) / (self.count * CHUNKS_PER_WORKER)))
+        starts = range(first - 1, last, step)
+        return [(lo, lo + step) for lo in starts[:-1]] + [(starts[-1], None)]
+
+    def run_pass(self, target: SealedTable, done: TableRotation, batch_size: int, start_id: int) -> None:
+        for i in range(self.count):  # the workers are idle between passes
+            self.rows_done[i] = self.last_ids[i] = 0
+        self.reported = 0
+        pending: set[Future[TableRotation]] = {
+            self.executor.submit(_rotate_chunk, target, lo, hi, batch_size)
+            for lo, hi in self.chunks(target, start_id, batch_size)
+        }
+        try:
+            while pending:
+                finished, pending = wait(pending, timeout=PROGRESS_EVERY, return_when=FIRST_COMPLETED)
+                self.report(target.label)
+                for future in finished:
+                    _merge(done, future.result())
+        except BrokenProcessPool:
+            raise RotationWorkerError(
+                "a worker process died (killed, or out of memory) and the others were stopped"
+            ) from None
+        except BaseException:
+            self.stop.value = 1  # the others stop after the batch in hand
+            raise
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def report(self, label: str) -> None:
+        total = sum(self.rows_done)
+        if self.on_batch is not None and total > self.reported:
+            self.on_batch(label, total - self.reported, max(self.last_ids))
+        self.reported = total
+
+
 def _rotate_pass(
-    target: SealedTable, done: TableRotation, *, batch_size: int, start_id: int, on_batch: OnBatch | None
+    target: SealedTable,
+    done: TableRotation,
+    *,
+    batch_size: int,
+    start_id: int,
+    stop_id: int | None = None,
+    on_batch: OnBatch | None,
 ) -> None:
-    """One pass over a table from `start_id`. A batch's rows are read, their new values computed, then written
-    in one transaction; on PostgreSQL the write is sent without waiting, and the next batch is computed while
-    the database writes this one."""
+    """One pass over a table's ids in (start_id, stop_id]. A batch's rows are read, their new values computed,
+    then written in one transaction; on PostgreSQL the write is sent without waiting, and the next batch is
+    computed while the database writes this one."""
     statements = _Statements.for_connection(target)
+    upto = _NO_END if stop_id is None else stop_id
     pending: tuple[_Sent, list[_Update], list[tuple[Any, ...]]] | None = None
 
     def finish() -> None:
@@ -278,12 +481,12 @@ def _rotate_pass(
             on_batch(target.label, len(rows), rows[-1][0])
 
     try:
-        rows = statements.select(start_id, batch_size)
+        rows = statements.select(start_id, upto, batch_size)
         while rows:
             updates = _reseal(target, rows, done)
             if pending is not None:
                 finish()
-            following = statements.select(rows[-1][0], batch_size)
+            following = statements.select(rows[-1][0], upto, batch_size)
             pending = (statements.write(updates), updates, rows)
             rows = following
         if pending is not None:
@@ -293,10 +496,14 @@ def _rotate_pass(
             pending[0].close()
 
 
+_NO_END = 2**63 - 1  # the last id of an open-ended range
+
+
 @dataclass(frozen=True, slots=True)
 class _Update:
-    """A row's new values (its encrypted columns, then for customers the index columns) and the values it was
-    read with (the guard: its encrypted columns, and for customers the index key id)."""
+    """A row's new values (its encrypted columns, then for customers the index columns; None: keep what the row
+    holds) and the values it was read with (the guard: its encrypted columns, and for customers the index key
+    id)."""
 
     pk: int
     new: tuple[Any, ...]
@@ -307,13 +514,17 @@ class _Update:
 
 def _reseal(target: SealedTable, rows: Sequence[tuple[Any, ...]], done: TableRotation) -> list[_Update]:
     """The new values of a batch's rows (laid out as _Statements selects them), made as the writer makes them
-    (crypto.Sealer; for customers, customers.fields.seal_customer_pii); the unreadable rows are noted in `done`
-    and left out."""
+    (crypto.Sealer; for customers, customers.fields); the unreadable rows are noted in `done` and left out.
+
+    Only what is stale is made again: a ciphertext under the current key is kept (not decrypted, unless the
+    indexes need its value, nor encrypted again), and blind indexes and digest are computed only when the index
+    key changed; what is kept is not sent back (None)."""
     sealer = crypto.Sealer()
     current = f"{crypto.PREFIX}.{crypto.encryption_keys().current_id}."
     width = len(target.columns)
     purposes = [purpose for _, purpose in target.columns]
     associated = [purpose.encode() for purpose in purposes]
+    keep_indexes = (None,) * len(_INDEX_COLUMNS)
     updates = []
     for row in rows:
         pk, sealed = row[0], row[1 : 1 + width]
@@ -329,19 +540,21 @@ def _reseal(target: SealedTable, rows: Sequence[tuple[Any, ...]], done: TableRot
         except crypto.PiiDecryptionError:
             done.unreadable.add(pk)
             continue
-        old = list(sealed)
-        if target.indexed:
-            old.append(row[-1])
+        new: list[Any]
+        if reindex and any(stale):
             licence, card, raw_json = plain
             *fresh, indexes = seal_customer_pii(sealer, licence, card, raw_json)
-            new = [fresh[i] if stale[i] else value for i, value in enumerate(sealed)]
-            new += indexes if reindex else row[1 + width :]
+            new = [fresh[i] if stale[i] else None for i in range(width)] + list(indexes)
+        elif reindex:
+            licence, card, raw_json = plain
+            new = [None] * width
+            new += [licence_index(licence), card_index(card), pii_digest(licence, card, raw_json), sealer.index_key_id]
         else:
-            new = [
-                sealer.encrypt(text, purpose=associated[i]) if stale[i] else value
-                for i, (value, text) in enumerate(zip(sealed, plain, strict=True))
-            ]
-        updates.append(_Update(pk, tuple(new), tuple(old), reencrypted=any(stale), reindexed=bool(reindex)))
+            new = [sealer.encrypt(text, purpose=associated[i]) if stale[i] else None for i, text in enumerate(plain)]
+            if target.indexed:
+                new += keep_indexes
+        old = (*sealed, row[-1]) if target.indexed else tuple(sealed)
+        updates.append(_Update(pk, tuple(new), old, reencrypted=any(stale), reindexed=bool(reindex)))
     return updates
 
 
@@ -378,12 +591,13 @@ class _Statements:
     def __init__(self, target: SealedTable) -> None:
         self.target = target
         sealed = [column for column, _ in target.columns]
-        # What a batch reads (after the id) and writes, and what each row's write is guarded by.
+        # What a batch writes (a column given None keeps its value), and what it reads after the id: what each
+        # row's write is guarded by.
         self.written = [*sealed, *_INDEX_COLUMNS] if target.indexed else sealed
         self.guarded = [*sealed, "pii_index_key"] if target.indexed else sealed
         self.select_sql = (
-            f'SELECT "id", {_quoted(self.written)} FROM "{target.table}" '
-            f'WHERE "id" > %s AND {{needs}} ORDER BY "id" LIMIT %s'
+            f'SELECT "id", {_quoted(self.guarded)} FROM "{target.table}" '
+            f'WHERE "id" > %s AND "id" <= %s AND {{needs}} ORDER BY "id" LIMIT %s'
         )
 
     @staticmethod
@@ -392,17 +606,17 @@ class _Statements:
             return _PostgresStatements(target)
         return _Statements(target)
 
-    def select(self, after: int, limit: int) -> list[tuple[Any, ...]]:
-        """The next rows after id `after` needing rotation (under the keys configured now). No lock: each row's
+    def select(self, after: int, upto: int, limit: int) -> list[tuple[Any, ...]]:
+        """The next rows in (after, upto] needing rotation (under the keys configured now). No lock: each row's
         write is guarded by what was read."""
         needs = _needs_rotation(self.target, _current_prefix(), crypto.index_keys().current_id)
         with connection.cursor() as cursor:
-            cursor.execute(self.select_sql.format(needs=needs), [after, limit])
+            cursor.execute(self.select_sql.format(needs=needs), [after, upto, limit])
             return list(cursor.fetchall())
 
     def write(self, updates: Sequence[_Update]) -> _Sent:
         """Write a batch in one transaction, each row only if it still holds what was read."""
-        sets = ", ".join(f'"{c}" = %s' for c in self.written)
+        sets = ", ".join(f'"{c}" = COALESCE(%s, "{c}")' for c in self.written)
         guards = " AND ".join(f'"{c}" IS %s' for c in self.guarded)
         sql = f'UPDATE "{self.target.table}" SET {sets} WHERE "id" = %s AND {guards}'
         written = set()
@@ -426,7 +640,7 @@ class _PostgresStatements(_Statements):
         super().__init__(target)
         names = ["id", *(f"new_{c}" for c in self.written), *(f"old_{c}" for c in self.guarded)]
         arrays = ", ".join(["%b::bigint[]"] + ["%b::text[]"] * (len(names) - 1))
-        sets = ", ".join(f'"{c}" = u."new_{c}"' for c in self.written)
+        sets = ", ".join(f'"{c}" = COALESCE(u."new_{c}", t."{c}")' for c in self.written)
         guards = " AND ".join(f't."{c}" IS NOT DISTINCT FROM u."old_{c}"' for c in self.guarded)
         table = f'"{target.table}"'
         self.update_sql = (

@@ -1,13 +1,20 @@
 """rotate_pii_keys: after a rotation every value reads the same under the new keys alone; lookups work throughout;
-a stopped run carries on; a write made meanwhile is kept; nothing of the data reaches the output."""
+a stopped run carries on; a write made meanwhile is kept; nothing of the data reaches the output; on PostgreSQL,
+several workers share the rows, keep a concurrent write, and a worker's death fails the run, which a rerun
+finishes."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import queue
+import signal
 import threading
 from io import StringIO
 from typing import Any
 
 import pytest
+from django import db
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
@@ -340,3 +347,175 @@ def test_a_row_a_concurrent_write_holds_is_left_for_later_without_waiting(settin
     assert key_ids_stored() == {"k2"}
     assert Customer.objects.get(pk=held.pk).first_name == "Sam"
     assert list(Customer.objects.licence_equal(LICENCES[1]).values_list("pk", flat=True)) == [held.pk]
+
+
+# ---- several workers (PostgreSQL) ---------------------------------------------------------------------------
+
+FORK = multiprocessing.get_context("fork")  # what the workers are forked with: they inherit these patches
+
+
+def many_customers(store: Any, count: int) -> list[Customer]:
+    return [
+        CustomerFactory.create(
+            store=store, drivers_license=f"W{n:07d}", medical_card_number=f"MED-W{n:03d}", raw={"n": n}
+        )
+        for n in range(count)
+    ]
+
+
+def assert_rotated_and_readable(made: list[Customer], client: APIClient) -> None:
+    """Under the new keys alone: every value is under them, and each customer reads back and is found."""
+    assert key_ids_stored() == {"k2"}
+    for n, customer in enumerate(made):
+        held = Customer.objects.get(pk=customer.pk)
+        assert (held.drivers_license, held.medical_card_number, held.raw) == (f"W{n:07d}", f"MED-W{n:03d}", {"n": n})
+    assert lookup_ids(client, driver_license=f"w{len(made) - 1:07d}") == [made[-1].pk]
+
+
+def test_several_workers_are_refused_where_they_cannot_work(settings, customers):
+    new_keys_first(settings)
+    before = stored_values()
+    # SQLite has one writer; on PostgreSQL this test holds a transaction the workers could not see into.
+    reason = "several workers need PostgreSQL" if connection.vendor == "sqlite" else "inside a transaction"
+    with pytest.raises(CommandError, match=reason):
+        rotate("--workers", "2")
+    with pytest.raises(CommandError, match="--workers must be at least 1"):
+        rotate("--workers", "0")
+    assert stored_values() == before
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_share_the_rows_and_re_key_each_exactly_once(settings, store, monkeypatch, client):
+    made = many_customers(store, 30)
+    new_keys_first(settings)
+    batches: Any = FORK.Queue()
+    both_started = FORK.Barrier(2, timeout=30)
+    real_reseal = key_rotation._reseal
+    first = True
+
+    def reseal_and_record(target: Any, rows: Any, done: Any) -> Any:
+        nonlocal first
+        if first:  # in each worker (a copy of this flag each): its first batch waits for the other's
+            first = False
+            both_started.wait()
+        batches.put((os.getpid(), target.label, [row[0] for row in rows]))
+        return real_reseal(target, rows, done)
+
+    monkeypatch.setattr(key_rotation, "_reseal", reseal_and_record)
+
+    out, _ = rotate("--workers", "2", "--batch-size", "3")
+
+    assert "Workers: 2." in out
+    assert "30 rows re-encrypted, 30 re-indexed, 0 skipped because changed meanwhile, 0 left" in out
+    seen: list[tuple[int, str, list[int]]] = []
+    while sum(len(pks) for _, _, pks in seen) < len(made):  # the workers have ended: all they sent is there
+        seen.append(batches.get(timeout=10))
+    with pytest.raises(queue.Empty):
+        batches.get(timeout=0.2)
+    read = sorted(pk for _, label, pks in seen if label == "customers" for pk in pks)
+    assert read == sorted(c.pk for c in made)  # every row read once, by one worker
+    pids = {pid for pid, _, _ in seen}
+    assert len(pids) == 2
+    assert os.getpid() not in pids
+    only_new_keys(settings)
+    assert_rotated_and_readable(made, client)
+
+
+def _sync_writes(pk: int, read: Any, written: Any) -> None:
+    """Another process, as a sync's page: once a worker has read the row, it changes it (and commits)."""
+    try:
+        assert read.wait(timeout=30)
+        customer = Customer.objects.get(pk=pk)
+        customer.drivers_license = "N9999999"
+        customer.raw = {"n": "changed"}
+        customer.save()
+    finally:
+        connection.close()
+        written.set()
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_write_during_a_parallel_rotation_is_kept(settings, store, monkeypatch, client):
+    made = many_customers(store, 24)
+    changed = made[13]
+    new_keys_first(settings)
+    read, written = FORK.Event(), FORK.Event()
+    real_reseal = key_rotation._reseal
+
+    def reseal_while_a_sync_writes(target: Any, rows: Any, done: Any) -> Any:
+        updates = real_reseal(target, rows, done)
+        if any(update.pk == changed.pk for update in updates):
+            read.set()
+            assert written.wait(timeout=30)  # the batch's write comes after the sync's
+        return updates
+
+    monkeypatch.setattr(key_rotation, "_reseal", reseal_while_a_sync_writes)
+    db.connections.close_all()
+    writer = FORK.Process(target=_sync_writes, args=(changed.pk, read, written))
+    writer.start()
+    try:
+        out, _ = rotate("--workers", "2", "--batch-size", "3")
+    finally:
+        writer.join(timeout=30)
+    assert writer.exitcode == 0
+
+    assert "23 rows re-encrypted, 23 re-indexed, 1 skipped because changed meanwhile, 0 left" in out
+    only_new_keys(settings)
+    assert key_ids_stored() == {"k2"}
+    held = Customer.objects.get(pk=changed.pk)
+    assert (held.drivers_license, held.medical_card_number, held.raw) == ("N9999999", "MED-W013", {"n": "changed"})
+    assert lookup_ids(client, driver_license="n9999999") == [changed.pk]
+    assert lookup_ids(client, driver_license="w0000013") == []
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("how", ["killed", "raises"])
+def test_a_worker_that_dies_fails_the_run_and_a_rerun_finishes(settings, store, monkeypatch, client, how):
+    made = many_customers(store, 24)
+    new_keys_first(settings)
+    calls = FORK.Value("i", 0)
+    real_reseal = key_rotation._reseal
+
+    def reseal_then_die(target: Any, rows: Any, done: Any) -> Any:
+        with calls.get_lock():
+            calls.value += 1
+            nth = calls.value
+        if nth == 3:  # the third batch of the run, in whichever worker takes it
+            if how == "killed":
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise RuntimeError("disk full")
+        return real_reseal(target, rows, done)
+
+    monkeypatch.setattr(key_rotation, "_reseal", reseal_then_die)
+    message = "a worker process died" if how == "killed" else r"RuntimeError: disk full"
+    with pytest.raises(CommandError, match=f"A rotation worker failed \\({message}.*run the command again"):
+        rotate("--workers", "2", "--batch-size", "3")
+    assert 0 < sum(row[3] == "k2" for row in stored_values()) < len(made)  # some batches committed, not all
+
+    monkeypatch.setattr(key_rotation, "_reseal", real_reseal)
+    out, _ = rotate("--workers", "2", "--batch-size", "3")
+    assert "skipped because changed meanwhile, 0 left" in out
+    only_new_keys(settings)
+    assert_rotated_and_readable(made, client)
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_the_progress_of_two_workers_adds_up_to_every_row_once(settings, store, client):
+    made = many_customers(store, 20)
+    new_keys_first(settings)
+    progress: list[tuple[str, int, int]] = []
+
+    result = key_rotation.pii_keys_rotate(
+        batch_size=3, workers=2, on_batch=lambda label, rows, last_id: progress.append((label, rows, last_id))
+    )
+
+    assert result.finished
+    assert sum(rows for _, rows, _ in progress) == len(made)  # what the progress bar shows: each row once
+    assert {label for label, _, _ in progress} == {"customers"}
+    assert max(last_id for _, _, last_id in progress) == made[-1].pk
+    only_new_keys(settings)
+    assert_rotated_and_readable(made, client)

@@ -6,6 +6,7 @@ import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connection
 from tqdm import tqdm
 
 from customers import crypto
@@ -14,7 +15,9 @@ from customers.key_rotation import (
     MAX_REPORTED_IDS,
     MissingKeyError,
     RotationResult,
+    RotationWorkerError,
     TableCensus,
+    default_workers,
     missing_keys,
     pii_keys_rotate,
     pii_rotation_census,
@@ -26,7 +29,8 @@ class Command(BaseCommand):
         "Re-encrypt licence and medical card numbers, vendor JSON and the other encrypted records under the first "
         "key of PII_ENCRYPTION_KEYS, and recompute customers' blind indexes under the first key of "
         "PII_BLIND_INDEX_KEYS, in batches (each one transaction) while the service runs. Stopped or killed, it "
-        "carries on where it was when run again. Rotate by putting new keys first in both settings (every "
+        "carries on where it was when run again. On PostgreSQL several worker processes (--workers, each its own "
+        "connection) share the work by id range. Rotate by putting new keys first in both settings (every "
         "process), running this, then removing the old keys."
     )
 
@@ -40,14 +44,39 @@ class Command(BaseCommand):
         parser.add_argument(
             "--start-id", type=int, default=0, help="Begin after this row id (default: the start of each table)."
         )
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="Worker processes, each with its own database connection, over disjoint id ranges (PostgreSQL "
+            "only; default: 2 on PostgreSQL, or 1 on a single-core machine; SQLite: 1, one writer at a time).",
+        )
         parser.add_argument("--dry-run", action="store_true", help="Count what needs rotation; change nothing.")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 
     def handle(
-        self, *args: Any, batch_size: int, start_id: int, dry_run: bool, no_progress: bool, **options: Any
+        self,
+        *args: Any,
+        batch_size: int,
+        start_id: int,
+        workers: int | None,
+        dry_run: bool,
+        no_progress: bool,
+        **options: Any,
     ) -> None:
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
+        if workers is None:
+            workers = default_workers()
+        elif workers < 1:
+            raise CommandError("--workers must be at least 1.")
+        elif workers > 1 and connection.vendor != "postgresql":
+            raise CommandError(
+                f"--workers {workers}: several workers need PostgreSQL; {connection.vendor} has one writer at a "
+                "time (run with --workers 1)."
+            )
+        elif workers > 1 and connection.in_atomic_block:
+            raise CommandError(f"--workers {workers} cannot run inside a transaction: each worker commits its own.")
         try:
             encryption, index = crypto.encryption_keys(), crypto.index_keys()
             census = pii_rotation_census()
@@ -62,33 +91,47 @@ class Command(BaseCommand):
                 raise CommandError(str(MissingKeyError.for_keys(absent)))
             return
         total = sum(table.rows for table in census)
+        if total:
+            self.stdout.write(f"Workers: {workers}.")
         stream = self.stderr._out
-        bar = tqdm(
-            total=total,
-            desc="rotating",
-            unit=" rows",
-            disable=no_progress or options.get("verbosity", 1) == 0 or not _is_tty(stream),
-            file=stream,
-            dynamic_ncols=True,
-        )
+        bars: list[tqdm[Any]] = []
 
         def advance(label: str, rows: int, last_id: int) -> None:
+            if not bars:  # made at the first batch: after the workers are forked (tqdm may start a thread)
+                bars.append(
+                    tqdm(
+                        total=total,
+                        desc="rotating",
+                        unit=" rows",
+                        disable=no_progress or options.get("verbosity", 1) == 0 or not _is_tty(stream),
+                        file=stream,
+                        dynamic_ncols=True,
+                    )
+                )
+            bar = bars[0]
             bar.set_postfix_str(f"{label} to id {last_id}", refresh=False)
             # A later pass re-reads rows a concurrent write held: the bar stops at its total.
             bar.update(min(rows, max(0, total - bar.n)))
 
         try:
-            result = pii_keys_rotate(batch_size=batch_size, start_id=start_id, on_batch=advance)
+            result = pii_keys_rotate(batch_size=batch_size, start_id=start_id, on_batch=advance, workers=workers)
         except MissingKeyError as exc:
             # Before any write (the census), or mid-run (a row written meanwhile under a key since removed): the
             # batch in hand rolls back, the batches committed before stay rotated.
             raise CommandError(str(exc)) from None
+        except RotationWorkerError as exc:
+            raise CommandError(
+                f"A rotation worker failed ({exc}); the others stopped after the batch in hand. The batches "
+                "committed stay rotated: run the command again to carry on."
+            ) from None
         except KeyboardInterrupt:
-            bar.close()
+            for bar in bars:
+                bar.close()
             self.stderr.write("Interrupted: committed batches stay rotated; run the command again to carry on.")
             raise SystemExit(130) from None
         finally:
-            bar.close()
+            for bar in bars:
+                bar.close()
         self.report(result)
 
     @staticmethod
