@@ -25,7 +25,7 @@ from .mapping import (
     nested,
     status_active,
 )
-from .pagination import PageRequest, Position, RawPage, list_from
+from .pagination import PageRequest, Position, RawPage, list_from, listed_fewer_than
 from .records import DEFAULT_TIME_ZONE, Capabilities, CustomerRecord
 from .vendors import BLAZE
 
@@ -69,6 +69,10 @@ def _is_medical(raw: Mapping[str, Any]) -> bool:
     return parsing.parse_bool(raw.get("medical"), default=False) or (
         parsing.clean_str(raw.get("consumerType")).lower() in MEDICAL_TYPES
     )
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _version(item: Any) -> tuple[str, Any]:
@@ -191,11 +195,17 @@ class BlazeClient(PosClient):
             params = {"startDate": position["start"], "endDate": position["end"], **params}
         return PageRequest.get(MEMBERS, params)
 
-    def request_ahead(self, position: Position, pages: int) -> PageRequest:
+    def request_ahead(self, position: Position, pages: int) -> PageRequest | None:
         # Full pages ahead in the same listing (the walk, or this date window): each one OVERLAP members early in
         # the walk (the page before it had a tail).
-        step = PAGE_SIZE - OVERLAP if "started" in position else PAGE_SIZE
-        return self.page_request({**position, "skip": self._skip(position) + pages * step, "tail": None})
+        walking = "started" in position
+        step = PAGE_SIZE - OVERLAP if walking else PAGE_SIZE
+        skip = self._skip(position) + pages * step
+        # Read only if the page before it ends before the listing's total (read_page's stop condition), where
+        # the walk reported one.
+        if listed_fewer_than(position, skip + (OVERLAP if walking else 0) + 1):
+            return None
+        return self.page_request({**position, "skip": skip, "tail": None})
 
     def read_page(self, position: Position, body: Any) -> RawPage:
         walking = "started" in position
@@ -231,7 +241,8 @@ class BlazeClient(PosClient):
             ]
         if not done:
             more = {"skip": skip, "recent": recent, "tail": tail} if walking else {"skip": skip}
-            return RawPage(items, {**position, **more})
+            # The walk's total is the whole listing's (a date window's is only that window's: not reported).
+            return RawPage(items, {**position, **more}, total=total if walking and _count(total) else None)
         if walking:
             # The undated listing's order is Blaze's (newest-modified first in a real one): a member modified
             # while we walked may have moved to a page already read. Read those back by date.
