@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from operator import attrgetter
+from operator import attrgetter, gt, itemgetter
 from typing import Any, Protocol
 
 from django.contrib.contenttypes.models import ContentType
@@ -411,6 +411,8 @@ _TEXT_FIELDS = tuple(
     for i, name in enumerate(DATA_FIELDS)
     if name not in DATE_FIELDS | DATETIME_FIELDS | {"active", "banned", "loyalty_points"}
 )
+_GET_TEXTS = itemgetter(*(i for i, _, _ in _TEXT_FIELDS))
+_LIMITS = tuple(limit for _, _, limit in _TEXT_FIELDS)
 _DATE_INDEXES = tuple((_INDEX[name], name) for name in DATA_FIELDS if name in DATE_FIELDS)
 _DATETIME_INDEXES = tuple((_INDEX[name], name) for name in DATA_FIELDS if name in DATETIME_FIELDS)
 _ACTIVE, _BANNED, _POINTS, _GENDER, _TYPE = (
@@ -433,18 +435,14 @@ def _row(record: CustomerRecord, sealer: crypto.Sealer) -> Row:
         raise _Invalid(f"customer_id is longer than {_ID_LIMIT} characters or not printable")
     values = list(_GET_VALUES(record))
     merged = bool(record.merged_into_customer_id)
-    for i, name, limit in _TEXT_FIELDS:
-        value = values[i]
-        if value is None:
-            values[i] = ""
-        elif type(value) is not str and not isinstance(value, str):
-            raise _Invalid(f"{name} is not text")
-        elif len(value) > limit:
-            raise _Invalid(f"{name} is longer than {limit} characters")
-        elif "\x00" in value:
-            raise _Invalid(f"{name} contains a NUL character")
-        elif _not_unicode(value):
-            raise _Invalid(f"{name} is not valid Unicode text (invalid UTF-8 from the POS?)")
+    texts = _GET_TEXTS(values)
+    try:
+        joined = "".join(texts)  # a TypeError for None or anything but text: the field-by-field checks say which
+    except TypeError:
+        joined = "\x00"
+    # The common case in a few passes over all the text at once; anything unusual field by field (for the reason).
+    if "\x00" in joined or (not joined.isascii() and _not_unicode(joined)) or any(map(gt, map(len, texts), _LIMITS)):
+        _check_texts(values)
     for i, name in _DATE_INDEXES:
         value = values[i]
         if value is not None and (
@@ -483,6 +481,22 @@ def _row(record: CustomerRecord, sealer: crypto.Sealer) -> Row:
         sealer, values[_LICENCE], values[_CARD], raw_json
     )
     return Row(customer_id, tuple(values), sealed_raw, pii, merged, absorbed)
+
+
+def _check_texts(values: list[Any]) -> None:
+    """The text fields one by one: None becomes ""; _Invalid names the first that cannot be stored, and why."""
+    for i, name, limit in _TEXT_FIELDS:
+        value = values[i]
+        if value is None:
+            values[i] = ""
+        elif type(value) is not str and not isinstance(value, str):
+            raise _Invalid(f"{name} is not text")
+        elif len(value) > limit:
+            raise _Invalid(f"{name} is longer than {limit} characters")
+        elif "\x00" in value:
+            raise _Invalid(f"{name} contains a NUL character")
+        elif _not_unicode(value):
+            raise _Invalid(f"{name} is not valid Unicode text (invalid UTF-8 from the POS?)")
 
 
 def _absorbed(record: CustomerRecord, survivor: str) -> tuple[str, ...]:
