@@ -3,7 +3,7 @@ ones read epoch-ms windows of at most 7 days on `modified`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any
@@ -54,15 +54,24 @@ def _sex(value: Any) -> str:
     return SEXES.get(value.strip().upper(), "") if isinstance(value, str) else ""
 
 
+def _objects(items: Any) -> Iterator[Mapping[str, Any]]:
+    """The objects of a JSON list (a decoded object is a dict: the Mapping ABC's slow check only for others)."""
+    return (i for i in items or () if type(i) is dict or isinstance(i, Mapping))
+
+
 def _licence(raw: Mapping[str, Any]) -> Mapping[str, Any]:
-    ids = [i for i in raw.get("identifications") or [] if isinstance(i, Mapping)]
     # Real listings send `type: null`: such an identification is read as the licence when no Drivers one exists.
-    return next((i for i in ids if str(i.get("type") or "").lower() == "drivers"), ids[0] if ids else {})
+    first: Mapping[str, Any] | None = None
+    for ident in _objects(raw.get("identifications")):
+        if str(ident.get("type") or "").lower() == "drivers":
+            return ident
+        if first is None:
+            first = ident
+    return {} if first is None else first
 
 
 def _recommendation(raw: Mapping[str, Any]) -> Mapping[str, Any]:
-    recs = [r for r in raw.get("recommendations") or [] if isinstance(r, Mapping)]
-    return recs[0] if recs else {}
+    return next(_objects(raw.get("recommendations")), {})
 
 
 def _is_medical(raw: Mapping[str, Any]) -> bool:
@@ -113,7 +122,7 @@ def field_sources(zone_name: str) -> dict[str, Source]:
         ),
         "drivers_license_expiration": computed(
             "`identifications[…].localExpirationDate` / `expirationDate`",
-            lambda raw: _licence(raw).get("localExpirationDate") or _licence(raw).get("expirationDate"),
+            lambda raw: (licence := _licence(raw)).get("localExpirationDate") or licence.get("expirationDate"),
         ),
         "medical_card_number": computed(
             "`recommendations[0].recommendationNumber`", lambda raw: _recommendation(raw).get("recommendationNumber")

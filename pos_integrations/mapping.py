@@ -44,7 +44,8 @@ def dig(raw: Any, *path: str | int) -> Any:
                 return None
             current = current[step]
         else:
-            if not isinstance(current, Mapping):
+            # A decoded JSON object is a dict: skip the Mapping ABC's (slow) check for it.
+            if type(current) is not dict and not isinstance(current, Mapping):
                 return None
             current = current.get(step)
     return current
