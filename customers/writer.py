@@ -420,7 +420,7 @@ _DATETIME_INDEXES = tuple((_INDEX[name], name) for name in DATA_FIELDS if name i
 _ACTIVE, _BANNED, _POINTS, _GENDER, _TYPE = (
     _INDEX[n] for n in ("active", "banned", "loyalty_points", "gender", "customer_type")
 )
-_UPDATED = _INDEX["pos_updated_at"]
+_UPDATED, _MERGED_INTO = _INDEX["pos_updated_at"], _INDEX["merged_into_customer_id"]
 _LICENCE, _CARD = _INDEX["drivers_license"], _INDEX["medical_card_number"]
 _ID_LIMIT = MAX_LENGTHS["customer_id"]
 
@@ -437,6 +437,8 @@ def _row(record: CustomerRecord, sealer: crypto.Sealer) -> Row:
         raise _Invalid(f"customer_id is longer than {_ID_LIMIT} characters or not printable")
     values = list(_GET_VALUES(record))
     merged = bool(record.merged_into_customer_id)
+    if values[_MERGED_INTO] is None:  # most records: stored as ""
+        values[_MERGED_INTO] = ""
     texts = _GET_TEXTS(values)
     try:
         joined = "".join(texts)  # a TypeError for None or anything but text: the field-by-field checks say which
