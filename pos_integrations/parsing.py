@@ -91,7 +91,7 @@ def parse_datetime(value: Any) -> datetime | None:
         if value is None:
             return None
         raise ValueError("expected a date/time, got a boolean")
-    if isinstance(value, int | float):
+    if type(value) is int or isinstance(value, int | float):  # epoch ms
         result = _from_epoch_ms(value)
         return None if _placeholder(result.year) else result
     text = clean_str(value)
