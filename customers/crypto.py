@@ -183,7 +183,7 @@ class Sealer:
 
     NONCES_AT_ONCE = 256
 
-    __slots__ = ("_at", "_head", "_index_key", "_nonces", "_seal", "index_key_id")
+    __slots__ = ("_at", "_head", "_index_key", "_keyed", "_nonces", "_seal", "index_key_id")
 
     def __init__(self) -> None:
         ring = encryption_keys()
@@ -192,6 +192,9 @@ class Sealer:
         index = index_keys()
         self.index_key_id = index.current_id
         self._index_key = index.keys[0]
+        # Per purpose, an HMAC that has already taken the key and the purpose's prefix: each index copies it and
+        # hashes only the value (hmac.digest would set the key up again every time, ~0.6 us a call).
+        self._keyed: dict[str, hmac.HMAC] = {}
         self._nonces = b""
         self._at = 0
 
@@ -212,7 +215,12 @@ class Sealer:
         """blind_index(value, purpose=purpose)."""
         if not value:
             return ""
-        return _index(self._index_key, value, purpose)
+        keyed = self._keyed.get(purpose)
+        if keyed is None:
+            keyed = self._keyed[purpose] = hmac.new(self._index_key, f"{purpose}\x00".encode(), "sha256")
+        mac = keyed.copy()
+        mac.update(value.encode())
+        return mac.digest()[:INDEX_BYTES].hex()
 
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")

@@ -106,8 +106,8 @@ def seal_customer_pii(
         sealer.encrypt(card, purpose=_CARD_AD),
         sealer.encrypt(raw_json, purpose=_RAW_AD),
         (
-            sealer.blind_index(number_key(licence), purpose=LICENCE_PURPOSE),
-            sealer.blind_index(number_key(card), purpose=CARD_PURPOSE),
+            sealer.blind_index(number_key(licence), purpose=LICENCE_PURPOSE) if licence else "",
+            sealer.blind_index(number_key(card), purpose=CARD_PURPOSE) if card else "",
             sealer.blind_index(_digested(licence, card, raw_json), purpose=DIGEST_PURPOSE),
             sealer.index_key_id,
         ),

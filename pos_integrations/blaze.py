@@ -3,7 +3,7 @@ ones read epoch-ms windows of at most 7 days on `modified`."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any
@@ -25,7 +25,7 @@ from .mapping import (
     nested,
     status_active,
 )
-from .pagination import PageRequest, Position, RawPage, list_from
+from .pagination import PageRequest, Position, RawPage, list_from, listed_fewer_than
 from .records import DEFAULT_TIME_ZONE, Capabilities, CustomerRecord
 from .vendors import BLAZE
 
@@ -54,21 +54,34 @@ def _sex(value: Any) -> str:
     return SEXES.get(value.strip().upper(), "") if isinstance(value, str) else ""
 
 
+def _objects(items: Any) -> Iterator[Mapping[str, Any]]:
+    """The objects of a JSON list (a decoded object is a dict: the Mapping ABC's slow check only for others)."""
+    return (i for i in items or () if type(i) is dict or isinstance(i, Mapping))
+
+
 def _licence(raw: Mapping[str, Any]) -> Mapping[str, Any]:
-    ids = [i for i in raw.get("identifications") or [] if isinstance(i, Mapping)]
     # Real listings send `type: null`: such an identification is read as the licence when no Drivers one exists.
-    return next((i for i in ids if str(i.get("type") or "").lower() == "drivers"), ids[0] if ids else {})
+    first: Mapping[str, Any] | None = None
+    for ident in _objects(raw.get("identifications")):
+        if str(ident.get("type") or "").lower() == "drivers":
+            return ident
+        if first is None:
+            first = ident
+    return {} if first is None else first
 
 
 def _recommendation(raw: Mapping[str, Any]) -> Mapping[str, Any]:
-    recs = [r for r in raw.get("recommendations") or [] if isinstance(r, Mapping)]
-    return recs[0] if recs else {}
+    return next(_objects(raw.get("recommendations")), {})
 
 
 def _is_medical(raw: Mapping[str, Any]) -> bool:
     return parsing.parse_bool(raw.get("medical"), default=False) or (
         parsing.clean_str(raw.get("consumerType")).lower() in MEDICAL_TYPES
     )
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _version(item: Any) -> tuple[str, Any]:
@@ -109,7 +122,7 @@ def field_sources(zone_name: str) -> dict[str, Source]:
         ),
         "drivers_license_expiration": computed(
             "`identifications[…].localExpirationDate` / `expirationDate`",
-            lambda raw: _licence(raw).get("localExpirationDate") or _licence(raw).get("expirationDate"),
+            lambda raw: (licence := _licence(raw)).get("localExpirationDate") or licence.get("expirationDate"),
         ),
         "medical_card_number": computed(
             "`recommendations[0].recommendationNumber`", lambda raw: _recommendation(raw).get("recommendationNumber")
@@ -191,11 +204,17 @@ class BlazeClient(PosClient):
             params = {"startDate": position["start"], "endDate": position["end"], **params}
         return PageRequest.get(MEMBERS, params)
 
-    def request_ahead(self, position: Position, pages: int) -> PageRequest:
+    def request_ahead(self, position: Position, pages: int) -> PageRequest | None:
         # Full pages ahead in the same listing (the walk, or this date window): each one OVERLAP members early in
         # the walk (the page before it had a tail).
-        step = PAGE_SIZE - OVERLAP if "started" in position else PAGE_SIZE
-        return self.page_request({**position, "skip": self._skip(position) + pages * step, "tail": None})
+        walking = "started" in position
+        step = PAGE_SIZE - OVERLAP if walking else PAGE_SIZE
+        skip = self._skip(position) + pages * step
+        # Read only if the page before it ends before the listing's total (read_page's stop condition), where
+        # the walk reported one.
+        if listed_fewer_than(position, skip + (OVERLAP if walking else 0) + 1):
+            return None
+        return self.page_request({**position, "skip": skip, "tail": None})
 
     def read_page(self, position: Position, body: Any) -> RawPage:
         walking = "started" in position
@@ -231,7 +250,8 @@ class BlazeClient(PosClient):
             ]
         if not done:
             more = {"skip": skip, "recent": recent, "tail": tail} if walking else {"skip": skip}
-            return RawPage(items, {**position, **more})
+            # The walk's total is the whole listing's (a date window's is only that window's: not reported).
+            return RawPage(items, {**position, **more}, total=total if walking and _count(total) else None)
         if walking:
             # The undated listing's order is Blaze's (newest-modified first in a real one): a member modified
             # while we walked may have moved to a page already read. Read those back by date.

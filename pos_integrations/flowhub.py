@@ -12,7 +12,7 @@ from .base import PosClient, ensure_list
 from .errors import PosBadResponse
 from .http import Auth, StaticAuth
 from .mapping import Source, absent, computed, joined, key
-from .pagination import PageRequest, Position, RawPage, list_from
+from .pagination import PageRequest, Position, RawPage, list_from, listed_fewer_than
 from .records import Capabilities
 from .vendors import FLOWHUB
 
@@ -78,8 +78,13 @@ class FlowhubClient(PosClient):
             {"page": position["page"], "page_size": PAGE_SIZE, "updated_after": position.get("updated_after")},
         )
 
-    def request_ahead(self, position: Position, pages: int) -> PageRequest:
-        return self.page_request({**position, "page": position["page"] + pages})
+    def request_ahead(self, position: Position, pages: int) -> PageRequest | None:
+        page = position["page"] + pages
+        # Asked while every page before it is full: none that the listing's total (if sent) says cannot be. A
+        # page starting exactly at the total is the empty one that ends the listing, so it is asked.
+        if listed_fewer_than(position, (page - 1) * PAGE_SIZE):
+            return None
+        return self.page_request({**position, "page": page})
 
     def read_page(self, position: Position, body: Any) -> RawPage:
         items = list_from(body, *ENVELOPE_KEYS)

@@ -11,7 +11,15 @@ from typing import Any
 
 from . import parsing
 from .errors import RecordParseError
-from .records import CANONICAL_FIELDS, MEDICAL, RECREATIONAL, CustomerRecord
+from .records import (
+    CANONICAL_FIELDS,
+    MEDICAL,
+    RECORD_DEFAULTS,
+    RECORD_FIELDS,
+    RECREATIONAL,
+    CustomerRecord,
+    record_from_values,
+)
 
 Getter = Callable[[Mapping[str, Any]], Any]
 Converter = Callable[[Any], Any]
@@ -36,7 +44,8 @@ def dig(raw: Any, *path: str | int) -> Any:
                 return None
             current = current[step]
         else:
-            if not isinstance(current, Mapping):
+            # A decoded JSON object is a dict: skip the Mapping ABC's (slow) check for it.
+            if type(current) is not dict and not isinstance(current, Mapping):
                 return None
             current = current.get(step)
     return current
@@ -45,21 +54,43 @@ def dig(raw: Any, *path: str | int) -> Any:
 def key(*names: str, convert: Converter | None = None, doc: str | None = None) -> Source:
     """The first non-empty of these top-level keys."""
 
-    def get(raw: Mapping[str, Any]) -> Any:
-        for name in names:
-            value = raw.get(name)
-            if value not in (None, ""):
-                return value
-        return None
+    if len(names) == 1:  # most sources: one key, read without a loop (this runs for every field of every record)
+        only = names[0]
+
+        def get(raw: Mapping[str, Any]) -> Any:
+            value = raw.get(only)
+            return None if value is None or value == "" else value
+
+    else:
+
+        def get(raw: Mapping[str, Any]) -> Any:
+            for name in names:
+                value = raw.get(name)
+                if value not in (None, ""):
+                    return value
+            return None
 
     text = doc or " / ".join(f"`{n}`" for n in names)
     return Source(text, get, convert, names)
 
 
+def _path(steps: list[str]) -> Getter:
+    """dig(raw, *steps) for object keys only, without dig's per-step checks (it runs for every record)."""
+
+    def get(raw: Mapping[str, Any]) -> Any:
+        current: Any = raw
+        for step in steps:
+            if type(current) is not dict and not isinstance(current, Mapping):
+                return None
+            current = current.get(step)
+        return current
+
+    return get
+
+
 def nested(path: str, *, convert: Converter | None = None) -> Source:
     """A dotted path into nested objects, e.g. `address.city`."""
-    steps = path.split(".")
-    return Source(f"`{path}`", lambda raw: dig(raw, *steps), convert)
+    return Source(f"`{path}`", _path(path.split(".")), convert)
 
 
 def first_readable(*names: str, convert: Mapping[str, Converter], doc: str) -> Source:
@@ -91,9 +122,13 @@ def computed(doc: str, get: Getter, *, convert: Converter | None = None) -> Sour
     return Source(doc, get, convert)
 
 
+def _nothing(raw: Mapping[str, Any]) -> None:
+    return None
+
+
 def absent(doc: str = "—", value: Any = None) -> Source:
     """The vendor has no such field; the record gets `value` (or the field's default)."""
-    return Source(doc, lambda raw: value)
+    return Source(doc, _nothing if value is None else lambda raw: value)
 
 
 def customer_type_from(is_medical: Callable[[Any], bool]) -> Converter:
@@ -132,48 +167,60 @@ _ALWAYS_CONVERTED = frozenset({"customer_id", "active", "customer_type"})
 _DEFAULTS: dict[str, Any] = {
     name: CustomerRecord.__dataclass_fields__[name].default for name in ("active", "customer_type")
 }
-_Plan = tuple[tuple[str, Getter, Converter, bool, Any], ...]
-_plans: dict[int, tuple[Mapping[str, Source], _Plan]] = {}
+_Plan = tuple[tuple[int, str, Getter, Converter, bool, Any], ...]
+_plans: dict[int, tuple[Mapping[str, Source], _Plan, list[Any]]] = {}
+_RAW = len(RECORD_FIELDS) - 1  # `raw` is the record's last field
 
 
-def _plan(sources: Mapping[str, Source]) -> _Plan:
-    """(field, getter, converter, always) per canonical field, resolved once per vendor mapping."""
+def _plan(sources: Mapping[str, Source]) -> tuple[_Plan, list[Any]]:
+    """(index, field, getter, converter, always, default) per canonical field a record must read, and the
+    record's values before reading (the dataclass defaults), resolved once per vendor mapping. A field the
+    vendor lacks (`absent`) is not read: the default, or what converting nothing gives, is in those values."""
     cached = _plans.get(id(sources))
     if cached is not None and cached[0] is sources:
-        return cached[1]
-    plan = tuple(
-        (
-            name,
-            sources[name].get,
-            sources[name].convert or CONVERTERS.get(name, parsing.clean_str),
-            name in _ALWAYS_CONVERTED,
-            _DEFAULTS.get(name),
-        )
-        for name in CANONICAL_FIELDS
-    )
-    _plans[id(sources)] = (sources, plan)
-    return plan
+        return cached[1], cached[2]
+    template = [RECORD_DEFAULTS[name] for name in RECORD_FIELDS]
+    plan = []
+    for index, name in enumerate(CANONICAL_FIELDS):
+        source = sources[name]
+        convert = source.convert or CONVERTERS.get(name, parsing.clean_str)
+        always, default = name in _ALWAYS_CONVERTED, _DEFAULTS.get(name)
+        if source.get is _nothing:
+            if not always:
+                continue
+            try:
+                value = convert(None)
+            except (ValueError, TypeError, ArithmeticError):
+                pass  # read for every record, so that each one is refused with the reason
+            else:
+                template[index] = default if value is None and default is not None else value
+                continue
+        plan.append((index, name, source.get, convert, always, default))
+    _plans[id(sources)] = (sources, tuple(plan), template)
+    return tuple(plan), template
 
 
 def build_record(raw: Any, sources: Mapping[str, Source]) -> CustomerRecord:
     """Turn one vendor record into a CustomerRecord, or raise RecordParseError naming the field."""
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):
         raise RecordParseError(f"expected an object, got {type(raw).__name__}", payload=raw)
-    values: dict[str, Any] = {}
-    for name, get, convert, always, default in _plan(sources):  # kept lean: it runs for every field of every record
+    plan, template = _plan(sources)
+    values = template.copy()
+    for index, name, get, convert, always, default in plan:  # kept lean: it runs for every field of every record
         try:
             value = get(raw)
             if value is None and not always:
                 continue
             value = convert(value)
-            values[name] = default if value is None and default is not None else value
+            values[index] = default if value is None and default is not None else value
         except (ValueError, TypeError, ArithmeticError) as exc:
             try:
                 customer_id: str | None = parsing.require_id(sources["customer_id"].get(raw))
             except ValueError:
                 customer_id = None
             raise RecordParseError(f"{name}: {exc}", customer_id=customer_id, payload=raw) from None
-    return CustomerRecord(**values, raw=dict(raw))
+    values[_RAW] = dict(raw)
+    return record_from_values(values)
 
 
 def vendor_keys_to_ours(sources: Mapping[str, Source]) -> dict[str, str]:
@@ -199,10 +246,10 @@ def render_table(columns: Mapping[str, Mapping[str, Source]], labels: Mapping[st
 
 def joined(*paths: str, sep: str = ", ") -> Source:
     """Several (dotted) fields joined, e.g. street line 1 and line 2."""
-    steps = [p.split(".") for p in paths]
+    getters = [_path(p.split(".")) for p in paths]
     return Source(
         " + ".join(f"`{p}`" for p in paths),
-        lambda raw: parsing.join_nonempty(*(dig(raw, *s) for s in steps), sep=sep),
+        lambda raw: parsing.join_nonempty(*(get(raw) for get in getters), sep=sep),
     )
 
 

@@ -126,9 +126,11 @@ def _paginate(
         page = fetch(position) if ahead is None else ahead.page(position, fetch)
         if ahead is not None and page.next_position is not None:
             # The next pages are fetched while this one is handed on; in a new segment (another date window),
-            # only its first page until that one has come back full.
+            # only its first page until that one has come back full. The vendor's total (where it sends one)
+            # goes along, so that no page is asked ahead past the listing's end (`listed_fewer_than`).
             same = page.next_position.get("segment") == position.get("segment")
-            ahead.plan(page.next_position, predict=same)
+            planned = page.next_position if page.total is None else {**page.next_position, "total": page.total}
+            ahead.plan(planned, predict=same)
         if page.items:
             seen = (_key({"segment": position.get("segment")}), fingerprint(page.items, id_key))
             if seen in seen_pages:
@@ -295,6 +297,14 @@ class Prefetcher:
                     self._pending -= 1
                     if self._closed:
                         return
+
+
+def listed_fewer_than(position: Position, count: int) -> bool:
+    """Whether the listing's total, where the vendor reported one with the page before `position`, says it holds
+    fewer than `count` records: a vendor's `request_ahead` asks nothing ahead that could only come back empty.
+    Only a hint for fetching ahead: where the listing ends is still the vendor's stop condition."""
+    total = position.get("total")
+    return isinstance(total, int) and not isinstance(total, bool) and total < count
 
 
 def list_from(body: Any, *keys: str) -> list[Any] | None:

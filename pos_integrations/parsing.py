@@ -22,6 +22,7 @@ _US_DATETIME_FORMATS = (
 )
 _ISO_DATE_PREFIX = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:$|[T ])")
 _US_DATE_PREFIX = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?:$| )")
+_NOT_DIGITS = re.compile(r"[^0-9]")  # ASCII digits only (as before): not the digits of other scripts
 
 
 def clean_str(value: Any) -> str:
@@ -57,7 +58,7 @@ def parse_phone(value: Any) -> str:
     """Digits only; a US number written with its leading country code 1 keeps its 10 digits."""
     if value is None:
         return ""
-    digits = "".join(ch for ch in clean_str(value) if "0" <= ch <= "9")
+    digits = _NOT_DIGITS.sub("", clean_str(value))
     if len(digits) == 11 and digits.startswith("1"):
         return digits[1:]
     return digits
@@ -90,7 +91,7 @@ def parse_datetime(value: Any) -> datetime | None:
         if value is None:
             return None
         raise ValueError("expected a date/time, got a boolean")
-    if isinstance(value, int | float):
+    if type(value) is int or isinstance(value, int | float):  # epoch ms
         result = _from_epoch_ms(value)
         return None if _placeholder(result.year) else result
     text = clean_str(value)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime
 from decimal import Decimal
+from itertools import repeat
 from typing import Any
 
 RECREATIONAL = "recreational"
@@ -56,6 +58,24 @@ class CustomerRecord:
 
 # Canonical fields every vendor module maps (FIELD_SOURCES), in README table order.
 CANONICAL_FIELDS: tuple[str, ...] = tuple(name for name in CustomerRecord.__dataclass_fields__ if name != "raw")
+# Every field of a record, in order (CANONICAL_FIELDS, then `raw`), and its default (`raw`'s: None, never used).
+RECORD_FIELDS: tuple[str, ...] = (*CANONICAL_FIELDS, "raw")
+RECORD_DEFAULTS: dict[str, Any] = {
+    name: None if name == "raw" else CustomerRecord.__dataclass_fields__[name].default for name in RECORD_FIELDS
+}
+_SLOTS = tuple(CustomerRecord.__dict__[name] for name in RECORD_FIELDS)
+_SET_SLOT = type(_SLOTS[0]).__set__
+
+
+def record_from_values(values: Sequence[Any]) -> CustomerRecord:
+    """CustomerRecord(*values), one value per RECORD_FIELDS: the same record, built without the frozen
+    dataclass's __init__ (a Python-level object.__setattr__ per field; this sets the slots from C). The vendor
+    parsers build every record of every page with it."""
+    if len(values) != len(_SLOTS):
+        raise ValueError(f"a record has {len(_SLOTS)} fields, not {len(values)}")
+    record = object.__new__(CustomerRecord)
+    deque(map(_SET_SLOT, _SLOTS, repeat(record), values), maxlen=0)
+    return record
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,6 +204,10 @@ def test_a_customer_seen_earlier_in_this_run_and_listed_again_later_has_moved(st
         ),
         ({"loyalty_points": "lots"}, "loyalty_points is not a number"),
         ({"raw": {"name": "Se\x00an"}}, "the vendor JSON contains a NUL character"),
+        ({"city": "Oakl\ud800nd"}, "city is not valid Unicode text"),
+        ({"notes": 42}, "notes is not text"),
+        # Two faults: the first field's is the reason.
+        ({"first_name": "Jos\udce9", "city": "x" * 300}, "first_name is not valid Unicode text"),
     ],
 )
 def test_what_the_mirror_cannot_hold_is_quarantined_with_the_reason_and_the_rest_is_written(store, change, reason):
@@ -221,6 +225,18 @@ def test_what_the_mirror_cannot_hold_is_quarantined_with_the_reason_and_the_rest
     assert (kept.source, kept.origin) == (RecordSource.LOOKUP, None)
     assert kept.customer_id == bad.customer_id[:64]
     assert kept.payload  # what the POS sent, for staff to read
+
+
+def test_text_in_any_script_and_missing_text_are_stored(store):
+    record = dataclasses.replace(make_record(1), first_name="José", last_name="Ødegård 李", notes=None, city="Zürich")
+
+    result = write(store, [record])
+
+    assert result.stored == (record.customer_id,)
+    assert not result.rejected
+    customer = Customer.objects.get(store=store)
+    names = (customer.first_name, customer.last_name, customer.notes, customer.city)
+    assert names == ("José", "Ødegård 李", "", "Zürich")
 
 
 def test_a_payload_with_a_nul_character_is_kept_with_the_nul_escaped_as_the_database_accepts(store):

@@ -74,6 +74,26 @@ def test_pages_fetched_ahead_are_the_requests_the_listing_makes(sandbox_store, i
     assert not prefetch_threads()
 
 
+@pytest.mark.parametrize("customers", [2300, 2000])
+@pytest.mark.parametrize("vendor", ["flowhub", "blaze"])
+def test_a_listing_that_says_its_total_is_asked_nothing_past_its_end(sandbox_store, in_flight, vendor, customers):
+    # Flowhub and Blaze answer with the listing's total: pages ahead stop there, so the sync makes exactly the
+    # requests of a sync one page at a time (Flowhub's empty page after a full last one included: it ends the
+    # listing), where without the total up to in-flight - 1 more were asked and dropped.
+    server, store = sandbox_store(vendor, customers=customers, seed=4, faults="slow=20ms")
+    sequential = store.pos_client(pages_in_flight=1)
+    before = server.state()["vendors"][vendor]["requests"]
+    expected = [page.position for page in sequential.iter_customers()]
+    asked_one_by_one = server.state()["vendors"][vendor]["requests"] - before
+
+    sync = run(store)
+
+    assert sync.status == SyncStatus.FINISHED, (sync.error_type, sync.error_message)
+    assert sync.pages == len(expected)
+    assert server.state()["vendors"][vendor]["requests"] - before - asked_one_by_one == asked_one_by_one
+    assert assert_mirror_equals_pos(server, store) == customers
+
+
 def test_pages_are_written_in_order_when_they_arrive_out_of_order(sandbox_store, in_flight, checkpoints):
     server, store = sandbox_store("leaflogix", customers=1000, seed=6)
     dispatch = server.app.dispatch
