@@ -151,10 +151,10 @@ def compare_pii(
                 times[way].append((seconds / len(paths) * 1000, cpu / len(paths) * 1000))
         customers.api.pii.access_events_record_answer = recorder
         written = AccessEvent.objects.filter(pk__gt=last_before).values_list("customer_ids", flat=True)
-        rows, customers = len(written), sum(len(ids) for ids in written)
+        rows, listed = len(written), sum(len(ids) for ids in written)
         print(
             f"\n{name} ({len(paths)} requests x {repeat} rounds; per audited request {rows / (repeat * len(paths)):g} "
-            f"access event(s), {customers / (repeat * len(paths)):g} customers)"
+            f"access event(s), {listed / (repeat * len(paths)):g} customers)"
         )
         print("| way | wall ms/request, median / min | of which this process's CPU, median / min |")
         print("|---|---:|---:|")

@@ -503,7 +503,7 @@ class AccessEventChangeList(ChangeList):
         wanted = {pk for e in self.result_list for pk in e.customer_ids[:EVENT_CUSTOMERS_SHOWN] if pk is not None}
         found = Customer.objects.filter(pk__in=wanted).only("id", "customer_id").in_bulk()
         for event in self.result_list:
-            event.cf_customers = found  # type: ignore[attr-defined]
+            event.cf_customers = found
 
 
 @admin.register(AccessEvent)

@@ -434,15 +434,15 @@ class IncludesId(models.Lookup):
             raise ValueError("Not a customer id.")
         return value
 
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[str | int, ...]]:
         lhs, params = self.process_lhs(compiler, connection)
         # The column's SQL is Django's; the id is a parameter.
         exists = f"EXISTS (SELECT 1 FROM json_each({lhs}) WHERE json_each.value = %s)"  # noqa: S608
-        return exists, [*params, self.rhs]
+        return exists, (*params, self.rhs)
 
-    def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+    def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, tuple[str | int, ...]]:
         lhs, params = self.process_lhs(compiler, connection)
-        return f"{lhs} @> %s::jsonb", [*params, f"[{self.rhs}]"]
+        return f"{lhs} @> %s::jsonb", (*params, f"[{self.rhs}]")
 
 
 class AccessEvent(models.Model):

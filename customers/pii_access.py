@@ -96,7 +96,7 @@ def access_events_write(
 ) -> None:
     """One row, one INSERT: the customers' ids as one JSON text (psycopg dumps a list's elements one by one in
     Python; ints joined by commas cost microseconds), through the model-free cursor (no instance, no signals)."""
-    params = ["[" + ",".join(map(str, ids)) + "]", api_key_id, fields, request_id, path, at]
+    params: list[Any] = ["[" + ",".join(map(str, ids)) + "]", api_key_id, fields, request_id, path, at]
     with connection.cursor() as cursor:
         cursor.execute(_insert_sql(connection.vendor), params)
 
