@@ -253,6 +253,49 @@ def drive(
     return json.loads(out.stdout)
 
 
+def _stat(pid: int) -> tuple[int, float, float]:
+    """A process's parent, its own CPU seconds and those of the children it has reaped (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+
+def server_cpu_seconds(roots: list[int]) -> float | None:
+    """CPU seconds spent so far by these processes (gunicorn masters, PostgreSQL's postmaster) and their children,
+    live or reaped (a worker restarted, a backend whose connection closed); None without /proc."""
+    try:
+        parents: dict[int, int] = {}
+        own: dict[int, float] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    parent, cpu, _ = _stat(int(entry))
+                except OSError:
+                    continue  # ended meanwhile
+                parents[int(entry)], own[int(entry)] = parent, cpu
+        total = 0.0
+        for root in roots:
+            _, cpu, reaped = _stat(root)
+            total += cpu + reaped + sum(own[pid] for pid, parent in parents.items() if parent == root)
+        return total
+    except OSError:
+        return None
+
+
+def postmaster_pid() -> int | None:
+    """The local PostgreSQL server's main process (the parent of this connection's backend), if on this machine."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    try:
+        return _stat(backend)[0]
+    except OSError:
+        return None
+
+
 def preflight(port: int, key: str, plan: dict[str, list[str]]) -> None:
     """Each scenario's first request answers as expected (and something is found), or the run stops."""
     for name, paths in plan.items():
@@ -370,7 +413,11 @@ def main() -> None:
                 if not name.startswith("floor") or label == "pii, audited"
             ]
         p50s: dict[str, list[float]] = {}
+        # --compare-pii: the CPU the servers (gunicorn's workers, PostgreSQL) spend per request, per way.
+        cpu_roots = [proc.pid for proc in servers] + [pid for pid in [postmaster_pid()] if pid]
+        cpus: dict[str, list[float]] = {}
         for name, paths, run_key, port in runs:
+            cpu_before = server_cpu_seconds(cpu_roots) if args.compare_pii else None
             stats = drive(
                 load,
                 port,
@@ -382,6 +429,10 @@ def main() -> None:
                 expect=EXPECTED_STATUS.get(name.split(" [")[0], 200),
             )
             p50s.setdefault(name, []).append(float(stats["p50_ms"]))  # type: ignore[arg-type]
+            cpu_after = server_cpu_seconds(cpu_roots) if cpu_before is not None else None
+            if cpu_before is not None and cpu_after is not None and stats["requests"]:
+                per_request = (cpu_after - cpu_before) * 1000 / int(stats["requests"])  # type: ignore[call-overload]
+                cpus.setdefault(name, []).append(per_request)
             ok = stats["p50_ms"] <= TARGET_P50_MS and stats["p99_ms"] <= TARGET_P99_MS and not stats["errors"]
             base = name.split(" [")[0]
             failed |= not ok and has_targets(base)
@@ -393,6 +444,7 @@ def main() -> None:
             )
         if args.compare_pii:
             print_pii_summary(p50s)
+            print_pii_cpu_summary(cpus, args.concurrency)
         print(
             f"\nTargets: p50 <= {TARGET_P50_MS} ms, p99 <= {TARGET_P99_MS} ms, no errors; for every scenario but the "
             "floors and free-text search."
@@ -419,6 +471,29 @@ def print_pii_summary(p50s: dict[str, list[float]]) -> None:
         cells = [f"{statistics.median(w):.2f} ({min(w):.2f}-{max(w):.2f})" for w in ways]
         added = statistics.median(ways[2]) - statistics.median(ways[1])
         print(f"| {base} | {' | '.join(cells)} | {added:+.2f} |", flush=True)
+
+
+def print_pii_cpu_summary(cpus: dict[str, list[float]], concurrency: int) -> None:
+    """--compare-pii: per scenario, the servers' CPU per request in each way (gunicorn's workers and PostgreSQL,
+    from /proc: unlike latency, hardly moved by what else runs on the machine; median, min-max over the rounds),
+    what the access event adds, and the p50 that adds where the CPUs are the bottleneck (concurrency x CPU per
+    request / CPUs)."""
+    import statistics
+
+    if not cpus:
+        print("\n(No CPU figures: the servers' processes are not readable in /proc here.)")
+        return
+    cores = os.cpu_count() or 1
+    print(f"\nServers' CPU per request, ms (gunicorn workers + PostgreSQL; {concurrency} clients on {cores} CPUs)")
+    print("| scenario | masked | pii, no event | pii, audited | audited - no event | p50 that adds, saturated |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for base in dict.fromkeys(name.split(" [")[0] for name in cpus):
+        ways = [cpus.get(f"{base} [{w}]", []) for w in ("no pii: masked", "pii, no event", "pii, audited")]
+        if not all(ways):
+            continue
+        cells = [f"{statistics.median(w):.3f} ({min(w):.3f}-{max(w):.3f})" for w in ways]
+        added = statistics.median(ways[2]) - statistics.median(ways[1])
+        print(f"| {base} | {' | '.join(cells)} | {added:+.3f} | {added * concurrency / cores:+.2f} ms |", flush=True)
 
 
 if __name__ == "__main__":

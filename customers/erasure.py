@@ -4,8 +4,8 @@ and suppressed so that later syncs, live lookups and creates do not bring them b
 What goes: the Customer row (its vendor JSON with it); the quarantine's records with their POS id, and in the
 store's other quarantined payloads whatever names them (see `_Scrubber`); the customer in idempotency records'
 stored answers (the answer replays without them); the admin's log entries for the row. What stays: access events
-(who saw personal data, when: the log of access outlives the data), with their customer reference cut (the
-foreign key is SET_NULL) and no values in them to begin with. What records it: a CustomerErasure (store, when, by
+(who saw personal data, when: the log of access outlives the data), with their customer reference cut (the id
+a null in their lists) and no values in them to begin with. What records it: a CustomerErasure (store, when, by
 whom, counts; no name or id) and an ErasureSuppression (a keyed blind index of the store and POS id, and the same
 text encrypted for re-indexing).
 
@@ -31,7 +31,6 @@ from django.db import connection, transaction
 
 from customers import crypto
 from customers.models import (
-    AccessEvent,
     Customer,
     CustomerErasure,
     ErasureSuppression,
@@ -41,6 +40,7 @@ from customers.models import (
     phone_digits,
     text_key,
 )
+from customers.pii_access import access_events_unlink
 from stores.models import Store
 
 logger = logging.getLogger("customers.erasure")
@@ -205,7 +205,7 @@ def _remove(*, store: Store, customer_id: str, customer: Customer | None) -> Era
     identifiers: list[str] = []
     if customer is not None:
         identifiers = [customer.email, customer.phone, customer.drivers_license, customer.medical_card_number]
-        unlinked = AccessEvent.objects.filter(customer=customer).count()  # SET_NULL by the delete below
+        unlinked = access_events_unlink(customer.pk)
         log_entries, _ = LogEntry.objects.filter(
             content_type=ContentType.objects.get_for_model(Customer), object_id=str(customer.pk)
         ).delete()

@@ -415,16 +415,68 @@ class AccessChannel(models.TextChoices):
     ADMIN = "admin", "Admin"
 
 
-class AccessEvent(models.Model):
-    """Someone saw a customer's personal data unmasked: an API answer to a key with the `pii` scope, or the admin's
-    customer page. One row per customer per request, all of a request's rows written by one INSERT. Which fields,
-    never their values."""
+class CustomerIdsField(models.JSONField):
+    """A JSON list of customer ids (AccessEvent.customer_ids), with the lookup `includes`: the rows whose list
+    holds one id (an int), on PostgreSQL (jsonb `@>`, which a GIN index serves) and SQLite (`json_each`)."""
 
-    customer = models.ForeignKey(Customer, on_delete=models.SET_NULL, null=True, related_name="access_events")
+
+@CustomerIdsField.register_lookup
+class IncludesId(models.Lookup):
+    """`customer_ids__includes=42`: the list holds 42 (a null in it, an erased customer, matches nothing)."""
+
+    lookup_name = "includes"
+    prepare_rhs = False
+
+    def get_prep_lookup(self) -> int:
+        # A string from an admin URL too; anything but an id fails here (ValueError), before any SQL.
+        value = int(self.rhs)
+        if not -(2**63) <= value < 2**63:
+            raise ValueError("Not a customer id.")
+        return value
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[str | int, ...]]:
+        lhs, params = self.process_lhs(compiler, connection)
+        # The column's SQL is Django's; the id is a parameter.
+        exists = f"EXISTS (SELECT 1 FROM json_each({lhs}) WHERE json_each.value = %s)"  # noqa: S608
+        return exists, (*params, self.rhs)
+
+    def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, tuple[str | int, ...]]:
+        lhs, params = self.process_lhs(compiler, connection)
+        return f"{lhs} @> %s::jsonb", (*params, f"[{self.rhs}]")
+
+
+class AccessEvent(models.Model):
+    """Someone saw customers' personal data unmasked: an API answer to a key with the `pii` scope, or the admin's
+    customer page. One row per request, however many customers it showed (their ids in `customer_ids`; "who saw
+    this customer" is `customer_ids__includes`, on PostgreSQL served by a GIN index, migration 0013). Which
+    fields (of any of them), never their values.
+
+    Its foreign keys are not constraints in the database (`db_constraint=False`): a row costs no lock on the key
+    and no check; deleting a key or a user through the ORM still sets theirs to NULL. Customer ids are no key at
+    all: erasure nulls the erased one's in the lists (customers.pii_access.access_events_unlink); a customer
+    deleted otherwise (with their store) leaves an id that names no row."""
+
+    customer_ids = CustomerIdsField(
+        default=list, help_text="The customers shown: our ids, in the answer's order; null for one since erased."
+    )
     channel = models.CharField(max_length=10, choices=AccessChannel.choices)
-    api_key = models.ForeignKey(ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    api_key = models.ForeignKey(
+        ApiKey,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,  # access_key_at
+    )
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,  # access_user_at
     )
     fields = models.CharField(max_length=200, help_text="The personal fields shown, comma-separated.")
     request_id = models.CharField(max_length=64, blank=True)
@@ -435,10 +487,11 @@ class AccessEvent(models.Model):
         verbose_name = "personal data access"
         verbose_name_plural = "personal data accesses"
         ordering = ["-at", "-id"]
+        # Partial: an API event has no user, an admin one no key. (PostgreSQL's GIN index on customer_ids is
+        # made by migration 0013 alone: SQLite has no such index.)
         indexes = [
-            models.Index(fields=["customer", "-at"], name="access_customer_at"),
-            models.Index(fields=["api_key", "-at"], name="access_key_at"),
-            models.Index(fields=["user", "-at"], name="access_user_at"),
+            models.Index(fields=["api_key", "-at"], name="access_key_at", condition=Q(api_key__isnull=False)),
+            models.Index(fields=["user", "-at"], name="access_user_at", condition=Q(user__isnull=False)),
             models.Index(fields=["at"], name="access_at"),
         ]
 

@@ -1,12 +1,11 @@
 """The access log of personal data: who saw which customers' licence and medical card numbers, birthdays or vendor
-JSON unmasked, when, through which request. Values are never recorded. One INSERT per request, however many
-customers it shows; pruned after PII_ACCESS_RETENTION_DAYS by a scheduled task (customers.tasks)."""
+JSON unmasked, when, through which request. Values are never recorded. One row per request (one INSERT),
+however many customers it shows; pruned after PII_ACCESS_RETENTION_DAYS by a scheduled task (customers.tasks)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
-import json
+import functools
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -72,64 +71,48 @@ def request_id(request: HttpRequest) -> str:
     return str(getattr(request, "request_id", ""))[:64]
 
 
-# Which of PII_ANSWER_FIELDS a customer shows, by whether each is set: looked up, not joined, for each customer.
-_SHOWN = {
-    flags: ",".join(name for name, flag in zip(PII_ANSWER_FIELDS, flags, strict=True) if flag)
-    for flags in itertools.product((False, True), repeat=len(PII_ANSWER_FIELDS))
-}
-
-
-def answer_access_events(customers: Iterable[Mapping[str, Any]]) -> tuple[list[int], list[str]]:
-    """The ids of an answer's customers showing any personal field, and which fields each shows."""
-    ids: list[int] = []
-    shown: list[str] = []
+def answer_access_event(customers: Iterable[Mapping[str, Any]]) -> tuple[list[int], str]:
+    """The ids of an answer's customers showing any personal field, and which fields any of them shows."""
     licence, card, birthday = PII_ANSWER_FIELDS
-    for customer in customers:
-        fields = _SHOWN[bool(customer.get(licence)), bool(customer.get(card)), bool(customer.get(birthday))]
-        pk = customer.get("id")
-        if fields and type(pk) is int:
-            ids.append(pk)
-            shown.append(fields)
-    return ids, shown
+    shown = [c for c in customers if (c.get(licence) or c.get(card) or c.get(birthday)) and type(c.get("id")) is int]
+    fields = ",".join(name for name in PII_ANSWER_FIELDS if any(c.get(name) for c in shown))
+    return [c["id"] for c in shown], fields
+
+
+@functools.cache
+def _insert_sql(vendor: str) -> str:
+    # One statement text per database, so PostgreSQL prepares it once (DB_PREPARE_THRESHOLD). Only our own
+    # constants and the quoted table name are formatted in; every value is a parameter.
+    table = connection.ops.quote_name(AccessEvent._meta.db_table)
+    ids = "%s::jsonb" if vendor == "postgresql" else "%s"
+    return (
+        f"INSERT INTO {table} (customer_ids, channel, api_key_id, user_id, fields, request_id, path, at) "  # noqa: S608
+        f"VALUES ({ids}, '{AccessChannel.API.value}', %s, NULL, %s, %s, %s, %s)"
+    )
 
 
 def access_events_write(
-    *, api_key_id: int, request_id: str, path: str, at: dt.datetime, ids: list[int], fields: list[str]
+    *, api_key_id: int, request_id: str, path: str, at: dt.datetime, ids: list[int], fields: str
 ) -> None:
-    """One INSERT of one row per customer, expanded by the database from one JSON parameter (`jsonb_array_elements`
-    on PostgreSQL, `json_each` on SQLite): a list answer of 50 customers costs one statement, not 50 model
-    instances. (Two array parameters through `unnest` cost several times more to send: psycopg dumps each element
-    in Python.)"""
-    table = connection.ops.quote_name(AccessEvent._meta.db_table)
-    if connection.vendor == "postgresql":
-        source = "jsonb_array_elements(%s::jsonb) AS e(value)"
-        pk_sql, fields_sql = "(e.value->>0)::bigint", "e.value->>1"
-    else:
-        source = "json_each(%s) AS e"
-        pk_sql, fields_sql = "json_extract(e.value, '$[0]')", "json_extract(e.value, '$[1]')"
-    params: list[Any] = [AccessChannel.API.value, api_key_id, request_id, path, at]
-    params.append(json.dumps(list(zip(ids, fields, strict=True))))
-    # Only our own constants and the quoted table name are formatted in; every value is a parameter.
-    sql = (
-        f"INSERT INTO {table} (customer_id, channel, api_key_id, user_id, fields, request_id, path, at) "  # noqa: S608
-        f"SELECT {pk_sql}, %s, %s, NULL, {fields_sql}, %s, %s, %s FROM {source}"
-    )
+    """One row, one INSERT: the customers' ids as one JSON text (psycopg dumps a list's elements one by one in
+    Python; ints joined by commas cost microseconds), through the model-free cursor (no instance, no signals)."""
+    params: list[Any] = ["[" + ",".join(map(str, ids)) + "]", api_key_id, fields, request_id, path, at]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_insert_sql(connection.vendor), params)
 
 
 def access_events_record_answer(
     *, request: HttpRequest, response: HttpResponseBase, api_key: ApiKey, customers: Iterable[Mapping[str, Any]]
 ) -> int:
-    """Record an API answer's unmasked customers (those showing any personal field), how many, once the answer
-    has been sent: the INSERT runs when the server closes the response (after its last byte went out, before the
-    worker takes its next request), so the caller does not wait for it.
+    """Record an API answer's unmasked customers (those showing any personal field) as one access event; how many
+    customers. Written once the answer has been sent: the INSERT runs when the server closes the response (after
+    its last byte went out, before the worker takes its next request), so the caller does not wait for it.
 
-    The price of not waiting: the answer is out before its events are stored. If the INSERT fails, the events are
+    The price of not waiting: the answer is out before its event is stored. If the INSERT fails, the event is
     logged instead (at ERROR, reaching Sentry: key, request id, customer ids and field names, never values); a
-    worker killed in the moment between sending and writing (SIGKILL, out of memory) loses that request's events.
+    worker killed in the moment between sending and writing (SIGKILL, out of memory) loses that request's event.
     A worker stopped the usual way (SIGTERM, a restart, max_requests) finishes the request, INSERT included."""
-    ids, fields = answer_access_events(customers)
+    ids, fields = answer_access_event(customers)
     if not ids:
         return 0
     key_id, rid, path, at = api_key.pk, request_id(request), request_path(request), timezone.now()
@@ -143,7 +126,7 @@ def access_events_record_answer(
                 "Access events not recorded: API key %s saw customers %s (fields %s) in request %s at %s",
                 key_id,
                 ids,
-                sorted(set(",".join(fields).split(","))),
+                sorted(fields.split(",")),
                 rid,
                 at.isoformat(),
             )
@@ -162,13 +145,26 @@ def access_event_record_admin(
     if not shown or not user.is_authenticated:
         return None
     return AccessEvent.objects.create(
-        customer_id=customer_id,
+        customer_ids=[customer_id],
         channel=AccessChannel.ADMIN,
         user_id=user.pk,
         fields=shown,
         request_id=request_id(request),
         path=request_path(request),
     )
+
+
+def access_events_unlink(customer_id: int) -> int:
+    """Cut one customer out of the access log (erasure, in its transaction): their id becomes a null in every
+    event's list, so the events stay (who saw personal data, when, how many people) without naming them; how many
+    events."""
+    events = list(
+        AccessEvent.objects.select_for_update().filter(customer_ids__includes=customer_id).only("id", "customer_ids")
+    )
+    for event in events:
+        event.customer_ids = [None if pk == customer_id else pk for pk in event.customer_ids]
+    AccessEvent.objects.bulk_update(events, ["customer_ids"], batch_size=500)
+    return len(events)
 
 
 def access_events_prune(*, now: dt.datetime | None = None) -> int:

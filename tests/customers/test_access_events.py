@@ -15,7 +15,7 @@ from django_q.models import Schedule
 from rest_framework.test import APIClient
 
 from customers.models import AccessChannel, AccessEvent
-from customers.pii_access import access_events_prune
+from customers.pii_access import access_events_prune, access_events_unlink
 from customers.tasks import PRUNE_SCHEDULE_NAME, PRUNE_TASK
 from stores.models import ApiScope
 from stores.services import api_key_create
@@ -39,7 +39,7 @@ def people(store):
     ]
 
 
-def test_a_pii_answer_records_each_customer_in_one_insert(store, people):
+def test_a_pii_answer_records_its_customers_in_one_row(store, people):
     key, client = key_client(store, ApiScope.CUSTOMERS_READ, ApiScope.PII)
     with CaptureQueriesContext(connection) as queries:
         response = client.get("/api/v1/customers", HTTP_X_REQUEST_ID="req-42")
@@ -48,16 +48,27 @@ def test_a_pii_answer_records_each_customer_in_one_insert(store, people):
         q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT") and "accessevent" in q["sql"]
     ]
     assert len(inserts) == 1
-    events = list(AccessEvent.objects.order_by("customer_id"))
-    assert [e.customer_id for e in events] == [p.pk for p in people]
-    for event in events:
-        assert event.channel == AccessChannel.API
-        assert event.api_key == key
-        assert event.user is None
-        assert event.fields == "drivers_license,birthday"
-        assert event.request_id == "req-42"
-        assert event.path == "/api/v1/customers"
+    [event] = AccessEvent.objects.all()
+    assert event.customer_ids == [c["id"] for c in response.json()["customers"]]
+    assert sorted(event.customer_ids) == [p.pk for p in people]
+    assert event.channel == AccessChannel.API
+    assert event.api_key == key
+    assert event.user is None
+    assert event.fields == "drivers_license,birthday"
+    assert event.request_id == "req-42"
+    assert event.path == "/api/v1/customers"
     assert response["X-Request-ID"] == "req-42"
+
+
+def test_an_event_lists_the_customers_showing_personal_data_and_the_fields_any_of_them_shows(store, people):
+    bare = CustomerFactory(store=store, birthday=None)
+    carded = CustomerFactory(store=store, medical_card_number="MED42216773", birthday=None)
+    _, client = key_client(store, ApiScope.CUSTOMERS_READ, ApiScope.PII)
+    assert client.get("/api/v1/customers").status_code == 200
+    [event] = AccessEvent.objects.all()
+    assert sorted(event.customer_ids) == sorted([p.pk for p in people] + [carded.pk])
+    assert bare.pk not in event.customer_ids  # showed nothing personal
+    assert event.fields == "drivers_license,medical_card_number,birthday"
 
 
 def test_the_events_are_written_once_the_answer_is_sent(store, people):
@@ -88,7 +99,8 @@ def served_through_wsgi(store, people):
     assert [c["id"] for c in body["customers"]] == [p.pk for p in people]
     assert not AccessEvent.objects.exists()
     answer.close()
-    assert sorted(AccessEvent.objects.values_list("customer_id", flat=True)) == [p.pk for p in people]
+    [event] = AccessEvent.objects.all()
+    assert event.customer_ids == [p.pk for p in people]
 
 
 def test_events_that_cannot_be_written_are_logged_without_values(store, people, monkeypatch, caplog):
@@ -170,7 +182,7 @@ def test_staff_search_events_by_customer_key_user_or_request(admin_client, admin
     }[term]
     response = admin_client.get("/admin/customers/accessevent/", {"q": query})
     assert response.status_code == 200
-    assert [e.customer_id for e in response.context["cl"].result_list] == expected
+    assert [e.customer_ids for e in response.context["cl"].result_list] == [expected]
 
 
 def test_searching_events_needs_its_permission(client, django_user_model):
@@ -186,7 +198,7 @@ def test_old_events_are_pruned_by_a_daily_schedule(settings, store, people):
     now = timezone.now()
     for days in (31, 29):
         AccessEvent.objects.create(
-            customer=people[0], channel=AccessChannel.API, fields="birthday", at=now - dt.timedelta(days=days)
+            customer_ids=[people[0].pk], channel=AccessChannel.API, fields="birthday", at=now - dt.timedelta(days=days)
         )
     assert access_events_prune(now=now) == 1
     assert [round((now - e.at).days) for e in AccessEvent.objects.all()] == [29]
@@ -241,3 +253,91 @@ def test_revealing_needs_its_permission(client, django_user_model, store):
     clerk = django_user_model.objects.get(pk=clerk.pk)  # permissions are cached per user object
     client.force_login(clerk)
     assert "D4161227" in client.post(f"/admin/customers/customer/{customer.pk}/reveal/").content.decode()
+
+
+def api_event(*customer_ids, **fields):
+    return AccessEvent.objects.create(
+        customer_ids=list(customer_ids), channel=AccessChannel.API, fields="birthday", **fields
+    )
+
+
+def test_events_that_include_a_customer(store):
+    """The lookup "who saw this customer" uses, on both databases: an id anywhere in a list, not a null, not a
+    string."""
+    first = api_event(7, 8, 9)
+    second = api_event(None, 8, request_id="r2")
+    api_event(78, 97, None)
+    api_event()
+
+    def including(value):
+        return sorted(e.pk for e in AccessEvent.objects.filter(customer_ids__includes=value))
+
+    assert including(8) == [first.pk, second.pk]
+    assert including(9) == [first.pk]
+    assert including("7") == [first.pk]  # as an admin URL sends it
+    assert including(1) == []
+    others = AccessEvent.objects.exclude(customer_ids__includes=8).values_list("customer_ids", flat=True)
+    assert sorted(others, key=len) == [[], [78, 97, None]]
+    with pytest.raises(ValueError, match="invalid literal"):
+        AccessEvent.objects.filter(customer_ids__includes="8 OR 1=1")
+    with pytest.raises(ValueError, match="Not a customer id"):
+        AccessEvent.objects.filter(customer_ids__includes=2**63)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the GIN index is PostgreSQL's")
+def test_who_saw_a_customer_is_served_by_an_index_on_postgresql(store):
+    api_event(7, 8, 9)
+    query = AccessEvent.objects.filter(customer_ids__includes=8).order_by("-at")[:20]
+    sql, params = query.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(f"EXPLAIN {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "access_customers" in plan, plan
+
+
+def test_erasure_cuts_the_customer_out_of_every_event_and_keeps_the_events(store, people):
+    erased, kept = people[0].pk, people[1].pk
+    both = api_event(erased, kept)
+    alone = api_event(erased)
+    other = api_event(kept)
+    assert access_events_unlink(erased) == 2
+    both.refresh_from_db()
+    alone.refresh_from_db()
+    other.refresh_from_db()
+    assert both.customer_ids == [None, kept]
+    assert alone.customer_ids == [None]
+    assert other.customer_ids == [kept]
+    assert not AccessEvent.objects.filter(customer_ids__includes=erased).exists()
+
+
+def test_the_log_names_each_events_customers_in_one_query(admin_client, store, people, django_assert_max_num_queries):
+    gone = CustomerFactory(store=store)
+    gone_pk = gone.pk
+    gone.delete()  # with its store, say: an id that names no row
+    many = [CustomerFactory(store=store) for _ in range(4)]
+    api_event(people[0].pk, None, gone_pk, request_id="req-3")
+    api_event(*[p.pk for p in people], *[c.pk for c in many], request_id="req-7")
+    page = admin_client.get("/admin/customers/accessevent/").content.decode()
+    assert f"{people[0].pk} (POS id {people[0].customer_id})</a>, (removed), (removed)" in page
+    assert f"(POS id {many[1].customer_id})</a> and 2 more" in page
+    assert f"(POS id {many[2].customer_id})" not in page
+    for n in range(20):
+        api_event(people[n % 3].pk, many[n % 4].pk)
+    with django_assert_max_num_queries(8):
+        assert admin_client.get("/admin/customers/accessevent/").status_code == 200
+
+
+def test_the_customer_pages_link_lists_every_access_to_that_customer(admin_client, store, people):
+    mine = api_event(people[0].pk, people[1].pk)
+    api_event(people[1].pk)
+    response = admin_client.get("/admin/customers/accessevent/", {"customer_ids__includes": str(people[0].pk)})
+    assert [e.pk for e in response.context["cl"].result_list] == [mine.pk]
+    # A customer searched by POS id: every store's customer with it.
+    here = CustomerFactory(store=store, customer_id="pos-77")
+    there = CustomerFactory(customer_id="pos-77")
+    seen = [api_event(here.pk).pk, api_event(people[2].pk, there.pk).pk]
+    response = admin_client.get("/admin/customers/accessevent/", {"q": "pos-77"})
+    assert sorted(e.pk for e in response.context["cl"].result_list) == seen
+    # Not an id: the admin's "invalid lookup" page, not an error.
+    assert admin_client.get("/admin/customers/accessevent/", {"customer_ids__includes": "x"}).status_code == 302

@@ -129,7 +129,9 @@ def remember(customer: Customer, *, api_key: Any, other: Customer) -> None:
         response={"outcome": "created", "customer": customer.to_peak_customer()},
     )  # fmt: skip
     assert record.response["customer"]["email"] == customer.email
-    AccessEvent.objects.create(customer=customer, channel=AccessChannel.API, api_key=api_key, fields="birthday")
+    AccessEvent.objects.create(
+        customer_ids=[other.pk, customer.pk], channel=AccessChannel.API, api_key=api_key, fields="birthday"
+    )
     staff = get_user_model().objects.create_user("clerk")
     LogEntry.objects.create(
         user=staff, content_type=ContentType.objects.get_for_model(Customer), object_id=str(customer.pk),
@@ -184,7 +186,7 @@ def test_an_erased_customer_is_found_nowhere_after_a_full_sync_a_live_lookup_and
     assert kept.payload["referrer"] == {"email": "[erased]"}
     assert kept.payload["email"] == other.email
     # The access event stays, without the customer; the idempotent answer replays without them.
-    assert AccessEvent.objects.get().customer is None
+    assert AccessEvent.objects.get().customer_ids == [other.pk, None]
     assert IdempotencyRecord.objects.get(key="create-1").response["customer"] is None
     [erasure] = CustomerErasure.objects.all()
     assert erasure.counts == {
