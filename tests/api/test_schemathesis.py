@@ -7,6 +7,7 @@ disagree. Sized to take a few seconds per operation; deterministic (a fixed seed
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 
 import hypothesis
@@ -58,12 +59,19 @@ class ApiKeyAuth:
 
 @schema.hook
 def map_case(ctx, case):
-    """A new customer's birthday must be in the past and within OLDEST_BIRTHDAY_YEARS, which JSON Schema cannot
-    say (the schema's description does): a schema-valid case gets a birthday inside that window, so the
-    rest of it is what is tested. Cases meant to be invalid are left as they are."""
+    """What JSON Schema cannot say (the schema's descriptions do), made true of a schema-valid case so that the
+    rest of it is what is tested: a new customer's birthday is in the past and within OLDEST_BIRTHDAY_YEARS, and
+    an Idempotency-Key is used with one body only (the same key with another body is a 422). Cases meant to be
+    invalid are left as they are."""
+    if case.meta is None or not case.meta.generation.mode.is_positive:
+        return case
+    key = (case.headers or {}).get("Idempotency-Key")
+    if isinstance(key, str) and case.body is not None:
+        digest = hashlib.sha256(json.dumps(case.body, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        case.headers["Idempotency-Key"] = f"{key[:200]}~{digest}"
     body = case.body if isinstance(case.body, dict) else None
     customer = body.get("customer") if body else None
-    if case.meta is None or not case.meta.generation.mode.is_positive or not isinstance(customer, dict):
+    if not isinstance(customer, dict):
         return case
     birthday = customer.get("birthday")
     if isinstance(birthday, str):
