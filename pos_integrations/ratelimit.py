@@ -454,7 +454,7 @@ class RateLimiter:
         waited = 0.0
         busy_tries = 0
         while True:
-            asked = time.monotonic()
+            left = deadline.remaining()
             try:
                 wait = self.store.update(self.key, functools.partial(self._admit, interactive), ttl=self.ttl)
             except BucketStoreError as exc:
@@ -462,7 +462,7 @@ class RateLimiter:
                 # pause, while the deadline leaves time for the pause and another ask as long as this one; one
                 # that is down lets the request through at once.
                 pause = self.BUSY_PAUSE * 2**busy_tries
-                took = time.monotonic() - asked
+                took = left - deadline.remaining()
                 if exc.busy and busy_tries < self.BUSY_TRIES and deadline.allows(pause + took):
                     busy_tries += 1
                     self.sleep(pause)
