@@ -31,6 +31,8 @@ from customers.models import (
     CustomerErasure,
     CustomerType,
     RejectedRecord,
+    card_index_in,
+    licence_index_in,
     phone_digits,
 )
 from customers.pii_access import access_event_record_admin, mask_copies, mask_number
@@ -332,7 +334,7 @@ class CustomerAdmin(ReadOnlyAdminMixin, StoreLinkMixin, admin.ModelAdmin):
             extra |= Q(phone__contains=digits)
         # Licence and card numbers are encrypted: matched through their blind indexes (as compared: licence_key).
         if licence := licence_indexes(term):
-            extra |= Q(drivers_license_index__in=licence) | Q(medical_card_number_index__in=card_indexes(term))
+            extra |= licence_index_in(licence) | card_index_in(card_indexes(term))
         if extra:
             queryset = queryset | base.filter(extra)
         return queryset, may_have_duplicates

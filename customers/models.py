@@ -93,6 +93,22 @@ class Gender(models.TextChoices):
     UNKNOWN = "", "Unknown"
 
 
+# The conditions of the partial blind-index indexes. A lookup repeats its index's condition (licence_index_in):
+# SQLite uses a partial index only for a query whose WHERE holds the index's condition term for term.
+LICENCE_HELD = Q(drivers_license_index__gt="")
+CARD_HELD = Q(medical_card_number_index__gt="")
+
+
+def licence_index_in(indexes: Sequence[str]) -> Q:
+    """Customers whose licence's blind index is one of `indexes` (served by the partial customer_licence_held)."""
+    return Q(drivers_license_index__in=indexes) & LICENCE_HELD
+
+
+def card_index_in(indexes: Sequence[str]) -> Q:
+    """Customers whose card number's blind index is one of `indexes` (served by customer_card_held)."""
+    return Q(medical_card_number_index__in=indexes) & CARD_HELD
+
+
 class CustomerQuerySet(models.QuerySet["Customer"]):
     """Named, side-effect-free filters; each is served by an index."""
 
@@ -132,12 +148,12 @@ class CustomerQuerySet(models.QuerySet["Customer"]):
         """Customers with this licence number (as compared: licence_key), through its blind index; during a
         rotation of the index key, under the old key or the new."""
         indexes = licence_indexes(licence)
-        return self.filter(drivers_license_index__in=indexes) if indexes else self.none()
+        return self.filter(licence_index_in(indexes)) if indexes else self.none()
 
     def card_number_equal(self, card: str) -> CustomerQuerySet:
         """Customers with this medical card number (compared like a licence), through its blind index."""
         indexes = card_indexes(card)
-        return self.filter(medical_card_number_index__in=indexes) if indexes else self.none()
+        return self.filter(card_index_in(indexes)) if indexes else self.none()
 
     def active_equal(self, active: bool) -> CustomerQuerySet:
         """Active customers (True) or inactive ones (False)."""
@@ -237,8 +253,9 @@ class Customer(models.Model):
             models.Index(Lower("email"), name="customer_email_ci"),
             models.Index(fields=["phone"], name="customer_phone"),
             models.Index(fields=["birthday", "id"], name="customer_birthday_id"),
-            models.Index(fields=["drivers_license_index"], name="customer_licence_index"),
-            models.Index(fields=["medical_card_number_index"], name="customer_card_index"),
+            # Partial: most customers have no card number and some no licence; their "" is never looked up.
+            models.Index(fields=["drivers_license_index"], name="customer_licence_held", condition=LICENCE_HELD),
+            models.Index(fields=["medical_card_number_index"], name="customer_card_held", condition=CARD_HELD),
             models.Index(fields=["store", "pos_updated_at"], name="customer_store_updated"),
             # The API pages by id, within a store or across all: keyset pages stay cheap however deep.
             models.Index(fields=["store", "id"], name="customer_store_id"),

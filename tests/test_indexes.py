@@ -29,8 +29,8 @@ LOOKUPS = {
     "customer_last_first_ci": lambda qs: qs.last_name_equal("Odegaard"),
     "customer_first_ci": lambda qs: qs.first_name_equal("Sean"),
     "customer_birthday_id": lambda qs: qs.birthday_on(dt.date(1988, 9, 12)),
-    "customer_licence_index": lambda qs: qs.licence_equal("d4161227"),
-    "customer_card_index": lambda qs: qs.card_number_equal("mmj-0000042"),
+    "customer_licence_held": lambda qs: qs.licence_equal("d4161227"),
+    "customer_card_held": lambda qs: qs.card_number_equal("mmj-0000042"),
     "customer_store_updated": lambda qs: qs.filter(store_id=1).modified_after(dt.datetime(2026, 1, 1, tzinfo=dt.UTC)),
     "customer_banned": lambda qs: qs.banned_equal(True),
 }
