@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import os
 import re
 import secrets
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
+import pybase64
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
@@ -38,6 +41,9 @@ KEY_BYTES = 32
 # in practice, and a short B-tree key.
 INDEX_BYTES = 16
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+# base64url of a ciphertext's bytes: pybase64 (SIMD) is 2-3x the standard library's on a vendor JSON's ciphertext
+# (~1 KB; 2.3 against 5.0 us to encode, 2.3 against 7.1 to decode), the same text.
+_b64url = pybase64.urlsafe_b64encode
 
 
 class PiiKeyError(ImproperlyConfigured):
@@ -123,7 +129,7 @@ def encrypt(plaintext: str, *, purpose: str) -> str:
     ring = encryption_keys()
     nonce = os.urandom(NONCE_BYTES)
     sealed = _aead(ring.keys[0]).encrypt(nonce, plaintext.encode(), purpose.encode())
-    return f"{PREFIX}.{ring.current_id}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
+    return f"{PREFIX}.{ring.current_id}.{pybase64.urlsafe_b64encode(nonce + sealed).decode()}"
 
 
 def key_id(token: str) -> str | None:
@@ -143,7 +149,7 @@ def decrypt(token: str, *, purpose: str) -> str:
     kid = key_id(token)
     assert kid is not None
     try:
-        blob = base64.urlsafe_b64decode(token.rsplit(".", 1)[1])
+        blob = pybase64.b64decode(token.rsplit(".", 1)[1], altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         raise PiiDecryptionError("a ciphertext's body is not base64") from None
     key = encryption_keys().key(kid)
@@ -192,9 +198,10 @@ class Sealer:
         index = index_keys()
         self.index_key_id = index.current_id
         self._index_key = index.keys[0]
-        # Per purpose, an HMAC that has already taken the key and the purpose's prefix: each index copies it and
-        # hashes only the value (hmac.digest would set the key up again every time, ~0.6 us a call).
-        self._keyed: dict[str, hmac.HMAC] = {}
+        # Per purpose, HMAC-SHA256's two hashes with the key's pads (and, in the inner one, the purpose's prefix)
+        # already taken: each index copies them and hashes only the value. hmac.HMAC.copy does the same with two
+        # Python calls more (2.6 against 1.6 us an index).
+        self._keyed: dict[str, tuple[Any, Any]] = {}
         self._nonces = b""
         self._at = 0
 
@@ -208,8 +215,7 @@ class Sealer:
         nonce = self._nonces[at : at + NONCE_BYTES]
         self._at = at + NONCE_BYTES
         sealed = nonce + self._seal(nonce, plaintext.encode(), purpose)
-        # base64.urlsafe_b64encode, without its two Python calls
-        return self._head + binascii.b2a_base64(sealed, newline=False).translate(_URLSAFE).decode()
+        return self._head + _b64url(sealed).decode()
 
     def blind_index(self, value: str, *, purpose: str) -> str:
         """blind_index(value, purpose=purpose)."""
@@ -217,10 +223,24 @@ class Sealer:
             return ""
         keyed = self._keyed.get(purpose)
         if keyed is None:
-            keyed = self._keyed[purpose] = hmac.new(self._index_key, f"{purpose}\x00".encode(), "sha256")
-        mac = keyed.copy()
-        mac.update(value.encode())
-        return mac.digest()[:INDEX_BYTES].hex()
+            keyed = self._keyed[purpose] = _hmac_pads(self._index_key, f"{purpose}\x00".encode())
+        inner, outer = keyed[0].copy(), keyed[1].copy()
+        inner.update(value.encode())
+        outer.update(inner.digest())
+        return outer.digest()[:INDEX_BYTES].hex()
 
 
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
+def _hmac_pads(key: bytes, prefix: bytes) -> tuple[Any, Any]:
+    """HMAC-SHA256 (RFC 2104) under `key` split in its inner hash, `prefix` taken, and its outer hash: the HMAC of
+    prefix + m is outer.update(inner.update(m).digest()).digest()."""
+    if len(key) > _SHA256_BLOCK:  # RFC 2104: a key longer than the block is hashed first (ours are 32 bytes)
+        key = hashlib.sha256(key).digest()
+    padded = key.ljust(_SHA256_BLOCK, b"\x00")
+    inner = hashlib.sha256(padded.translate(_IPAD))
+    inner.update(prefix)
+    return inner, hashlib.sha256(padded.translate(_OPAD))
+
+
+_SHA256_BLOCK = 64
+_IPAD = bytes(b ^ 0x36 for b in range(256))
+_OPAD = bytes(b ^ 0x5C for b in range(256))

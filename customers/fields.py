@@ -48,7 +48,11 @@ _SPACES_AND_DASHES = re.compile(r"[\s-]")
 
 def number_key(value: str | None) -> str:
     """A licence or medical card number as compared: upper case, without spaces or dashes."""
-    return _SPACES_AND_DASHES.sub("", value or "").upper()
+    if not value:
+        return ""
+    if value.isalnum():  # most numbers: nothing to take out (the writer calls this twice a record)
+        return value.upper()
+    return _SPACES_AND_DASHES.sub("", value).upper()
 
 
 def canonical_json(value: Any) -> str:

@@ -4,27 +4,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('customers', '0013_access_events_one_row_per_request'),
-        ('stores', '0004_pos_rate_bucket'),
+        ("customers", "0013_access_events_one_row_per_request"),
+        ("stores", "0004_pos_rate_bucket"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='customer',
-            name='customer_licence_index',
+            model_name="customer",
+            name="customer_licence_index",
         ),
         migrations.RemoveIndex(
-            model_name='customer',
-            name='customer_card_index',
+            model_name="customer",
+            name="customer_card_index",
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(condition=models.Q(('drivers_license_index__gt', '')), fields=['drivers_license_index'], name='customer_licence_held'),
+            model_name="customer",
+            index=models.Index(
+                condition=models.Q(("drivers_license_index__gt", "")),
+                fields=["drivers_license_index"],
+                name="customer_licence_held",
+            ),
         ),
         migrations.AddIndex(
-            model_name='customer',
-            index=models.Index(condition=models.Q(('medical_card_number_index__gt', '')), fields=['medical_card_number_index'], name='customer_card_held'),
+            model_name="customer",
+            index=models.Index(
+                condition=models.Q(("medical_card_number_index__gt", "")),
+                fields=["medical_card_number_index"],
+                name="customer_card_held",
+            ),
         ),
     ]
