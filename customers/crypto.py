@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import pybase64
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
@@ -41,9 +40,6 @@ KEY_BYTES = 32
 # in practice, and a short B-tree key.
 INDEX_BYTES = 16
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-# base64url of a ciphertext's bytes: pybase64 (SIMD) is 2-3x the standard library's on a vendor JSON's ciphertext
-# (~1 KB; 2.3 against 5.0 us to encode, 2.3 against 7.1 to decode), the same text.
-_b64url = pybase64.urlsafe_b64encode
 
 
 class PiiKeyError(ImproperlyConfigured):
@@ -129,7 +125,7 @@ def encrypt(plaintext: str, *, purpose: str) -> str:
     ring = encryption_keys()
     nonce = os.urandom(NONCE_BYTES)
     sealed = _aead(ring.keys[0]).encrypt(nonce, plaintext.encode(), purpose.encode())
-    return f"{PREFIX}.{ring.current_id}.{pybase64.urlsafe_b64encode(nonce + sealed).decode()}"
+    return f"{PREFIX}.{ring.current_id}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
 
 def key_id(token: str) -> str | None:
@@ -149,7 +145,7 @@ def decrypt(token: str, *, purpose: str) -> str:
     kid = key_id(token)
     assert kid is not None
     try:
-        blob = pybase64.b64decode(token.rsplit(".", 1)[1], altchars=b"-_", validate=True)
+        blob = base64.urlsafe_b64decode(token.rsplit(".", 1)[1])
     except (binascii.Error, ValueError):
         raise PiiDecryptionError("a ciphertext's body is not base64") from None
     key = encryption_keys().key(kid)
@@ -215,7 +211,9 @@ class Sealer:
         nonce = self._nonces[at : at + NONCE_BYTES]
         self._at = at + NONCE_BYTES
         sealed = nonce + self._seal(nonce, plaintext.encode(), purpose)
-        return self._head + _b64url(sealed).decode()
+        # base64.urlsafe_b64encode, without its two Python calls. (Not pybase64: it releases the GIL on every call,
+        # and with the sync's fetching threads runnable each call then waits its turn back, 36 against 4.5 us.)
+        return self._head + binascii.b2a_base64(sealed, newline=False).translate(_URLSAFE).decode()
 
     def blind_index(self, value: str, *, purpose: str) -> str:
         """blind_index(value, purpose=purpose)."""
@@ -241,6 +239,7 @@ def _hmac_pads(key: bytes, prefix: bytes) -> tuple[Any, Any]:
     return inner, hashlib.sha256(padded.translate(_OPAD))
 
 
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _SHA256_BLOCK = 64
 _IPAD = bytes(b ^ 0x36 for b in range(256))
 _OPAD = bytes(b ^ 0x5C for b in range(256))

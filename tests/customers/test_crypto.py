@@ -29,19 +29,6 @@ def test_a_ciphertext_moved_to_another_purpose_or_altered_does_not_decrypt():
         crypto.decrypt(altered, purpose="customers.medical_card_number")
 
 
-@pytest.mark.parametrize(
-    "mangle", [lambda b: b[:5] + "*" + b[6:], lambda b: b.replace("-", "+").replace("_", "/") + "+", lambda b: b[:-1]]
-)
-def test_a_ciphertext_body_that_is_not_base64url_is_refused_as_such(mangle):
-    """Characters outside base64url (a standard-alphabet '+', a '*') or a cut body: not a ciphertext of ours,
-    said so, not decoded leniently into something else."""
-    token = crypto.encrypt("D4161227" * 4, purpose="customers.drivers_license")
-    head, body = token.rsplit(".", 1)
-    with pytest.raises(crypto.PiiDecryptionError, match="not base64"):
-        crypto.decrypt(f"{head}.{mangle(body)}", purpose="customers.drivers_license")
-    assert crypto.decrypt(token, purpose="customers.drivers_license") == "D4161227" * 4
-
-
 def test_old_ciphertexts_decrypt_after_a_new_key_is_put_first(settings):
     old = crypto.encrypt("D1", purpose="p")
     settings.PII_ENCRYPTION_KEYS = [NEW_KEY, *settings.PII_ENCRYPTION_KEYS]
