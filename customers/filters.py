@@ -67,13 +67,19 @@ class FilterSpec:
     # The CustomerQuerySet method that applies the (given) value; None: not a column filter.
     apply: Callable[[CustomerQuerySet, Any], CustomerQuerySet] | None
     # The value as the method compares it (it normalises it the same way itself); a tuple: several values, each a
-    # parameter (a blind index under each index key).
+    # parameter (a blind index under each index key, then the partial index's condition: _held).
     normalise: Callable[[Any], Any]
     # How an applied filter shows in the SQL: one parameter, the normalised value; written into the SQL text (a
     # boolean: its value is part of the list's shape); or as patterns (a list with it is never kept).
     sql: Literal["parameter", "literal", "patterns"]
     # A lookup by an identity (phone, email, licence): the kind the store's POS can be asked live.
     identity: bool
+
+
+def _held(indexes: tuple[str, ...]) -> tuple[str, ...]:
+    """A blind-index lookup's parameters, in the order of its SQL: the value's index under each key, then the ''
+    of the condition it repeats from its partial index (customers.models.licence_index_in); () for no value."""
+    return (*indexes, "") if indexes else ()
 
 
 def filter_field(
@@ -127,13 +133,13 @@ class CustomerFilters:
     driver_license: str | None = filter_field(
         NonBlankCharFilter(max_length=64, help_text="Driver's licence number, ignoring case, spaces and dashes."),
         apply=CustomerQuerySet.licence_equal,
-        normalise=licence_indexes,
+        normalise=lambda value: _held(licence_indexes(value)),
         identity=True,
     )
     medical_card_number: str | None = filter_field(
         NonBlankCharFilter(max_length=64, help_text="Medical card number, ignoring case, spaces and dashes."),
         apply=CustomerQuerySet.card_number_equal,
-        normalise=card_indexes,
+        normalise=lambda value: _held(card_indexes(value)),
     )
     birthday: dt.date | None = filter_field(
         django_filters.DateFilter(help_text="Date of birth, YYYY-MM-DD."), apply=CustomerQuerySet.birthday_on
