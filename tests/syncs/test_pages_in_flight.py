@@ -53,14 +53,19 @@ def checkpoints(monkeypatch) -> list[int]:
     return saved
 
 
+def listed_one_by_one(server, store, vendor):
+    """The sandbox's request count before, the listing's page positions read one page at a time, and the requests
+    that took."""
+    before = server.state()["vendors"][vendor]["requests"]
+    expected = [page.position for page in store.pos_client(pages_in_flight=1).iter_customers()]
+    return before, expected, server.state()["vendors"][vendor]["requests"] - before
+
+
 @pytest.mark.parametrize("vendor", ["leaflogix", "treez", "flowhub", "covasoft", "blaze"])
 def test_pages_fetched_ahead_are_the_requests_the_listing_makes(sandbox_store, in_flight, vendor):
     # 2,300 customers: several full pages for every vendor (Flowhub and Blaze page 500), and a short last one.
     server, store = sandbox_store(vendor, customers=2300, seed=4, faults="slow=20ms")
-    sequential = store.pos_client(pages_in_flight=1)
-    before = server.state()["vendors"][vendor]["requests"]
-    expected = [page.position for page in sequential.iter_customers()]
-    asked_one_by_one = server.state()["vendors"][vendor]["requests"] - before
+    before, expected, asked_one_by_one = listed_one_by_one(server, store, vendor)
 
     sync = run(store)
 
@@ -81,10 +86,7 @@ def test_a_listing_that_says_its_total_is_asked_nothing_past_its_end(sandbox_sto
     # requests of a sync one page at a time (Flowhub's empty page after a full last one included: it ends the
     # listing), where without the total up to in-flight - 1 more were asked and dropped.
     server, store = sandbox_store(vendor, customers=customers, seed=4, faults="slow=20ms")
-    sequential = store.pos_client(pages_in_flight=1)
-    before = server.state()["vendors"][vendor]["requests"]
-    expected = [page.position for page in sequential.iter_customers()]
-    asked_one_by_one = server.state()["vendors"][vendor]["requests"] - before
+    before, expected, asked_one_by_one = listed_one_by_one(server, store, vendor)
 
     sync = run(store)
 
