@@ -46,6 +46,10 @@ MIXED = "mixed (the list, lookup, cursor and fetch scenarios)"
 SEARCH = "search: name start (20)"
 
 
+# --compare-pii's ways, in the order they run: masked, unaudited, one INSERT per answer, as served.
+PII_WAYS = ("no pii: masked", "pii, no event", "pii, event per answer", "pii, audited")
+
+
 def has_targets(name: str) -> bool:
     """The scenarios the targets apply to (issue #6: filter lists, lookups, deep cursor pages; fetch and their
     mix too); the floors and free-text search are measured and shown, not held to them."""
@@ -175,7 +179,12 @@ def scenarios(customers: int, catalog_ids: list[str], first_id: int, n: int, see
 
 
 def start_gunicorn(
-    port: int, workers: int, threads: int, worker_class: str, app: str = "config.wsgi:application"
+    port: int,
+    workers: int,
+    threads: int,
+    worker_class: str,
+    app: str = "config.wsgi:application",
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     cmd = [
         str(ROOT / ".venv/bin/gunicorn"),
@@ -197,7 +206,7 @@ def start_gunicorn(
     ]
     # gunicorn.conf.py (read from ROOT) writes the access log to standard output: kept (production does the
     # same work), out of the figures' way.
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, env={**os.environ, **(env or {})})
     deadline = time.monotonic() + 90  # a loaded 2-CPU machine boots 3 workers slowly
     while time.monotonic() < deadline:
         try:
@@ -339,12 +348,13 @@ def main() -> None:
     parser.add_argument(
         "--compare-pii",
         action="store_true",
-        help="Each customer scenario three ways, alternating: a key without `pii` (answers masked, no access "
+        help="Each customer scenario four ways, alternating: a key without `pii` (answers masked, no access "
         "events), the usual key with every scope on a second gunicorn whose access events are not written "
-        "(bench/api_wsgi_unaudited.py, on --port + 1), and that key as served (answers whole, one access-event "
-        "INSERT per request); --repeat rounds, then each way's median p50.",
+        "(bench/api_wsgi_unaudited.py, on --port + 1), that key on a third gunicorn writing each answer's event "
+        "on its own (PII_ACCESS_WRITE_SECONDS=0, on --port + 2), and that key as served (the events gathered "
+        "by each worker's writer thread); --repeat rounds, then each way's median p50 and servers' CPU.",
     )
-    parser.add_argument("--repeat", type=int, default=1, help="--compare-pii: rounds of the three ways.")
+    parser.add_argument("--repeat", type=int, default=1, help="--compare-pii: rounds of the four ways.")
     args = parser.parse_args()
 
     load = args.load
@@ -376,6 +386,11 @@ def main() -> None:
                     args.port + 1, args.workers, args.threads, worker_class, "api_wsgi_unaudited:application"
                 )
             )
+            servers.append(
+                start_gunicorn(
+                    args.port + 2, args.workers, args.threads, worker_class, env={"PII_ACCESS_WRITE_SECONDS": "0"}
+                )
+            )
         preflight(args.port, key, plan)
         print("Warming up ...", flush=True)
         for name, paths in plan.items():
@@ -404,13 +419,14 @@ def main() -> None:
         failed = False
         runs = [(name, paths, key, args.port) for name, paths in plan.items()]
         if args.compare_pii:
-            ways = (("no pii: masked", masked_key, 0), ("pii, no event", key, 1), ("pii, audited", key, 0))
+            ways = [(label, key, offset) for label, offset in zip(PII_WAYS, (0, 1, 2, 0), strict=True)]
+            ways[0] = (PII_WAYS[0], masked_key, 0)
             runs = [
                 (f"{name} [{label}]", paths, k, args.port + offset)
                 for name, paths in plan.items()
                 for _ in range(args.repeat)
                 for label, k, offset in ways
-                if not name.startswith("floor") or label == "pii, audited"
+                if not name.startswith("floor") or label == PII_WAYS[-1]
             ]
         p50s: dict[str, list[float]] = {}
         # --compare-pii: the CPU the servers (gunicorn's workers, PostgreSQL) spend per request, per way.
@@ -443,8 +459,19 @@ def main() -> None:
                 flush=True,
             )
         if args.compare_pii:
-            print_pii_summary(p50s)
-            print_pii_cpu_summary(cpus, args.concurrency)
+            print_pii_summary("p50 ms", p50s, "{:.2f}")
+            cores = os.cpu_count() or 1
+            if not cpus:
+                print("\n(No CPU figures: the servers' processes are not readable in /proc here.)")
+            else:
+                print_pii_summary(
+                    f"servers' CPU per request, ms (gunicorn workers + PostgreSQL; from /proc: unlike latency, "
+                    f"hardly moved by what else runs); in brackets, the p50 that adds with {args.concurrency} "
+                    f"clients on {cores} CPUs when they are the bottleneck (clients x CPU per request / CPUs)",
+                    cpus,
+                    "{:.3f}",
+                    saturated=args.concurrency / cores,
+                )
         print(
             f"\nTargets: p50 <= {TARGET_P50_MS} ms, p99 <= {TARGET_P99_MS} ms, no errors; for every scenario but the "
             "floors and free-text search."
@@ -457,43 +484,23 @@ def main() -> None:
     sys.exit(1 if failed else 0)
 
 
-def print_pii_summary(p50s: dict[str, list[float]]) -> None:
-    """--compare-pii: per scenario, each way's p50 over the rounds (median, min-max) and what the access event
-    adds (audited minus no event, medians)."""
+def print_pii_summary(title: str, figures: dict[str, list[float]], fmt: str, saturated: float = 0) -> None:
+    """--compare-pii: per scenario, each way's figure over the rounds (median, min-max) and what the access event
+    adds (each audited way minus "pii, no event", medians); with `saturated`, that difference times it too."""
     import statistics
 
-    print("\n| scenario | masked p50 | pii, no event p50 | pii, audited p50 | audited - no event |")
-    print("|---|---:|---:|---:|---:|")
-    for base in dict.fromkeys(name.split(" [")[0] for name in p50s):
-        ways = [p50s.get(f"{base} [{w}]", []) for w in ("no pii: masked", "pii, no event", "pii, audited")]
+    print(f"\n{title}")
+    print(f"| scenario | {' | '.join(PII_WAYS)} | {' | '.join(f'{w} - no event' for w in PII_WAYS[2:])} |")
+    print(f"|---|{'---:|' * (len(PII_WAYS) + 2)}")
+    for base in dict.fromkeys(name.split(" [")[0] for name in figures):
+        ways = [figures.get(f"{base} [{w}]", []) for w in PII_WAYS]
         if not all(ways):
             continue
-        cells = [f"{statistics.median(w):.2f} ({min(w):.2f}-{max(w):.2f})" for w in ways]
-        added = statistics.median(ways[2]) - statistics.median(ways[1])
-        print(f"| {base} | {' | '.join(cells)} | {added:+.2f} |", flush=True)
-
-
-def print_pii_cpu_summary(cpus: dict[str, list[float]], concurrency: int) -> None:
-    """--compare-pii: per scenario, the servers' CPU per request in each way (gunicorn's workers and PostgreSQL,
-    from /proc: unlike latency, hardly moved by what else runs on the machine; median, min-max over the rounds),
-    what the access event adds, and the p50 that adds where the CPUs are the bottleneck (concurrency x CPU per
-    request / CPUs)."""
-    import statistics
-
-    if not cpus:
-        print("\n(No CPU figures: the servers' processes are not readable in /proc here.)")
-        return
-    cores = os.cpu_count() or 1
-    print(f"\nServers' CPU per request, ms (gunicorn workers + PostgreSQL; {concurrency} clients on {cores} CPUs)")
-    print("| scenario | masked | pii, no event | pii, audited | audited - no event | p50 that adds, saturated |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for base in dict.fromkeys(name.split(" [")[0] for name in cpus):
-        ways = [cpus.get(f"{base} [{w}]", []) for w in ("no pii: masked", "pii, no event", "pii, audited")]
-        if not all(ways):
-            continue
-        cells = [f"{statistics.median(w):.3f} ({min(w):.3f}-{max(w):.3f})" for w in ways]
-        added = statistics.median(ways[2]) - statistics.median(ways[1])
-        print(f"| {base} | {' | '.join(cells)} | {added:+.3f} | {added * concurrency / cores:+.2f} ms |", flush=True)
+        cells = [f"{fmt.format(statistics.median(w))} ({fmt.format(min(w))}-{fmt.format(max(w))})" for w in ways]
+        for audited in ways[2:]:
+            added = statistics.median(audited) - statistics.median(ways[1])
+            cells.append(f"{added:+.3f}" + (f" ({added * saturated:+.2f} ms)" if saturated else ""))
+        print(f"| {base} | {' | '.join(cells)} |", flush=True)
 
 
 if __name__ == "__main__":

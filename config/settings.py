@@ -326,6 +326,16 @@ SYNC_MAX_INVALID_RATIO: float = env.float("SYNC_MAX_INVALID_RATIO", default=0.05
 # Who saw licence and medical card numbers, birthdays or vendor JSON unmasked (customers.AccessEvent) is kept this
 # many days, then pruned by the daily `customers.tasks.prune_access_log` schedule.
 PII_ACCESS_RETENTION_DAYS: int = env.int("PII_ACCESS_RETENTION_DAYS", default=365)
+# An API answer's access event is written by a thread of its process with the others gathered meanwhile, every
+# PII_ACCESS_WRITE_SECONDS or once PII_ACCESS_WRITE_EVENTS wait (one INSERT for many answers); 0 writes each
+# answer's event on its own, before the worker takes its next request. What each costs and risks:
+# customers.pii_access.AccessEventWriter.
+PII_ACCESS_WRITE_SECONDS: float = env.float("PII_ACCESS_WRITE_SECONDS", default=0.2)
+PII_ACCESS_WRITE_EVENTS: int = env.int("PII_ACCESS_WRITE_EVENTS", default=100)
+if not 0 <= PII_ACCESS_WRITE_SECONDS <= 60 or PII_ACCESS_WRITE_EVENTS < 1:
+    raise ImproperlyConfigured(
+        "PII_ACCESS_WRITE_SECONDS is from 0 (each event on its own) to 60 seconds, PII_ACCESS_WRITE_EVENTS at least 1."
+    )
 
 # --- Logging and Sentry ---------------------------------------------------------------------------
 LOG_LEVEL: str = env.str("LOG_LEVEL", default="INFO")

@@ -21,3 +21,6 @@ if "QUEUE_CACHE_DIR" not in os.environ:
 # default connection, which the limiter's own connection must not wait for, and budgets would carry over between
 # tests sharing a credential (the tests about it turn it on: tests/*/test_*rate*.py).
 os.environ.setdefault("POS_RATE_LIMIT_ENABLED", "false")
+# Access events written as each answer is closed, as the tests read them right after (the writer thread's own
+# connection would not see a test's transaction; tests/customers/test_access_event_writer.py runs it for real).
+os.environ.setdefault("PII_ACCESS_WRITE_SECONDS", "0")

@@ -258,7 +258,7 @@ def test_a_masked_answer_keeps_the_numbers_out_of_sentry_and_logs(store, person,
 
 
 def test_access_events_that_cannot_be_written_reach_sentry_without_values(store, person, sentry, logs, monkeypatch):
-    def refused(**event: Any) -> None:
+    def refused(*events: Any) -> None:
         raise DatabaseError("could not extend file: No space left on device")
 
     monkeypatch.setattr("customers.pii_access.access_events_write", refused)

@@ -104,7 +104,7 @@ def served_through_wsgi(store, people):
 
 
 def test_events_that_cannot_be_written_are_logged_without_values(store, people, monkeypatch, caplog):
-    def refused(**_: object) -> None:
+    def refused(*_: object) -> None:
         raise DatabaseError("could not extend file: No space left on device")
 
     monkeypatch.setattr("customers.pii_access.access_events_write", refused)

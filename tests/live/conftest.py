@@ -1,6 +1,7 @@
-"""`scripts/run` for real: the sandbox, the web server and the task queue as a user starts them, on a free pair of
-loopback ports and a database of the test's own. The README's examples and the run script's promises are
-checked against it over HTTP."""
+"""The live tests' fixtures. `scripts/run` for real: the sandbox, the web server and the task queue as a user starts
+them, on a free pair of loopback ports and a database of the test's own; the README's examples and the run
+script's promises are checked against it over HTTP. And `database`: one of the test's own for processes it
+starts."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,17 +20,13 @@ from typing import Any
 import pytest
 import requests
 
+from tests.live.processes import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 # Variables of ours the test run has set (pytest_env) that a user's shell would not: scripts/run must run as
 # it does for them. DEBUG is dropped so scripts/run's own default (true) applies.
 OURS = set(re.findall(r"^([A-Z][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
 START_SECONDS = 240  # a fresh run installs nothing here, but migrates, seeds and syncs on a busy 2-core machine
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(what: str, check: Callable[[], Any], *, timeout: float, alive: Callable[[], None]) -> Any:
@@ -171,3 +168,22 @@ def start_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[...
 def demo_run(start_run: Callable[..., LiveRun]) -> LiveRun:
     """One `scripts/run` with its demo synced, shared by the tests that only read from it."""
     return start_run()
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[str]:
+    """A database of the test's own that other processes open: an SQLite file, or a new PostgreSQL database when
+    the suite runs on PostgreSQL."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        yield f"sqlite:///{tmp_path / 'killed.sqlite3'}"
+        return
+    import psycopg
+
+    name = f"killed_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url.replace("postgres://", "postgresql://"), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"{url.rsplit('/', 1)[0]}/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

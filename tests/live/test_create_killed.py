@@ -8,90 +8,21 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from tests.live.processes import DEADLINE, ROOT, free_port, manage, rows, wait_for, worker_pids
+
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 4
-DEADLINE = 60  # seconds any one step may take on a busy machine
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[str]:
-    """A database of the test's own that other processes open: an SQLite file, or a new PostgreSQL database when
-    the suite runs on PostgreSQL."""
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith("postgres"):
-        yield f"sqlite:///{tmp_path / 'killed.sqlite3'}"
-        return
-    import psycopg
-
-    name = f"killed_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(url.replace("postgres://", "postgresql://"), autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"{url.rsplit('/', 1)[0]}/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def rows(url: str, sql: str) -> list[tuple[Any, ...]]:
-    if url.startswith("sqlite"):
-        import sqlite3
-
-        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
-            return conn.execute(sql).fetchall()
-    import psycopg
-
-    with psycopg.connect(url.replace("postgres://", "postgresql://")) as conn:
-        return conn.execute(sql).fetchall()
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=180
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
-def wait_for(what: str, check: Callable[[], Any]) -> Any:
-    deadline = time.monotonic() + DEADLINE
-    result: Any = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except requests.RequestException as exc:
-            result = exc
-        else:
-            if result:
-                return result
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {DEADLINE} s waiting for {what} (last: {result!r})")
-
-
-def worker_pids(master: int) -> list[int]:
-    """The gunicorn master's worker processes."""
-    found = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True, check=False)
-    return [int(pid) for pid in found.stdout.split()]
 
 
 class HeldCreate:
