@@ -124,6 +124,7 @@ def compare_pii(
 
     import customers.api.pii
     from customers.models import AccessEvent
+    from customers.pii_access import access_event_writer
 
     recorder = customers.api.pii.access_events_record_answer
 
@@ -150,6 +151,7 @@ def compare_pii(
                 seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
                 times[way].append((seconds / len(paths) * 1000, cpu / len(paths) * 1000))
         customers.api.pii.access_events_record_answer = recorder
+        access_event_writer.flush()  # what the writer's thread has not written yet
         written = AccessEvent.objects.filter(pk__gt=last_before).values_list("customer_ids", flat=True)
         rows, listed = len(written), sum(len(ids) for ids in written)
         print(
