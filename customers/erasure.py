@@ -21,10 +21,12 @@ finishes before the erasure deletes, and a page after it sees the suppression. S
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection, transaction
@@ -184,6 +186,7 @@ def customer_erase(
         if customer is None and not allow_absent:
             raise CustomerNotHeld("The mirror holds no customer with this POS id in this store.")
         suppression, added = _suppression_get_or_add(store=store, customer_id=customer_id)
+        customer_pk = customer.pk if customer is not None else None
         counts = replace(_remove(store=store, customer_id=customer_id, customer=customer), suppression_added=added)
         erasure = CustomerErasure.objects.create(
             store=store,
@@ -192,9 +195,23 @@ def customer_erase(
             suppression=suppression,
             counts=counts.as_dict(),
         )
+    if customer_pk is not None and settings.PII_ACCESS_WRITE_SECONDS > 0:
+        _unlink_late_access_events(erasure, customer_pk)
     # No name or id: the erasure's number says which (its record holds none either).
     logger.info("Erased a customer of store %s (erasure #%s)", store.catalog_id, erasure.pk)
     return erasure
+
+
+def _unlink_late_access_events(erasure: CustomerErasure, customer_pk: int) -> None:
+    """The events of answers sent just before the erasure may still wait in a web process's writer
+    (customers.pii_access.AccessEventWriter, up to PII_ACCESS_WRITE_SECONDS): once they are written, cut the
+    customer out of them too."""
+    time.sleep(settings.PII_ACCESS_WRITE_SECONDS * 2 + 0.5)
+    with transaction.atomic():
+        late = access_events_unlink(customer_pk)
+        if late:
+            erasure.counts["access_events_unlinked"] = erasure.counts.get("access_events_unlinked", 0) + late
+            erasure.save(update_fields=["counts"])
 
 
 def _remove(*, store: Store, customer_id: str, customer: Customer | None) -> ErasureCounts:
