@@ -1,6 +1,7 @@
 """The access log of personal data: who saw which customers' licence and medical card numbers, birthdays or vendor
-JSON unmasked, when, through which request. Values are never recorded. One row per request (one INSERT),
-however many customers it shows; pruned after PII_ACCESS_RETENTION_DAYS by a scheduled task (customers.tasks)."""
+JSON unmasked, when, through which request. Values are never recorded. One row per request, however many
+customers it shows (an API answer's written by the process's AccessEventWriter, with others in one INSERT);
+pruned after PII_ACCESS_RETENTION_DAYS by a scheduled task (customers.tasks)."""
 
 from __future__ import annotations
 
@@ -148,8 +149,9 @@ class AccessEventWriter:
     response: before the worker takes its next request. Above 0 (the default, 0.2), the events wait here and a
     thread of this process writes what has gathered as one INSERT, every PII_ACCESS_WRITE_SECONDS or as soon as
     PII_ACCESS_WRITE_EVENTS are waiting, on a database connection of its own; at exit (SIGTERM, a restart,
-    gunicorn's max_requests) what is left is written. One write transaction for many answers: at 16 clients on
-    2 CPUs the one-per-answer INSERT cost 0.6 to 1 ms of server CPU each, about 8 ms of p50 (bench/README.md).
+    gunicorn's max_requests) what is left is written. One write transaction for many answers: written one by one,
+    an event's INSERT costs the servers about 0.5 ms of CPU, gathered 0.08 to 0.12 ms (bench/README.md, "Access
+    events and masking").
 
     The price: an event is in the log up to PII_ACCESS_WRITE_SECONDS after its answer, and a process killed
     without warning (SIGKILL, out of memory) loses the events of its last PII_ACCESS_WRITE_SECONDS, where

@@ -52,7 +52,7 @@ def answered_customers(body: dict[str, Any]) -> list[dict[str, Any]]:
 
 class PiiMaskingMixin:
     """For the views that answer customers: every answer (errors too) masked for a key without `pii`; for a key
-    with it, the unmasked customers recorded as access events (one INSERT)."""
+    with it, the unmasked customers recorded as one access event (customers.pii_access: written after the answer)."""
 
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
