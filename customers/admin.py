@@ -22,7 +22,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from customers.erasure import POS_CAVEAT, customer_erase
+from customers.erasure import POS_CAVEAT, customer_erase, erasures_unlink_late
 from customers.fields import card_indexes, licence_indexes
 from customers.models import (
     POS_FIELDS,
@@ -267,17 +267,20 @@ class CustomerAdmin(ReadOnlyAdminMixin, StoreLinkMixin, admin.ModelAdmin):
 
     def _erase(self, request: HttpRequest, customers: list[Customer]) -> None:
         erasures: list[CustomerErasure] = []
+        erased: list[tuple[CustomerErasure, int]] = []
         for customer in customers:
             # One erasure (and transaction) per person: each is recorded and suppressed on its own.
-            erasures.append(
-                customer_erase(
-                    store=customer.store,
-                    customer_id=customer.customer_id,
-                    user_id=request.user.pk,
-                    via="admin",
-                    allow_absent=True,
-                )
+            erasure = customer_erase(
+                store=customer.store,
+                customer_id=customer.customer_id,
+                user_id=request.user.pk,
+                via="admin",
+                allow_absent=True,
+                unlink_late=False,
             )
+            erasures.append(erasure)
+            erased.append((erasure, customer.pk))
+        erasures_unlink_late(erased)  # one wait for all of them
         numbers = ", ".join(f"#{e.pk}" for e in erasures)
         self.message_user(
             request, f"Erased {len(erasures)} customer(s) from the mirror (erasures {numbers}).", messages.SUCCESS

@@ -172,11 +172,14 @@ def customer_erase(
     user_id: int | None = None,
     via: str,
     allow_absent: bool = False,
+    unlink_late: bool = True,
 ) -> CustomerErasure:
     """Erase the store's customer with this POS id from the mirror and everything that keeps their data, record
     the erasure (no PII) and suppress the POS id. `user_id`: the staff user (admin); `via`: "admin" or "command
     (OS user …)". CustomerNotHeld when the mirror does not hold them, unless `allow_absent` (then the id is
-    suppressed and anything else scrubbed). Erasing an id already suppressed adds no second suppression."""
+    suppressed and anything else scrubbed). Erasing an id already suppressed adds no second suppression.
+    `unlink_late=False` leaves the wait for access events still in flight to the caller (erasures_unlink_late,
+    once for several erasures)."""
     customer_id = customer_id.strip()
     if not customer_id:
         raise CustomerNotHeld("No POS customer id given.")
@@ -195,23 +198,26 @@ def customer_erase(
             suppression=suppression,
             counts=counts.as_dict(),
         )
-    if customer_pk is not None and settings.PII_ACCESS_WRITE_SECONDS > 0:
-        _unlink_late_access_events(erasure, customer_pk)
+    if unlink_late and customer_pk is not None:
+        erasures_unlink_late([(erasure, customer_pk)])
     # No name or id: the erasure's number says which (its record holds none either).
     logger.info("Erased a customer of store %s (erasure #%s)", store.catalog_id, erasure.pk)
     return erasure
 
 
-def _unlink_late_access_events(erasure: CustomerErasure, customer_pk: int) -> None:
-    """The events of answers sent just before the erasure may still wait in a web process's writer
-    (customers.pii_access.AccessEventWriter, up to PII_ACCESS_WRITE_SECONDS): once they are written, cut the
-    customer out of them too."""
+def erasures_unlink_late(erased: list[tuple[CustomerErasure, int]]) -> None:
+    """The events of answers sent just before these erasures may still wait in a web process's writer
+    (customers.pii_access.AccessEventWriter, up to PII_ACCESS_WRITE_SECONDS): wait until they are written (once
+    for all), then cut each erased customer (our id) out of them too."""
+    if not erased or settings.PII_ACCESS_WRITE_SECONDS <= 0:
+        return
     time.sleep(settings.PII_ACCESS_WRITE_SECONDS * 2 + 0.5)
-    with transaction.atomic():
-        late = access_events_unlink(customer_pk)
-        if late:
-            erasure.counts["access_events_unlinked"] = erasure.counts.get("access_events_unlinked", 0) + late
-            erasure.save(update_fields=["counts"])
+    for erasure, customer_pk in erased:
+        with transaction.atomic():
+            late = access_events_unlink(customer_pk)
+            if late:
+                erasure.counts["access_events_unlinked"] = erasure.counts.get("access_events_unlinked", 0) + late
+                erasure.save(update_fields=["counts"])
 
 
 def _remove(*, store: Store, customer_id: str, customer: Customer | None) -> ErasureCounts:

@@ -107,6 +107,29 @@ def test_the_customer_page_offers_erase_with_the_same_confirmation(client, clerk
     assert client.get(url).status_code == 404  # gone
 
 
+def test_erasing_several_waits_once_for_access_events_in_flight(client, clerk, people, settings, monkeypatch):
+    """With the access-event writer on, an erasure waits for events still in web processes; the action erasing
+    several people waits once for all, then cuts each of them out of what was written meanwhile."""
+    from customers.models import AccessChannel, AccessEvent
+
+    grant_erase(client, clerk)
+    sean, ann, keep = people
+    settings.PII_ACCESS_WRITE_SECONDS = 0.2
+    waits: list[float] = []
+
+    def writer_meanwhile(seconds: float) -> None:
+        waits.append(seconds)
+        AccessEvent.objects.create(
+            customer_ids=[sean.pk, keep.pk, ann.pk], channel=AccessChannel.API, fields="birthday", request_id="late"
+        )
+
+    monkeypatch.setattr("customers.erasure.time.sleep", writer_meanwhile)
+    client.post(CHANGELIST, select(sean, ann, confirm="yes"))
+    assert len(waits) == 1
+    assert AccessEvent.objects.get(request_id="late").customer_ids == [None, keep.pk, None]
+    assert [e.counts["access_events_unlinked"] for e in CustomerErasure.objects.order_by("pk")] == [1, 1]
+
+
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_the_confirmation_page_looks_right_and_erases_from_the_changelist(live_server, page, django_user_model):
