@@ -105,6 +105,8 @@ class PendingEvent:
 
 # Rows per INSERT: 6 parameters each, far below SQLite's 32,766 and PostgreSQL's 65,535.
 WRITE_CHUNK = 500
+# The writer thread's shortest interval (should PII_ACCESS_WRITE_SECONDS drop to 0 while it runs: no busy loop).
+MIN_WRITE_SECONDS = 0.05
 
 
 @functools.cache
@@ -205,12 +207,13 @@ class AccessEventWriter:
     def _run(self) -> None:
         try:
             while not self._closed:
-                self._due.wait(settings.PII_ACCESS_WRITE_SECONDS)
+                self._due.wait(max(settings.PII_ACCESS_WRITE_SECONDS, MIN_WRITE_SECONDS))
                 self._due.clear()
                 self.flush()
                 # Its own connection, as a request's after each request: closed once broken or past CONN_MAX_AGE.
                 connection.close_if_unusable_or_obsolete()
         finally:
+            self.flush()  # an event added while close() ran
             connection.close()
 
 
