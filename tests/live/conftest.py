@@ -176,11 +176,11 @@ def database(tmp_path: Path) -> Iterator[str]:
     the suite runs on PostgreSQL."""
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
-        yield f"sqlite:///{tmp_path / 'killed.sqlite3'}"
+        yield f"sqlite:///{tmp_path / 'live.sqlite3'}"
         return
     import psycopg
 
-    name = f"killed_{uuid.uuid4().hex[:12]}"
+    name = f"live_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(url.replace("postgres://", "postgresql://"), autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
