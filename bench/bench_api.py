@@ -46,7 +46,8 @@ MIXED = "mixed (the list, lookup, cursor and fetch scenarios)"
 SEARCH = "search: name start (20)"
 
 
-# --compare-pii's ways, in the order they run: masked, unaudited, one INSERT per answer, as served.
+# --compare-pii's ways, in the order of its first round (the next runs them backwards): masked, unaudited, one INSERT
+# per answer, as served.
 PII_WAYS = ("no pii: masked", "pii, no event", "pii, event per answer", "pii, audited")
 
 
