@@ -41,3 +41,27 @@ def store(db):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def db_vendor(db) -> str:  # type: ignore[no-untyped-def]
     return connection.vendor
+
+
+@pytest.fixture
+def late_access_event(settings, monkeypatch):  # type: ignore[no-untyped-def]
+    """The access-event writer on (PII_ACCESS_WRITE_SECONDS=0.2), and a web process's writer that stores an event
+    (request id "late") naming the given customers while an erasure waits for it; call it with their ids, it
+    gives the list of the waits' seconds."""
+    from customers.models import AccessChannel, AccessEvent
+
+    settings.PII_ACCESS_WRITE_SECONDS = 0.2
+
+    def arrange(*customer_ids: int) -> list[float]:
+        waits: list[float] = []
+
+        def writer_meanwhile(seconds: float) -> None:
+            waits.append(seconds)
+            AccessEvent.objects.create(
+                customer_ids=list(customer_ids), channel=AccessChannel.API, fields="birthday", request_id="late"
+            )
+
+        monkeypatch.setattr("customers.erasure.time.sleep", writer_meanwhile)
+        return waits
+
+    return arrange

@@ -107,23 +107,14 @@ def test_the_customer_page_offers_erase_with_the_same_confirmation(client, clerk
     assert client.get(url).status_code == 404  # gone
 
 
-def test_erasing_several_waits_once_for_access_events_in_flight(client, clerk, people, settings, monkeypatch):
+def test_erasing_several_waits_once_for_access_events_in_flight(client, clerk, people, late_access_event):
     """With the access-event writer on, an erasure waits for events still in web processes; the action erasing
     several people waits once for all, then cuts each of them out of what was written meanwhile."""
-    from customers.models import AccessChannel, AccessEvent
+    from customers.models import AccessEvent
 
     grant_erase(client, clerk)
     sean, ann, keep = people
-    settings.PII_ACCESS_WRITE_SECONDS = 0.2
-    waits: list[float] = []
-
-    def writer_meanwhile(seconds: float) -> None:
-        waits.append(seconds)
-        AccessEvent.objects.create(
-            customer_ids=[sean.pk, keep.pk, ann.pk], channel=AccessChannel.API, fields="birthday", request_id="late"
-        )
-
-    monkeypatch.setattr("customers.erasure.time.sleep", writer_meanwhile)
+    waits = late_access_event(sean.pk, keep.pk, ann.pk)
     client.post(CHANGELIST, select(sean, ann, confirm="yes"))
     assert len(waits) == 1
     assert AccessEvent.objects.get(request_id="late").customer_ids == [None, keep.pk, None]

@@ -430,20 +430,11 @@ def test_rotate_pii_keys_re_indexes_suppressions_so_the_old_index_key_can_go(sto
     assert suppressed_ids(store_id=store.pk, customer_ids=[person.customer_id]) == {person.customer_id}
 
 
-def test_access_events_written_just_after_the_erasure_are_cut_too(store_with_two, settings, monkeypatch):
+def test_access_events_written_just_after_the_erasure_are_cut_too(store_with_two, settings, late_access_event):
     """An answer sent just before the erasure may have its event still waiting in a web process's writer
     (PII_ACCESS_WRITE_SECONDS): the erasure waits that long, then cuts the customer out of what was written."""
     store, person, other = store_with_two
-    settings.PII_ACCESS_WRITE_SECONDS = 0.2
-    waited: list[float] = []
-
-    def writer_meanwhile(seconds: float) -> None:
-        waited.append(seconds)
-        AccessEvent.objects.create(
-            customer_ids=[other.pk, person.pk], channel=AccessChannel.API, fields="drivers_license", request_id="late"
-        )
-
-    monkeypatch.setattr("customers.erasure.time.sleep", writer_meanwhile)
+    waited = late_access_event(other.pk, person.pk)
     erasure = customer_erase(store=store, customer_id=person.customer_id, via="test")
     assert waited
     assert waited[0] > settings.PII_ACCESS_WRITE_SECONDS
