@@ -432,9 +432,14 @@ class AccessChannel(models.TextChoices):
     ADMIN = "admin", "Admin"
 
 
+# On PostgreSQL the access events' GIN index holds their customers' ids in blocks of 2**6 (migration 0015).
+ID_BLOCK_SHIFT = 6
+
+
 class CustomerIdsField(models.JSONField):
     """A JSON list of customer ids (AccessEvent.customer_ids), with the lookup `includes`: the rows whose list
-    holds one id (an int), on PostgreSQL (jsonb `@>`, which a GIN index serves) and SQLite (`json_each`)."""
+    holds one id (an int), on PostgreSQL (jsonb `@>`, served by the GIN index of the ids' blocks) and SQLite
+    (`json_each`)."""
 
 
 @CustomerIdsField.register_lookup
@@ -458,14 +463,18 @@ class IncludesId(models.Lookup):
         return exists, (*params, self.rhs)
 
     def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, tuple[str | int, ...]]:
+        # The index finds the rows listing an id of the same block (`access_id_blocks`, migration 0015: one entry
+        # for a run of neighbouring ids); of those, the rows listing this one.
         lhs, params = self.process_lhs(compiler, connection)
-        return f"{lhs} @> %s::jsonb", (*params, f"[{self.rhs}]")
+        block, exact = f"[{self.rhs >> ID_BLOCK_SHIFT}]", f"[{self.rhs}]"
+        return f"(access_id_blocks({lhs}) @> %s::jsonb AND {lhs} @> %s::jsonb)", (*params, block, *params, exact)
 
 
 class AccessEvent(models.Model):
     """Someone saw customers' personal data unmasked: an API answer to a key with the `pii` scope, or the admin's
     customer page. One row per request, however many customers it showed (their ids in `customer_ids`; "who saw
-    this customer" is `customer_ids__includes`, on PostgreSQL served by a GIN index, migration 0013). Which
+    this customer" is `customer_ids__includes`, on PostgreSQL served by a GIN index of the ids' blocks, migration
+    0015). Which
     fields (of any of them), never their values.
 
     Its foreign keys are not constraints in the database (`db_constraint=False`): a row costs no lock on the key
@@ -504,8 +513,8 @@ class AccessEvent(models.Model):
         verbose_name = "personal data access"
         verbose_name_plural = "personal data accesses"
         ordering = ["-at", "-id"]
-        # Partial: an API event has no user, an admin one no key. (PostgreSQL's GIN index on customer_ids is
-        # made by migration 0013 alone: SQLite has no such index.)
+        # Partial: an API event has no user, an admin one no key. (PostgreSQL's GIN index of customer_ids' blocks
+        # is made by migration 0015 alone: SQLite has no such index.)
         indexes = [
             models.Index(fields=["api_key", "-at"], name="access_key_at", condition=Q(api_key__isnull=False)),
             models.Index(fields=["user", "-at"], name="access_user_at", condition=Q(user__isnull=False)),

@@ -72,6 +72,7 @@ def test_one_requests_rows_become_one_event_and_come_back_backwards():
     assert events["req-b", "birthday"].customer_ids == [c1.pk, None]
     assert events["req-c", "birthday"].customer_ids == [c2.pk]
     assert events["req-c", "birthday"].user_id == staff.pk
+    _migrate(None)  # "who saw" on PostgreSQL asks for migration 0015's index function
     assert sorted(e.request_id for e in AccessEvent.objects.filter(customer_ids__includes=c2.pk)) == [
         "req-a",
         "req-c",
@@ -92,4 +93,45 @@ def test_one_requests_rows_become_one_event_and_come_back_backwards():
     was = [(None if r[0] == c3.pk else r[0], *r[1:]) for r in before]
     assert sorted([r for r in expanded if r[5] != ""], key=repr) == sorted(was, key=repr)
 
+    _migrate(None)
+
+
+def _indexes() -> dict[str, str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s", [AccessEvent._meta.db_table])
+        return dict(cursor.fetchall())
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the GIN index is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_the_index_of_the_ids_blocks_replaces_the_index_of_the_ids_and_back():
+    """Migration 0015 builds the index of the ids' blocks and drops the index of the ids (both CONCURRENTLY: not in
+    a transaction); backwards the other way round. Events written before are found after, either way."""
+    _migrate([("customers", "0014_partial_blind_indexes")])
+    assert "access_customers" in _indexes()
+    AccessEvent.objects.bulk_create(
+        AccessEvent(customer_ids=ids, channel="api", fields="birthday")
+        for ids in ([5, 6, 7], [64, None, 65], [6], [], [130])
+    )
+
+    _migrate(None)
+    indexes = _indexes()
+    assert "access_customers" not in indexes
+    assert "gin (access_id_blocks(customer_ids) jsonb_path_ops)" in indexes["access_customer_blocks"]
+
+    def including(pk):
+        return sorted(e.customer_ids for e in AccessEvent.objects.filter(customer_ids__includes=pk))
+
+    assert including(6) == [[5, 6, 7], [6]]
+    assert including(65) == [[64, None, 65]]
+    assert including(66) == []  # the same block as 64 and 65
+    assert including(130) == [[130]]
+
+    _migrate([("customers", "0014_partial_blind_indexes")])
+    indexes = _indexes()
+    assert "access_customer_blocks" not in indexes
+    assert "gin (customer_ids jsonb_path_ops)" in indexes["access_customers"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_proc WHERE proname = 'access_id_blocks'")
+        assert cursor.fetchone()[0] == 0
     _migrate(None)
