@@ -8,7 +8,7 @@ batch sizes alternating, several rounds. Unlike bench_api's p50s, these figures 
         [--batches 1,10,40,100]
 
 An event as a 50-row list page's would be (50 consecutive customer ids, from a random one of `--customers`);
-`--ids 1` for a lookup's.
+`--ids 1` for a lookup's; `--stride 20` spaces the ids as one store's page of bench_api's data.
 """
 
 from __future__ import annotations
@@ -37,10 +37,17 @@ def main() -> None:
     parser.add_argument("--ids", type=int, default=50, help="Customer ids per event.")
     parser.add_argument("--customers", type=int, default=100_000, help="The ids events name are among these.")
     parser.add_argument(
+        "--stride",
+        type=int,
+        default=1,
+        help="An event's ids this far apart (1: neighbours, a store's page when its customers were written "
+        "together; 20: one store's page of 20 stores whose customers were written in turn, as bench_api's are).",
+    )
+    parser.add_argument(
         "--gin-options",
         default="",
         help='Storage options for the GIN index on customer_ids, e.g. "fastupdate = off" or '
-        '"gin_pending_list_limit = 16384" (ALTER INDEX ... SET, before the rounds).',
+        '"gin_pending_list_limit = 16384" (ALTER INDEX access_customer_blocks SET, before the rounds).',
     )
     args = parser.parse_args()
     batches = [int(b) for b in args.batches.split(",")]
@@ -61,7 +68,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     if args.gin_options:
         with connection.cursor() as cursor:
-            cursor.execute(f"ALTER INDEX access_customers SET ({args.gin_options})")
+            cursor.execute(f"ALTER INDEX access_customer_blocks SET ({args.gin_options})")
     key, _ = api_key_create(name="bench")
     postmaster = postmaster_pid()
     fields = "drivers_license,medical_card_number,birthday"
@@ -73,7 +80,14 @@ def main() -> None:
         at = dt.datetime.now(dt.UTC)
         starts = [rnd.randrange(args.customers) for _ in range(n)]
         return [
-            PendingEvent(key.pk, f"req-{i}", "/api/v1/customers", at, list(range(s, s + args.ids)), fields)
+            PendingEvent(
+                key.pk,
+                f"req-{i}",
+                "/api/v1/customers",
+                at,
+                list(range(s, s + args.ids * args.stride, args.stride)),
+                fields,
+            )
             for i, s in enumerate(starts)
         ]
 

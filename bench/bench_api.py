@@ -356,6 +356,14 @@ def main() -> None:
         "by each worker's writer thread); --repeat rounds, then each way's median p50 and servers' CPU.",
     )
     parser.add_argument("--repeat", type=int, default=1, help="--compare-pii: rounds of the four ways.")
+    parser.add_argument(
+        "--pii-way",
+        action="append",
+        choices=PII_WAYS,
+        default=[],
+        help='--compare-pii: only these ways (repeatable; default all four), e.g. "pii, no event" and '
+        '"pii, audited": more rounds in the same time, each paired with its neighbour.',
+    )
     args = parser.parse_args()
 
     load = args.load
@@ -424,6 +432,7 @@ def main() -> None:
         if args.compare_pii:
             ways = [(label, key, offset) for label, offset in zip(PII_WAYS, (0, 1, 2, 0), strict=True)]
             ways[0] = (PII_WAYS[0], masked_key, 0)
+            ways = [way for way in ways if not args.pii_way or way[0] in args.pii_way]
             # The ways' order turns round every other round: whatever a way leaves behind (autovacuum after the
             # INSERTs, a warmer cache) does not always fall on the same next one.
             runs = [
@@ -492,20 +501,34 @@ def main() -> None:
 
 def print_pii_summary(title: str, figures: dict[str, list[float]], fmt: str, saturated: float = 0) -> None:
     """--compare-pii: per scenario, each way's figure over the rounds (median, min-max) and what the access event
-    adds (each audited way minus "pii, no event", medians); with `saturated`, that difference times it too."""
+    adds (each audited way minus "pii, no event": the difference of the medians, then the median of the rounds'
+    differences, each round's way against the same round's "no event", which the machine's drift moves less);
+    with `saturated`, those differences times it too. A way not run shows "—"."""
     import statistics
 
+    def added(value: float) -> str:
+        return f"{value:+.3f}" + (f" ({value * saturated:+.2f} ms)" if saturated else "")
+
+    audited_ways = PII_WAYS[2:]
     print(f"\n{title}")
-    print(f"| scenario | {' | '.join(PII_WAYS)} | {' | '.join(f'{w} - no event' for w in PII_WAYS[2:])} |")
-    print(f"|---|{'---:|' * (len(PII_WAYS) + 2)}")
+    print(
+        f"| scenario | {' | '.join(PII_WAYS)} | {' | '.join(f'{w} - no event' for w in audited_ways)} "
+        f"| {' | '.join(f'{w} - no event, paired by round' for w in audited_ways)} |"
+    )
+    print(f"|---|{'---:|' * (len(PII_WAYS) + 2 * len(audited_ways))}")
     for base in dict.fromkeys(name.split(" [")[0] for name in figures):
         ways = [figures.get(f"{base} [{w}]", []) for w in PII_WAYS]
-        if not all(ways):
+        if not ways[1]:
             continue
-        cells = [f"{fmt.format(statistics.median(w))} ({fmt.format(min(w))}-{fmt.format(max(w))})" for w in ways]
-        for audited in ways[2:]:
-            added = statistics.median(audited) - statistics.median(ways[1])
-            cells.append(f"{added:+.3f}" + (f" ({added * saturated:+.2f} ms)" if saturated else ""))
+        cells = [
+            f"{fmt.format(statistics.median(w))} ({fmt.format(min(w))}-{fmt.format(max(w))})" if w else "—"
+            for w in ways
+        ]
+        unaudited = ways[1]
+        cells += [added(statistics.median(w) - statistics.median(unaudited)) if w else "—" for w in ways[2:]]
+        cells += [
+            added(statistics.median(a - b for a, b in zip(w, unaudited, strict=False))) if w else "—" for w in ways[2:]
+        ]
         print(f"| {base} | {' | '.join(cells)} |", flush=True)
 
 
