@@ -174,8 +174,8 @@ class AccessEventWriter:
     thread of this process writes what has gathered as one INSERT, every PII_ACCESS_WRITE_SECONDS or as soon as
     PII_ACCESS_WRITE_EVENTS are waiting, on a database connection of its own; at exit (SIGTERM, a restart,
     gunicorn's max_requests) what is left is written. One write transaction for many answers: a lookup's event
-    costs the servers 0.44 ms of CPU written alone and 0.085 ms gathered, a 50-row page's 0.68 and 0.29 ms (its
-    GIN entries; bench/README.md, "Access events and masking").
+    costs the servers 0.44 ms of CPU written alone and 0.085 ms gathered, a 50-row page's 0.68 and 0.12-0.18 ms
+    (bench/README.md, "Access events and masking").
 
     The price: an event is in the log up to PII_ACCESS_WRITE_SECONDS after its answer, and a process killed
     without warning (SIGKILL, out of memory) loses the events of its last PII_ACCESS_WRITE_SECONDS, where
