@@ -314,6 +314,10 @@ SYNC_LEASE_SECONDS: int = env.int("SYNC_LEASE_SECONDS", default=600)
 # its task) and caught up once (syncs.slots). Above the scheduler's 30 s cycle plus the usual queue wait.
 SYNC_CATCH_UP_GRACE_SECONDS: int = env.int("SYNC_CATCH_UP_GRACE_SECONDS", default=60)
 SYNC_RATE_LIMIT_BUDGET_SECONDS: int = env.int("SYNC_RATE_LIMIT_BUDGET_SECONDS", default=120)
+# The longest single wait for a POS's rate limit (a 429's Retry-After) a sync sleeps through in its worker; a longer
+# one stops the sync at its checkpoint and frees the worker, and the every-minute catch-up carries it on once the
+# wait is over (syncs.services.sync_resume_deferred).
+SYNC_RATE_LIMIT_HOLD_SECONDS: int = env.int("SYNC_RATE_LIMIT_HOLD_SECONDS", default=30)
 # Listing pages a sync may have requested at once from its POS where the vendor's paging lets the next ones be
 # computed (pages are still written and checkpointed in order); 1 fetches them one after the other. The default
 # comes from the WAN benchmark (bench/README.md, "WAN benchmark").

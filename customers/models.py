@@ -474,8 +474,7 @@ class AccessEvent(models.Model):
     """Someone saw customers' personal data unmasked: an API answer to a key with the `pii` scope, or the admin's
     customer page. One row per request, however many customers it showed (their ids in `customer_ids`; "who saw
     this customer" is `customer_ids__includes`, on PostgreSQL served by a GIN index of the ids' blocks, migration
-    0015). Which
-    fields (of any of them), never their values.
+    0015). Which fields (of any of them), never their values.
 
     Its foreign keys are not constraints in the database (`db_constraint=False`): a row costs no lock on the key
     and no check; deleting a key or a user through the ORM still sets theirs to NULL. Customer ids are no key at

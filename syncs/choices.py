@@ -18,6 +18,9 @@ class SyncStatus(models.TextChoices):
 ACTIVE_STATUSES = (SyncStatus.PENDING, SyncStatus.IN_PROGRESS)
 # A sync that ended part-way: the next one may carry on from its checkpoint (syncs.selectors.resumable_sync).
 UNFINISHED_STATUSES = (SyncStatus.FAILED, SyncStatus.INTERRUPTED)
+# How a sync that stopped for a long rate limit says when to carry on: a key of its checkpoint, the time (ISO 8601)
+# its POS is to be asked again (syncs.engine.RateLimitDeferred; syncs.services.sync_resume_deferred).
+RESUME_AFTER = "resume_after"
 
 
 class SyncKind(models.TextChoices):

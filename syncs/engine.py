@@ -37,7 +37,7 @@ from customers.writer import CustomerWriter, PageWrite, StagedPage
 from pos_integrations.base import PosClient
 from pos_integrations.errors import PosError, PosNotSupported, PosRateLimited, PosUnavailable
 from pos_integrations.records import CustomerPage, CustomerRecord
-from syncs.choices import SyncKind, SyncStatus
+from syncs.choices import RESUME_AFTER, SyncKind, SyncStatus
 from syncs.interrupt import interruption_name, stop_signals_deferred
 
 if TYPE_CHECKING:  # the model runs the engine (do_process); the engine works on the instance it is given
@@ -79,6 +79,15 @@ class WaitBudgetExhausted(PosRateLimited):
     """The POS kept us waiting (Retry-After, backoff) longer than the sync's budget allows."""
 
 
+class RateLimitDeferred(WaitBudgetExhausted):
+    """The POS asked for a wait longer than a sync sleeps in its worker (SYNC_RATE_LIMIT_HOLD_SECONDS): the sync stops
+    at its checkpoint, and carries on at `resume_at` (syncs.services.sync_resume_deferred)."""
+
+    def __init__(self, message: str, *, vendor: str, retry_after: float, resume_at: datetime) -> None:
+        super().__init__(message, vendor=vendor, retry_after=retry_after)
+        self.resume_at = resume_at
+
+
 class SyncFailure(Exception):
     """A sync failure that is not a POS error (too many invalid records, a safety guard)."""
 
@@ -108,7 +117,7 @@ def process_sync(sync: CustomerSync, *, progress: Progress | None = None) -> Cus
     except SyncFailure as exc:
         runner.fail(exc.error_type, exc.message, exc)
     except WaitBudgetExhausted as exc:
-        runner.fail("RateLimited", str(exc), exc)
+        runner.fail("RateLimited", str(exc), exc, resume_at=getattr(exc, "resume_at", None))
     except PosError as exc:
         runner.fail(type(exc).__name__, exc.message, exc)
     except DatabaseError as exc:
@@ -217,6 +226,7 @@ class SyncRunner:
                 retries += 1
                 retry_after = exc.retry_after if isinstance(exc, PosRateLimited) else None
                 delay = retry_after or PAGE_RETRY_BACKOFF * 2 ** (retries - 1)
+                self.hold_worker(delay)  # before saying it retries
                 logger.warning(
                     "sync %s store=%s: %s; retrying from the checkpoint in %.1f s (%d/%d)",
                     self.sync.pk,
@@ -391,9 +401,24 @@ class SyncRunner:
         if not self.sync.save_if_running(fields):
             raise SyncLost
 
+    def hold_worker(self, seconds: float) -> None:
+        """RateLimitDeferred if a wait this long is more than a sync sleeps in its worker."""
+        hold = settings.SYNC_RATE_LIMIT_HOLD_SECONDS
+        if seconds > hold:
+            resume_at = timezone.now() + timedelta(seconds=seconds)
+            raise RateLimitDeferred(
+                f"Rate limited by the POS for {seconds:.0f} s, longer than a sync waits in its worker ({hold} s): "
+                f"stopped at page {self.sync.pages} to free the worker; it carries on from there after "
+                f"{resume_at:%H:%M:%S} UTC.",
+                vendor=self.store.pos_vendor,
+                retry_after=seconds,
+                resume_at=resume_at,
+            )
+
     def wait(self, seconds: float) -> None:
         """Sleep for the POS (rate limits, backoff) within the sync's budget, renewing the heartbeat first."""
         seconds = max(0.0, float(seconds))
+        self.hold_worker(seconds)
         with self._waits:
             # Pages fetched ahead that wait at the same time (for a rate limit's window) count once: the budget
             # is the time the sync spent waiting, not the sum of its threads' waits.
@@ -420,8 +445,10 @@ class SyncRunner:
         self.save_state(fields=["heartbeat_at"])
         _sleep(seconds)
 
-    def fail(self, error_type: str, message: str, exc: BaseException | None) -> None:
-        self.end(SyncStatus.FAILED, error_type, message, exc)
+    def fail(
+        self, error_type: str, message: str, exc: BaseException | None, *, resume_at: datetime | None = None
+    ) -> None:
+        self.end(SyncStatus.FAILED, error_type, message, exc, resume_at=resume_at)
         sync = self.sync
         logger.warning(
             "sync %s store=%s vendor=%s failed after %d pages: %s: %s",
@@ -459,10 +486,24 @@ class SyncRunner:
             sync.pages,
         )
 
-    def end(self, status: SyncStatus, error_type: str, message: str, exc: BaseException | None) -> None:
-        """Record how the sync ended short of finishing, if it is still ours."""
+    def end(
+        self,
+        status: SyncStatus,
+        error_type: str,
+        message: str,
+        exc: BaseException | None,
+        *,
+        resume_at: datetime | None = None,
+    ) -> None:
+        """Record how the sync ended short of finishing, if it is still ours; with `resume_at`, when it is to carry on
+        (in its checkpoint: syncs.services.sync_resume_deferred)."""
+        fields = ["status", "finished_at", "error_type", "error_message", *COUNT_FIELDS]
         try:
             self.settle()  # a page committed ahead still counts; one that failed is rolled back
+            if resume_at is not None:
+                # Only once the page in flight is settled: the checkpoint in hand is then the one committed.
+                self.sync.checkpoint[RESUME_AFTER] = resume_at.isoformat()
+                fields.append("checkpoint")
         except BaseException as pending_exc:
             if pending_exc is not exc:  # the page's own failure is what is being recorded, when it is this one
                 text = (
@@ -478,7 +519,7 @@ class SyncRunner:
         sync.error_message = message[:4000]
         try:
             # The counts are known once their pages committed (pages, fetched and invalid are in each checkpoint).
-            sync.save_if_running(["status", "finished_at", "error_type", "error_message", *COUNT_FIELDS])
+            sync.save_if_running(fields)
         except Exception:
             logger.exception("sync %s: could not record how it ended (%s)", sync.pk, status)
 
@@ -532,4 +573,4 @@ def _parse_dt(value: Any) -> datetime | None:
     return datetime.fromisoformat(value)
 
 
-__all__ = ["SyncFailure", "SyncLost", "SyncRunner", "WaitBudgetExhausted", "process_sync"]
+__all__ = ["RateLimitDeferred", "SyncFailure", "SyncLost", "SyncRunner", "WaitBudgetExhausted", "process_sync"]

@@ -37,7 +37,8 @@ def resumable_sync(*, store: Store, kind: str) -> CustomerSync | None:
 
     Only the very latest sync qualifies (a later success makes it moot), recent, with a committed checkpoint
     and a failure that does not ask for a fresh start. A resumed sync that ended again without committing a
-    page is not resumed once more, so a position the POS no longer accepts cannot wedge a store.
+    page is not resumed once more, so a position the POS no longer accepts cannot wedge a store, unless it was
+    rate limited again.
     """
     latest = CustomerSync.objects.filter(store=store).exclude(status__in=[SyncStatus.PENDING, SyncStatus.IN_PROGRESS])
     latest_sync = latest.order_by("-created_at", "-id").first()
@@ -51,8 +52,8 @@ def resumable_sync(*, store: Store, kind: str) -> CustomerSync | None:
         return None
     if latest_sync.started_at < timezone.now() - RESUME_MAX_AGE:
         return None
-    if latest_sync.resumed_from_id is not None and latest_sync.pages == 0:
-        return None
+    if latest_sync.resumed_from_id is not None and latest_sync.pages == 0 and latest_sync.error_type != "RateLimited":
+        return None  # (a POS still rate limiting says nothing against the position: that one is carried on)
     return latest_sync
 
 

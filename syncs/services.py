@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -13,8 +14,9 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from stores.models import SYNC_CLUSTER, SYNC_TASK, Store
+from syncs.choices import RESUME_AFTER
 from syncs.models import CustomerSync, SyncKind, SyncStatus, SyncTrigger
-from syncs.selectors import abandoned_syncs, resumable_sync, running_sync
+from syncs.selectors import RESUME_MAX_AGE, abandoned_syncs, resumable_sync, running_sync
 
 logger = logging.getLogger("syncs.services")
 
@@ -57,7 +59,7 @@ def sync_create(
                 "kind": resume.kind,  # an unfinished full sync is finished first, whatever was asked
                 "cursor_from": resume.cursor_from,
                 "cursor_bound": resume.cursor_bound,
-                "checkpoint": dict(resume.checkpoint),
+                "checkpoint": {k: v for k, v in resume.checkpoint.items() if k != RESUME_AFTER},
             }
             if resume is not None
             else {}
@@ -119,6 +121,40 @@ def sync_interrupt_pending(*, sync: CustomerSync, by: str) -> bool:
             error_message=f"Stopped by {by} before it started.",
         )
     )
+
+
+def sync_resume_deferred(*, now: datetime | None = None) -> list[CustomerSync]:
+    """Queue the continuation of each store's sync that stopped for a long rate limit (syncs.engine's
+    RateLimitDeferred: the POS asked for a wait longer than SYNC_RATE_LIMIT_HOLD_SECONDS) once that wait is over;
+    the new pending syncs. Run by the every-minute catch-up. Only where that sync is still the store's latest (a
+    sync since, of any trigger, carried it on already) and the store still syncs; the new sync carries on from its
+    checkpoint (sync_create), and the single-flight index makes a second catch-up's attempt a no-op."""
+    now = now or timezone.now()
+    stopped = CustomerSync.objects.filter(
+        status=SyncStatus.FAILED,
+        error_type="RateLimited",
+        finished_at__gte=now - RESUME_MAX_AGE,
+        store__sync_enabled=True,
+    ).select_related("store")
+    queued: list[CustomerSync] = []
+    for sync in stopped:
+        resume_after = sync.checkpoint.get(RESUME_AFTER)
+        if not isinstance(resume_after, str) or datetime.fromisoformat(resume_after) > now:
+            continue
+        latest = CustomerSync.objects.filter(store_id=sync.store_id).order_by("-created_at", "-id").first()
+        if latest is None or latest.pk != sync.pk:
+            continue
+        resumed, created = sync_trigger(store=sync.store, kind=sync.kind, trigger=SyncTrigger.SCHEDULE)
+        if created:
+            logger.info(
+                "store=%s: sync %s stopped for the POS's rate limit until %s; carried on as sync %s",
+                sync.store.catalog_id,
+                sync.pk,
+                resume_after,
+                resumed.pk,
+            )
+            queued.append(resumed)
+    return queued
 
 
 def sync_retry(*, sync: CustomerSync) -> tuple[CustomerSync, bool]:

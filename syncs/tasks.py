@@ -11,7 +11,7 @@ from django.utils import timezone
 from stores.models import Store
 from syncs.interrupt import SyncInterrupted
 from syncs.models import CustomerSync, SyncKind, SyncStatus, SyncTrigger
-from syncs.services import sync_create, sync_interrupt_pending
+from syncs.services import sync_create, sync_interrupt_pending, sync_resume_deferred
 from syncs.slots import sync_catch_up_missed, sync_slot_claim
 
 logger = logging.getLogger("syncs.tasks")
@@ -98,6 +98,8 @@ def sync_store_customers(
 
 
 def sync_catch_up() -> dict[str, Any]:
-    """Every minute (its own schedule): queue once the due scheduled run of each store whose task was lost."""
+    """Every minute (its own schedule): queue once the due scheduled run of each store whose task was lost, and
+    the continuation of each sync stopped for a long rate limit whose wait is over."""
     queued = sync_catch_up_missed()
-    return {"caught_up": [sync.pk for sync in queued]}
+    resumed = sync_resume_deferred()
+    return {"caught_up": [sync.pk for sync in queued], "resumed": [sync.pk for sync in resumed]}

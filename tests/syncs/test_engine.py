@@ -6,7 +6,7 @@ import dataclasses
 import gc
 import threading
 import tracemalloc
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection
@@ -17,9 +17,10 @@ from customers.models import Customer, RecordSource, RejectedRecord
 from customers.writer import PostgresPageStatements
 from pos_integrations.errors import PosAuthError, PosRateLimited, PosUnavailable
 from pos_integrations.records import RecordError
+from syncs.choices import RESUME_AFTER
 from syncs.engine import SyncRunner, WaitBudgetExhausted
 from syncs.models import CustomerSync, SyncKind, SyncStatus
-from syncs.services import sync_create
+from syncs.services import sync_create, sync_resume_deferred
 from tests.factories import CustomerFactory
 from tests.syncs.conftest import BASE_TIME, make_record
 
@@ -360,6 +361,67 @@ def test_rate_limits_past_the_budget_stop_at_the_checkpoint_and_the_next_sync_re
     assert [f["page"] for f in fake_pos.fetches] == [2, 3]
     assert resumed.fetched == 15
     assert len(mirror(store)) == 25
+
+
+def test_a_rate_limit_longer_than_a_sync_waits_in_its_worker_frees_it_and_the_catch_up_carries_the_sync_on(
+    store, fake_pos, no_sleep, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    settings.SYNC_RATE_LIMIT_HOLD_SECONDS = 30
+    fake_pos.faults[2] = PosRateLimited("429", retry_after=90)
+
+    stopped = run(store)
+
+    assert no_sleep == []  # the worker was not held for the 90 s
+    assert (stopped.status, stopped.error_type) == (SyncStatus.FAILED, "RateLimited")
+    assert "to free the worker" in stopped.error_message
+    assert stopped.checkpoint["position"]["page"] == 2
+    resume_at = datetime.fromisoformat(stopped.checkpoint[RESUME_AFTER])
+    assert 89 <= (resume_at - stopped.finished_at).total_seconds() <= 91
+
+    queued: list[CustomerSync] = []
+    monkeypatch.setattr("syncs.services.sync_enqueue", lambda *, sync: queued.append(sync))
+    assert sync_resume_deferred(now=resume_at - timedelta(seconds=1)) == []  # the POS's wait is not over
+    with django_capture_on_commit_callbacks(execute=True):
+        [resumed] = sync_resume_deferred(now=resume_at)
+    assert queued == [resumed]
+    assert sync_resume_deferred(now=resume_at + timedelta(minutes=1)) == []  # once: it is the store's latest now
+    assert resumed.resumed_from_id == stopped.pk
+    assert RESUME_AFTER not in resumed.checkpoint
+
+    fake_pos.fetches.clear()
+    finished = resumed.do_process()
+
+    assert finished.status == SyncStatus.FINISHED
+    assert [f["page"] for f in fake_pos.fetches] == [2, 3]  # from the checkpoint
+    assert len(mirror(store)) == 25
+
+
+def test_a_sync_rate_limited_again_before_its_first_page_is_still_carried_on_from_the_checkpoint(
+    store, fake_pos, no_sleep, settings
+):
+    settings.SYNC_RATE_LIMIT_HOLD_SECONDS = 30
+    fake_pos.faults[2] = PosRateLimited("429", retry_after=90)
+    stopped = run(store)
+    # The POS still says wait, at the next sync's first request (faults count every request).
+    fake_pos.faults[len(fake_pos.fetches) + 1] = PosRateLimited("429", retry_after=60)
+    again = run(store)
+    assert (again.resumed_from_id, again.pages, again.error_type) == (stopped.pk, 0, "RateLimited")
+
+    fake_pos.fetches.clear()
+    last = run(store)
+
+    assert last.resumed_from_id == again.pk
+    assert [f["page"] for f in fake_pos.fetches] == [2, 3]
+
+
+def test_a_store_that_no_longer_syncs_is_not_carried_on(store, fake_pos, no_sleep, settings):
+    settings.SYNC_RATE_LIMIT_HOLD_SECONDS = 30
+    fake_pos.faults[2] = PosRateLimited("429", retry_after=90)
+    stopped = run(store)
+    store.sync_enabled = False
+    store.save(update_fields=["sync_enabled"])
+
+    assert sync_resume_deferred(now=stopped.finished_at + timedelta(minutes=5)) == []
 
 
 @pytest.fixture
