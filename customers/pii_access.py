@@ -110,12 +110,15 @@ WRITE_CHUNK = 500
 MIN_WRITE_SECONDS = 0.05
 
 
+API_CHANNEL = AccessChannel.API.value
+
+
 @functools.cache
 def _insert_sql(rows: int) -> str:
     # One statement text per row count (SQLite; PostgreSQL has COPY). Only our own constants and the quoted table
     # name are formatted in; every value is a parameter.
     table = connection.ops.quote_name(AccessEvent._meta.db_table)
-    row = f"(%s, '{AccessChannel.API.value}', %s, NULL, %s, %s, %s, %s)"
+    row = f"(%s, '{API_CHANNEL}', %s, NULL, %s, %s, %s, %s)"
     return (
         f"INSERT INTO {table} (customer_ids, channel, api_key_id, user_id, fields, request_id, path, at) "  # noqa: S608
         f"VALUES {', '.join([row] * rows)}"
@@ -130,9 +133,6 @@ def _copy_sql() -> str:
 
 def _ids_json(ids: list[int]) -> str:
     return "[" + ",".join(map(str, ids)) + "]"
-
-
-API_CHANNEL = AccessChannel.API.value
 
 
 def access_events_write(events: list[PendingEvent]) -> None:

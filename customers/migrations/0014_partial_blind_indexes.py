@@ -7,32 +7,25 @@ from django.contrib.postgres.operations import AddIndexConcurrently, RemoveIndex
 from django.db import migrations, models
 
 
-def _postgresql(schema_editor) -> bool:
-    return schema_editor.connection.vendor == "postgresql"
+def unlocked(concurrent):
+    """`concurrent` (AddIndexConcurrently, RemoveIndexConcurrently) on PostgreSQL, its plain parent (AddIndex,
+    RemoveIndex) elsewhere."""
+
+    class Unlocked(concurrent):
+        def _operation(self, schema_editor):
+            return super() if schema_editor.connection.vendor == "postgresql" else super(concurrent, self)
+
+        def database_forwards(self, app_label, schema_editor, from_state, to_state):
+            self._operation(schema_editor).database_forwards(app_label, schema_editor, from_state, to_state)
+
+        def database_backwards(self, app_label, schema_editor, from_state, to_state):
+            self._operation(schema_editor).database_backwards(app_label, schema_editor, from_state, to_state)
+
+    return Unlocked
 
 
-class AddIndexUnlocked(AddIndexConcurrently):
-    """CREATE INDEX CONCURRENTLY on PostgreSQL, AddIndex elsewhere."""
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        parent = super() if _postgresql(schema_editor) else super(AddIndexConcurrently, self)
-        parent.database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        parent = super() if _postgresql(schema_editor) else super(AddIndexConcurrently, self)
-        parent.database_backwards(app_label, schema_editor, from_state, to_state)
-
-
-class RemoveIndexUnlocked(RemoveIndexConcurrently):
-    """DROP INDEX CONCURRENTLY on PostgreSQL, RemoveIndex elsewhere."""
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        parent = super() if _postgresql(schema_editor) else super(RemoveIndexConcurrently, self)
-        parent.database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        parent = super() if _postgresql(schema_editor) else super(RemoveIndexConcurrently, self)
-        parent.database_backwards(app_label, schema_editor, from_state, to_state)
+AddIndexUnlocked = unlocked(AddIndexConcurrently)
+RemoveIndexUnlocked = unlocked(RemoveIndexConcurrently)
 
 
 class Migration(migrations.Migration):
